@@ -1,0 +1,70 @@
+"""The contract every channel adapter fulfils.
+
+A channel only translates: platform events become `Inbound` values handed to
+``on_inbound`` (which returns once the core has durably recorded the event, so
+the channel may then confirm it to the platform), and `Outbound` values from
+the delivery worker become platform API calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from handlers.types import ChannelName, Inbound, Outbound, SendResult
+
+InboundHandler = Callable[[Inbound], Awaitable[None]]
+"""Called for every platform event.  Returns after the event and all its
+effects are committed; raises if they could not be (the channel must then
+not confirm the event, so the platform re-delivers it)."""
+
+
+class ChannelState(Protocol):
+    """Small persistent key/value space a channel may use for its own
+    bookkeeping (Matrix device and case rooms, web resume hashes).  Values are
+    encrypted at rest by the store."""
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+
+class Channel(Protocol):
+    """What the app wiring and the delivery worker need from a channel."""
+
+    name: ChannelName
+    numbered_menus: bool
+    """True when menus are shown as numbered lists answered by a number."""
+    idempotent_sends: bool
+    """True when a re-sent message with the same idempotency key is not
+    duplicated by the platform (Matrix transaction ids)."""
+
+    async def start(self, on_inbound: InboundHandler) -> None:
+        """Connect and begin handing events to ``on_inbound``; returns once running."""
+
+    async def stop(self) -> None:
+        """Stop receiving, finish in-flight work, close connections."""
+
+    async def send(self, out: Outbound, idempotency_key: str) -> SendResult:
+        """Deliver one message.  Raises `RetryLater` or `Unreachable`
+        (from `handlers.types`) on failure; any other exception counts as
+        transient."""
+
+
+class MemoryChannelState:
+    """`ChannelState` kept in a dict: for tests and for channels that need
+    nothing to survive a restart."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, bytes] = {}
+
+    async def get(self, key: str) -> bytes | None:
+        return self._data.get(key)
+
+    async def set(self, key: str, value: bytes) -> None:
+        self._data[key] = value
+
+    async def delete(self, key: str) -> None:
+        self._data.pop(key, None)
