@@ -1,3 +1,4 @@
 """Shared pytest wiring: fixture modules from tests/support are registered here."""
 
 pytest_plugins: list[str] = []
+pytest_plugins.append("tests.support.synapse")
