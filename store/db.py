@@ -1,0 +1,147 @@
+"""Database engine and sessions for SQLite (aiosqlite) and PostgreSQL (asyncpg).
+
+One place decides connection settings, so every part of the bot (and every
+test) talks to the database the same way, and one helper decides which
+errors are worth retrying.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+# SQLSTATE codes after which the same transaction, tried again, can succeed.
+_TRANSIENT_SQLSTATES = frozenset(
+    {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "55P03",  # lock_not_available
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now
+        "53300",  # too_many_connections
+        "53400",  # configuration_limit_exceeded
+    }
+)
+_TRANSIENT_SQLITE_WORDS = ("database is locked", "database table is locked", "database is busy")
+
+
+class UnsupportedDatabaseError(ValueError):
+    """The store URL names a database the bot does not support."""
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The file behind a SQLite URL, or None for an in-memory database."""
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    """Apply the per-connection pragmas that make SQLite safe for a busy bot:
+    WAL so readers never block the writer, a busy timeout so short lock
+    contention waits instead of failing, and enforced foreign keys."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """Build the async engine for ``url`` with the settings the bot relies on.
+
+    ``sqlite+aiosqlite:///path`` creates the file's folder; plain ``sqlite:``
+    and ``postgresql:`` URLs are given their async driver, so a config file can
+    be written either way."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.drivername != "sqlite+aiosqlite":
+            parsed = parsed.set(drivername="sqlite+aiosqlite")
+        file = _sqlite_file(parsed)
+        if file is not None:
+            file.expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = _create_async_engine(
+            parsed,
+            echo=echo,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+        return engine
+    if backend == "postgresql":
+        if parsed.drivername != "postgresql+asyncpg":
+            parsed = parsed.set(drivername="postgresql+asyncpg")
+        return _create_async_engine(
+            parsed,
+            echo=echo,
+            pool_size=5,
+            max_overflow=10,
+            pool_timeout=30,
+            pool_recycle=1800,
+            pool_pre_ping=True,
+        )
+    raise UnsupportedDatabaseError(
+        f"unsupported database {backend!r}: use sqlite+aiosqlite:// or postgresql+asyncpg://"
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit (no lazy reloads
+    in async code, where an implicit reload would fail)."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
+    """Whether the store is SQLite, for the few places that must differ."""
+    if isinstance(engine_or_url, AsyncEngine):
+        return engine_or_url.dialect.name == "sqlite"
+    return make_url(engine_or_url).get_backend_name() == "sqlite"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying the same work later can succeed: the database was
+    locked, busy, restarting or unreachable, or the transaction lost a
+    serialization race.  Constraint violations and bugs are not transient."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _is_transient_one(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _is_transient_one(exc: BaseException) -> bool:
+    """Classify one exception in a chain (see `is_transient`)."""
+    if isinstance(exc, DisconnectionError | PoolTimeoutError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        if orig is not None and _is_transient_one(orig):
+            return True
+        return False
+    sqlstate = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    if isinstance(sqlstate, str):
+        return sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith("08")
+    if isinstance(exc, sqlite3.OperationalError) or type(exc).__name__ == "OperationalError":
+        text = str(exc).lower()
+        return any(word in text for word in _TRANSIENT_SQLITE_WORDS)
+    return isinstance(exc, ConnectionError | TimeoutError)
