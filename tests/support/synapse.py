@@ -149,9 +149,7 @@ class SynapseServer:
                     pytrace=False,
                 )
             try:
-                with urllib.request.urlopen(
-                    f"{self.url}/_matrix/client/versions", timeout=1
-                ) as r:
+                with urllib.request.urlopen(f"{self.url}/_matrix/client/versions", timeout=1) as r:
                     if r.status == 200:
                         return
             except (urllib.error.URLError, OSError):
