@@ -46,7 +46,7 @@ def generate_master_key() -> bytes:
     return secrets.token_bytes(KEY_LENGTH)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Make a rename or file creation in ``folder`` survive a power cut."""
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -90,7 +90,7 @@ def create_key_file(path: Path) -> bool:
         return False
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return True
 
 
@@ -110,7 +110,7 @@ def write_key_file(path: Path, key: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def load_master_key(path: Path) -> bytes:

@@ -51,13 +51,16 @@ def _sqlite_file(url: URL) -> Path | None:
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     """Apply the per-connection pragmas that make SQLite safe for a busy bot:
     WAL so readers never block the writer, a busy timeout so short lock
-    contention waits instead of failing, and enforced foreign keys."""
+    contention waits instead of failing, enforced foreign keys, and
+    secure_delete so that erased data does not linger in free pages."""
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # Erased rows and shredded keys are overwritten in the file, not just unlinked.
+        cursor.execute("PRAGMA secure_delete = ON")
     finally:
         cursor.close()
 
