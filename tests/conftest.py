@@ -2,3 +2,4 @@
 
 pytest_plugins: list[str] = []
 pytest_plugins.append("tests.support.synapse")
+pytest_plugins.append("tests.support.telegram_double")
