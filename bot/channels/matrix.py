@@ -1,0 +1,775 @@
+"""Matrix channel: employees in encrypted DMs with the bot, confidants in one
+encrypted room per case, all through matrix-nio with end-to-end encryption.
+
+The adapter only translates.  It refuses to relay anything that did not arrive
+encrypted, creates every room it owns encrypted, keeps its device (and its
+cross-signing) stable across restarts, and makes sends idempotent through
+Matrix transaction ids derived from the delivery worker's idempotency key.
+
+Trust policy (config ``matrix.trust``):
+
+* ``all``  — every device of every room member is trusted for encryption.
+* ``tofu`` — a user's devices are trusted the first time the bot sees that
+  user.  When a *new* device shows up later for a user already known, it is
+  trusted too (an employee who changes phone must not be cut off, and the bot
+  has no interactive verification), but the bot posts a warning notice in
+  every room it shares with that user, naming the new device, so a stolen
+  login does not go unnoticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import random
+import re
+from collections import deque
+from pathlib import Path
+from typing import Any, Literal
+
+import aiohttp
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    DownloadError,
+    ErrorResponse,
+    InviteMemberEvent,
+    JoinError,
+    LoginResponse,
+    MatrixRoom,
+    MegolmEvent,
+    RoomCreateError,
+    RoomEncryptedAudio,
+    RoomEncryptedFile,
+    RoomEncryptedImage,
+    RoomEncryptedMedia,
+    RoomEncryptedVideo,
+    RoomMessage,
+    RoomMessageAudio,
+    RoomMessageEmote,
+    RoomMessageFile,
+    RoomMessageImage,
+    RoomMessageMedia,
+    RoomMessageNotice,
+    RoomMessageText,
+    RoomMessageVideo,
+    RoomPreset,
+    RoomPutStateError,
+    RoomSendResponse,
+    SyncError,
+    SyncResponse,
+    UnknownEncryptedEvent,
+    UploadResponse,
+    WhoamiResponse,
+)
+from nio.crypto.attachments import decrypt_attachment
+from nio.exceptions import EncryptionError, LocalProtocolError, OlmUnverifiedDeviceError
+
+from bot.channels.base import ChannelState, InboundHandler
+from bot.channels.matrix_crosssign import (
+    CrossSigningError,
+    CrossSigningSeeds,
+    ensure_cross_signing,
+)
+from bot.media import MAX_MEDIA_BYTES, MediaRejected, scrub_image
+from handlers.types import (
+    ChannelName,
+    Inbound,
+    Media,
+    Outbound,
+    OutboundKind,
+    RetryLater,
+    SendResult,
+    Unreachable,
+)
+
+log = logging.getLogger(__name__)
+
+MEGOLM = "m.megolm.v1.aes-sha2"
+ENCRYPTION_STATE = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}}
+
+NOTICE_NOT_ENCRYPTED = (
+    "🔒 This chat is not end-to-end encrypted, so your message was not passed on. "
+    "Please turn on encryption. · Dit gesprek is niet end-to-end versleuteld; je bericht "
+    "werd niet doorgegeven. Zet versleuteling aan. · Cette conversation n'est pas chiffrée "
+    "de bout en bout ; votre message n'a pas été transmis. Activez le chiffrement."
+)
+NOTICE_UNDECRYPTABLE = (
+    "🔑 I could not decrypt your last message. Please verify this bot's session and send it "
+    "again. · Ik kon je laatste bericht niet ontsleutelen: verifieer de sessie van de bot en "
+    "stuur het opnieuw. · Je n'ai pas pu déchiffrer votre dernier message : vérifiez la "
+    "session du bot et renvoyez-le."
+)
+NOTICE_NEW_DEVICE = (
+    "⚠️ A new device ({devices}) now receives this conversation. If that was not you, stop "
+    "writing here. · Een nieuw toestel ({devices}) ontvangt nu dit gesprek. Was jij dat niet, "
+    "schrijf dan niet verder. · Un nouvel appareil ({devices}) reçoit désormais cette "
+    "conversation. Si ce n'est pas vous, n'écrivez plus ici."
+)
+
+_RETRY_LIMIT = 20
+_COMMAND = re.compile(r"^!(?=[A-Za-z])")
+
+
+class MatrixSetupError(Exception):
+    """The Matrix login, store or keys are inconsistent; the message tells the operator
+    what is wrong and what to do.  The bot must not start the channel."""
+
+
+def _tx_id(idempotency_key: str, part: str) -> str:
+    """Stable Matrix transaction id: the same key always yields the same id, so a
+    retried send is deduplicated by the homeserver."""
+    digest = hashlib.sha256(f"{idempotency_key}\0{part}".encode()).hexdigest()
+    return f"cf{digest[:40]}"
+
+
+def render_text(out: Outbound) -> str:
+    """Text plus the menu as a numbered list ("1. label"); the core maps numbers back."""
+    if out.menu is None or not out.menu.buttons():
+        return out.text
+    lines = [f"{i}. {b.label}" for i, b in enumerate(out.menu.buttons(), start=1)]
+    return "\n".join([out.text, "", *lines]) if out.text else "\n".join(lines)
+
+
+class MatrixChannel:
+    """`Channel` for Matrix (see the module docstring for the trust policy)."""
+
+    name = ChannelName("matrix")
+    numbered_menus = True
+    idempotent_sends = True
+
+    def __init__(
+        self,
+        homeserver: str,
+        user_id: str,
+        *,
+        password: str | None = None,
+        access_token: str | None = None,
+        device_name: str = "Confidant",
+        store_dir: str | Path,
+        trust: Literal["tofu", "all"] = "tofu",
+        pickle_key: str,
+        state: ChannelState,
+        sync_timeout_ms: int = 30_000,
+    ) -> None:
+        if trust not in ("tofu", "all"):
+            raise ValueError("trust must be 'tofu' or 'all'")
+        if not password and not access_token:
+            raise ValueError("a password or an access token is needed")
+        self.homeserver = homeserver.rstrip("/")
+        self.user_id = user_id
+        self._password = password
+        self._access_token = access_token
+        self.device_name = device_name
+        self.store_dir = Path(store_dir)
+        self.trust = trust
+        self._pickle_key = pickle_key
+        self._state = state
+        self._sync_timeout_ms = sync_timeout_ms
+        self._client: AsyncClient | None = None
+        self._on_inbound: InboundHandler | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._send_lock = asyncio.Lock()
+        self._retry: deque[tuple[Inbound, int]] = deque()
+        self._seen: deque[str] = deque(maxlen=2000)
+        self._room_case: dict[str, str | None] = {}
+        self._encryption_asked: set[str] = set()
+        self._synced_once = False
+
+    # -- lifecycle -----------------------------------------------------------
+
+    @property
+    def device_id(self) -> str | None:
+        """The bot's Matrix device id once started (stable across restarts)."""
+        return self._client.device_id if self._client else None
+
+    async def start(self, on_inbound: InboundHandler) -> None:
+        """Log in (or restore the stored device), make sure cross-signing holds,
+        run a first full-state sync, then keep syncing in the background."""
+        self._on_inbound = on_inbound
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        client = AsyncClient(
+            self.homeserver,
+            self.user_id,
+            store_path=str(self.store_dir),
+            config=AsyncClientConfig(
+                encryption_enabled=True,
+                store_sync_tokens=True,
+                pickle_key=self._pickle_key,
+                max_limit_exceeded=0,
+                max_timeouts=0,
+                request_timeout=30,
+            ),
+        )
+        self._client = client
+        try:
+            await self._login(client)
+            if client.should_upload_keys:
+                await client.keys_upload()
+            await self._ensure_cross_signing(client)
+            await self._sync_once(full_state=True)
+        except BaseException:
+            await client.close()
+            self._client = None
+            raise
+        self._task = asyncio.create_task(self._run(), name="matrix-sync")
+
+    async def stop(self) -> None:
+        """Stop the sync loop and close the HTTP session (nio's store is on disk)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        async with self._send_lock:
+            if self._client is not None:
+                await self._client.close()
+            self._client = None
+
+    async def _login(self, client: AsyncClient) -> None:
+        """First start: password login and persist the device; later starts:
+        restore that same device from the state and nio's store."""
+        raw = await self._state.get("login")
+        store_files = sorted(self.store_dir.glob(f"{self.user_id}_*.db"))
+        if raw is not None:
+            saved = json.loads(raw)
+            if saved.get("user_id") != self.user_id:
+                raise MatrixSetupError(
+                    "matrix.user_id differs from the account this bot's state was made for; "
+                    "restore the old user_id or give the bot a fresh database"
+                )
+            device_id, token = saved["device_id"], saved["access_token"]
+            if not (self.store_dir / f"{self.user_id}_{device_id}.db").exists():
+                raise MatrixSetupError(
+                    f"matrix.store_dir: the encryption store for device {device_id} is missing "
+                    f"in {self.store_dir}; restore it from backup (without it the bot cannot "
+                    "read its encrypted rooms), or delete the bot's Matrix state to start "
+                    "with a new device"
+                )
+            client.device_id = device_id
+            try:
+                client.restore_login(self.user_id, device_id, token)
+            except Exception as exc:
+                raise MatrixSetupError(
+                    "matrix.store_dir: the encryption store cannot be opened with this key "
+                    f"file ({type(exc).__name__}); was the key file replaced?"
+                ) from exc
+            who = await client.whoami()
+            if not isinstance(who, WhoamiResponse):
+                raise MatrixSetupError(
+                    "matrix: the homeserver rejected the stored access token "
+                    f"({getattr(who, 'status_code', '?')}); the device was logged out. "
+                    "Delete the bot's Matrix state and store_dir to log in as a new device"
+                )
+            if who.user_id != self.user_id or (who.device_id and who.device_id != device_id):
+                raise MatrixSetupError(
+                    "matrix: the stored access token belongs to another user or device"
+                )
+            return
+        if store_files:
+            raise MatrixSetupError(
+                f"matrix.store_dir: {self.store_dir} already holds an encryption store for "
+                f"{len(store_files)} device(s) but the bot's state has no Matrix login; "
+                "use the matching database, or move store_dir away to start a new device"
+            )
+        if self._password:
+            resp = await client.login(self._password, device_name=self.device_name)
+            if not isinstance(resp, LoginResponse):
+                raise MatrixSetupError(
+                    f"matrix.password: login failed ({getattr(resp, 'status_code', '?')})"
+                )
+            device_id, token = resp.device_id, resp.access_token
+        else:
+            assert self._access_token is not None
+            client.access_token = self._access_token
+            who = await client.whoami()
+            if not isinstance(who, WhoamiResponse) or not who.device_id:
+                raise MatrixSetupError("matrix.access_token: rejected by the homeserver")
+            if who.user_id != self.user_id:
+                raise MatrixSetupError("matrix.access_token: belongs to another user")
+            device_id, token = who.device_id, self._access_token
+            client.restore_login(self.user_id, device_id, token)
+        await self._state.set(
+            "login",
+            json.dumps(
+                {"user_id": self.user_id, "device_id": device_id, "access_token": token}
+            ).encode(),
+        )
+        log.info("matrix: logged in with a new device")
+
+    async def _ensure_cross_signing(self, client: AsyncClient) -> None:
+        """Bootstrap or check cross-signing; persist new seeds (encrypted by the store)."""
+        assert client.olm is not None
+        raw = await self._state.get("xsign")
+        seeds = CrossSigningSeeds.from_bytes(raw) if raw else None
+        try:
+            new = await ensure_cross_signing(
+                self.homeserver,
+                client.access_token,
+                self.user_id,
+                client.device_id,
+                dict(client.olm.account.identity_keys),
+                seeds,
+                password=self._password,
+            )
+        except CrossSigningError as exc:
+            raise MatrixSetupError(f"matrix: cross-signing: {exc}") from exc
+        if new != seeds:
+            await self._state.set("xsign", new.to_bytes())
+
+    # -- sync loop -----------------------------------------------------------
+
+    async def _run(self) -> None:
+        """Long-poll forever, backing off on network errors and homeserver restarts."""
+        delay = 0.2
+        while True:
+            try:
+                ok = await self._sync_once(full_state=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("matrix: sync failed (%s)", type(exc).__name__)
+                ok = False
+            if ok:
+                delay = 0.2
+                continue
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 30.0)
+
+    async def _sync_once(self, *, full_state: bool) -> bool:
+        """One sync round: housekeeping, events, retries.  False on a sync error."""
+        client = self._require_client()
+        try:
+            resp = await client.sync(
+                timeout=0 if full_state else self._sync_timeout_ms, full_state=full_state
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("matrix: sync unreachable (%s)", type(exc).__name__)
+            return False
+        if isinstance(resp, SyncError):
+            log.warning("matrix: sync error (%s)", resp.status_code)
+            return False
+        assert isinstance(resp, SyncResponse)
+        self._synced_once = True
+        await self._housekeeping()
+        await self._retry_pending()
+        for room_id in resp.rooms.invite:
+            await self._accept_invite(room_id, resp)
+        for room_id, info in resp.rooms.join.items():
+            room = client.rooms.get(room_id)
+            if room is None:
+                continue
+            for event in info.timeline.events:
+                await self._handle_event(room, event)
+            await self._ensure_room_encrypted(room)
+        async with self._send_lock:
+            await self._apply_trust_everywhere()
+        return True
+
+    async def _housekeeping(self) -> None:
+        """What nio's sync_forever does between syncs: keys and to-device messages."""
+        client = self._require_client()
+        if client.should_upload_keys:
+            await client.keys_upload()
+        if client.should_query_keys:
+            await client.keys_query()
+        if client.should_claim_keys:
+            await client.keys_claim(client.get_users_for_key_claiming())
+        await client.send_to_device_messages()
+
+    async def _accept_invite(self, room_id: str, resp: SyncResponse) -> None:
+        """Employees start a DM by inviting the bot: join it."""
+        client = self._require_client()
+        info = resp.rooms.invite[room_id]
+        own = [
+            e
+            for e in info.invite_state
+            if isinstance(e, InviteMemberEvent)
+            and e.state_key == self.user_id
+            and e.membership == "invite"
+        ]
+        if not own:
+            return
+        result = await client.join(room_id)
+        if isinstance(result, JoinError):
+            log.warning("matrix: could not join an invited room (%s)", result.status_code)
+        else:
+            log.info("matrix: joined a room on invite")
+
+    async def _ensure_room_encrypted(self, room: MatrixRoom) -> None:
+        """Turn encryption on in a DM that lacks it; if we may not, ask the user to."""
+        if room.encrypted or room.room_id in self._encryption_asked:
+            return
+        self._encryption_asked.add(room.room_id)
+        client = self._require_client()
+        resp = await client.room_put_state(room.room_id, "m.room.encryption", {"algorithm": MEGOLM})
+        if isinstance(resp, RoomPutStateError):
+            log.info("matrix: may not enable encryption in a room; asking the user")
+            await self._plain_notice(room.room_id, NOTICE_NOT_ENCRYPTED)
+        else:
+            log.info("matrix: enabled encryption in a room")
+
+    async def _plain_notice(self, room_id: str, text: str) -> None:
+        """A fixed, content-free notice; the only thing ever sent to an unencrypted room."""
+        client = self._require_client()
+        room = client.rooms.get(room_id)
+        try:
+            if room is not None and room.encrypted:
+                async with self._send_lock:
+                    self._apply_trust(room)
+                    await client.room_send(
+                        room_id, "m.room.message", {"msgtype": "m.notice", "body": text}
+                    )
+            else:
+                await client.room_send(
+                    room_id, "m.room.message", {"msgtype": "m.notice", "body": text}
+                )
+        except (LocalProtocolError, EncryptionError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("matrix: notice not sent (%s)", type(exc).__name__)
+
+    # -- inbound -------------------------------------------------------------
+
+    async def _case_for_room(self, room_id: str) -> str | None:
+        """The case code a per-case room belongs to (None for employee DMs)."""
+        if room_id not in self._room_case:
+            raw = await self._state.get(f"room:{room_id}")
+            self._room_case[room_id] = raw.decode() if raw else None
+        return self._room_case[room_id]
+
+    async def _handle_event(self, room: MatrixRoom, event: Any) -> None:
+        """Translate one timeline event; refuse anything that was not end-to-end encrypted."""
+        if getattr(event, "sender", None) == self.user_id:
+            return
+        event_id = getattr(event, "event_id", None)
+        if not event_id or event_id in self._seen:
+            return
+        if isinstance(event, MegolmEvent | UnknownEncryptedEvent):
+            self._seen.append(event_id)
+            log.info("matrix: undecryptable event")
+            await self._plain_notice(room.room_id, NOTICE_UNDECRYPTABLE)
+            return
+        if not isinstance(event, RoomMessage):
+            return
+        self._seen.append(event_id)
+        if not getattr(event, "decrypted", False):
+            log.info("matrix: refused an unencrypted message")
+            await self._plain_notice(room.room_id, NOTICE_NOT_ENCRYPTED)
+            return
+        inbound = await self._to_inbound(room, event)
+        if inbound is not None:
+            await self._dispatch(inbound)
+
+    async def _to_inbound(self, room: MatrixRoom, event: RoomMessage) -> Inbound | None:
+        """Build the `Inbound` for a decrypted message (text, media or unsupported)."""
+        content = event.source.get("content", {})
+        relates = content.get("m.relates_to") or {}
+        reply_to = (relates.get("m.in_reply_to") or {}).get("event_id")
+        base: dict[str, Any] = {
+            "channel": self.name,
+            "sender": event.sender,
+            "chat": room.room_id,
+            "event_id": event.event_id,
+            "reply_to": reply_to if isinstance(reply_to, str) else None,
+            "case_hint": await self._case_for_room(room.room_id),
+        }
+        if relates.get("rel_type") == "m.replace":
+            return Inbound(**base, unsupported="edit")
+        if isinstance(event, RoomMessageText | RoomMessageNotice | RoomMessageEmote):
+            text = _strip_reply_fallback(event.body) if reply_to else event.body
+            return Inbound(**base, text=_COMMAND.sub("/", text.strip()))
+        if isinstance(event, RoomEncryptedMedia | RoomMessageMedia):
+            try:
+                media = await self._fetch_media(event)
+            except MediaRejected as exc:
+                log.info("matrix: media rejected (%s)", exc.reason)
+                return Inbound(**base, unsupported=exc.reason)
+            except RetryLater:
+                log.warning("matrix: media download failed")
+                return Inbound(**base, unsupported="media.download_failed")
+            return Inbound(**base, media=media)
+        msgtype = content.get("msgtype") or "unknown"
+        return Inbound(**base, unsupported=str(msgtype))
+
+    async def _fetch_media(self, event: RoomEncryptedMedia | RoomMessageMedia) -> Media:
+        """Download (and decrypt) an attachment; images are re-encoded without metadata."""
+        client = self._require_client()
+        resp = await client.download(mxc=event.url)
+        if isinstance(resp, DownloadError) or not hasattr(resp, "body"):
+            raise RetryLater("download failed")
+        data: bytes = resp.body
+        if isinstance(event, RoomEncryptedMedia):
+            try:
+                data = decrypt_attachment(data, event.key["k"], event.hashes["sha256"], event.iv)
+            except (EncryptionError, KeyError, ValueError) as exc:
+                raise MediaRejected("media.undecryptable") from exc
+        if len(data) > MAX_MEDIA_BYTES:
+            raise MediaRejected("media.too_large")
+        mime = str(
+            getattr(event, "mimetype", None)
+            or event.source.get("content", {}).get("info", {}).get("mimetype")
+            or "application/octet-stream"
+        )
+        name = _safe_filename(event.body)
+        if isinstance(event, RoomEncryptedImage | RoomMessageImage):
+            data, mime = scrub_image(data)
+            ext = ".png" if mime == "image/png" else ".jpg"
+            return Media("photo", data, filename="image" + ext, mime_type=mime)
+        if isinstance(event, RoomEncryptedAudio | RoomMessageAudio):
+            return Media("voice", data, filename=name, mime_type=mime)
+        if isinstance(
+            event, RoomEncryptedFile | RoomEncryptedVideo | RoomMessageFile | RoomMessageVideo
+        ):
+            return Media("document", data, filename=name, mime_type=mime)
+        return Media("document", data, filename=name, mime_type=mime)
+
+    async def _dispatch(self, inbound: Inbound) -> None:
+        """Hand an event to the core; on failure keep it for the next round."""
+        assert self._on_inbound is not None
+        try:
+            await self._on_inbound(inbound)
+        except Exception as exc:
+            log.error("matrix: inbound handler failed (%s); will retry", type(exc).__name__)
+            self._retry.append((inbound, 1))
+
+    async def _retry_pending(self) -> None:
+        """Re-offer events whose handling failed, oldest first."""
+        assert self._on_inbound is not None
+        for _ in range(len(self._retry)):
+            inbound, attempts = self._retry.popleft()
+            try:
+                await self._on_inbound(inbound)
+            except Exception as exc:
+                if attempts + 1 >= _RETRY_LIMIT:
+                    log.error(
+                        "matrix: dropped an event after %d attempts (%s)",
+                        attempts + 1,
+                        type(exc).__name__,
+                    )
+                else:
+                    self._retry.append((inbound, attempts + 1))
+
+    @property
+    def pending_retries(self) -> int:
+        """How many inbound events wait for another try (for health checks and tests)."""
+        return len(self._retry)
+
+    # -- trust ---------------------------------------------------------------
+
+    def _apply_trust(self, room: MatrixRoom) -> dict[str, list[str]]:
+        """Trust the devices the policy accepts; return the new devices of users we
+        already knew (``tofu`` warns about those)."""
+        client = self._require_client()
+        fresh: dict[str, list[str]] = {}
+        for user_id in set(room.users) | set(room.invited_users):
+            devices = list(client.device_store.active_user_devices(user_id))
+            pending = [d for d in devices if not d.verified and not d.blacklisted]
+            if not pending:
+                continue
+            known = any(d.verified for d in devices)
+            for device in pending:
+                client.verify_device(device)
+            if self.trust == "tofu" and known and user_id != self.user_id:
+                fresh[user_id] = [d.id for d in pending]
+        return fresh
+
+    async def _apply_trust_everywhere(self) -> None:
+        """Run the policy over every encrypted room and post tofu warnings."""
+        client = self._require_client()
+        warnings: dict[str, set[str]] = {}
+        for room in list(client.rooms.values()):
+            if room.encrypted:
+                for user_id, new_devices in self._apply_trust(room).items():
+                    warnings.setdefault(user_id, set()).update(new_devices)
+        for user_id, device_ids in warnings.items():
+            log.info("matrix: new device of a known user trusted; warning posted")
+            text = NOTICE_NEW_DEVICE.format(devices=", ".join(sorted(device_ids)))
+            for room in list(client.rooms.values()):
+                if room.encrypted and user_id in room.users:
+                    try:
+                        await client.room_send(
+                            room.room_id,
+                            "m.room.message",
+                            {"msgtype": "m.notice", "body": text},
+                        )
+                    except (LocalProtocolError, EncryptionError, aiohttp.ClientError) as exc:
+                        log.warning("matrix: warning not sent (%s)", type(exc).__name__)
+
+    # -- outbound ------------------------------------------------------------
+
+    async def send(self, out: Outbound, idempotency_key: str) -> SendResult:
+        """Deliver one message to an employee's DM or to the case's confidant room."""
+        try:
+            async with self._send_lock:
+                return await self._send_locked(out, idempotency_key)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise RetryLater(f"homeserver unreachable: {type(exc).__name__}") from exc
+
+    async def _send_locked(self, out: Outbound, key: str) -> SendResult:
+        client = self._client
+        if client is None or not self._synced_once:
+            raise RetryLater("matrix channel not running")
+        if out.extra.get("role") == "confidant" and out.case:
+            room_id = await self._case_room(out)
+            if room_id is None:  # closing or handing over a case that has no room
+                return SendResult(None)
+        else:
+            room_id = out.to.address
+        room = client.rooms.get(room_id)
+        if room is None:
+            raise Unreachable("the bot is not in that room")
+        if not room.encrypted:
+            raise RetryLater("room not encrypted yet")
+        if out.control == "case-open" and out.to.address not in room.users:
+            resp = await client.room_invite(room_id, out.to.address)
+            if isinstance(resp, ErrorResponse):
+                log.warning("matrix: invite failed (%s)", resp.status_code)
+        event_id: str | None = None
+        if out.media is not None:
+            event_id = await self._send_media(room, out, key)
+        if out.text or out.menu:
+            msgtype = "m.notice" if out.kind == OutboundKind.NOTICE else "m.text"
+            event_id = await self._room_send(
+                room, {"msgtype": msgtype, "body": render_text(out)}, _tx_id(key, "text")
+            )
+        if out.control == "case-handover-out":
+            resp = await client.room_kick(room_id, out.to.address, reason="case handed over")
+            if isinstance(resp, ErrorResponse):
+                log.warning("matrix: kick failed (%s)", resp.status_code)
+        elif out.control == "case-close" and out.case:
+            leave = await client.room_leave(room_id)
+            if isinstance(leave, ErrorResponse):
+                raise RetryLater(f"leave failed: {leave.status_code}")
+            await self._state.delete(f"case:{out.case}")
+            await self._state.delete(f"room:{room_id}")
+            self._room_case.pop(room_id, None)
+        return SendResult(event_id)
+
+    async def _case_room(self, out: Outbound) -> str | None:
+        """The per-case room, created (encrypted, only the confidant invited) on first use."""
+        client = self._require_client()
+        assert out.case is not None
+        raw = await self._state.get(f"case:{out.case}")
+        if raw is None:
+            if out.control in ("case-close", "case-handover-out"):
+                return None
+            resp = await client.room_create(
+                name=str(out.case),
+                preset=RoomPreset.private_chat,
+                invite=[out.to.address],
+                initial_state=[ENCRYPTION_STATE],
+            )
+            if isinstance(resp, RoomCreateError):
+                raise RetryLater(f"room creation failed: {resp.status_code}")
+            room_id = resp.room_id
+            await self._state.set(f"case:{out.case}", room_id.encode())
+            await self._state.set(f"room:{room_id}", str(out.case).encode())
+            self._room_case[room_id] = str(out.case)
+            log.info("matrix: case room created for %s", out.case)
+        else:
+            room_id = raw.decode()
+        for _ in range(200):  # the sync loop must see the room (and its encryption) first
+            room = client.rooms.get(room_id)
+            if room is not None and room.encrypted:
+                break
+            await asyncio.sleep(0.05)
+        return room_id
+
+    async def _room_send(self, room: MatrixRoom, content: dict[str, Any], tx_id: str) -> str:
+        """Encrypt and send with our trust policy applied; map failures for the worker."""
+        client = self._require_client()
+        if not room.members_synced:
+            await client.joined_members(room.room_id)
+        if client.should_query_keys:
+            await client.keys_query()
+        self._apply_trust(room)
+        try:
+            resp = await client.room_send(room.room_id, "m.room.message", content, tx_id=tx_id)
+        except OlmUnverifiedDeviceError:
+            await client.keys_query()
+            self._apply_trust(room)
+            try:
+                resp = await client.room_send(room.room_id, "m.room.message", content, tx_id=tx_id)
+            except OlmUnverifiedDeviceError as exc:
+                raise RetryLater("a device is not yet trusted") from exc
+        except (LocalProtocolError, EncryptionError) as exc:
+            raise RetryLater(f"could not encrypt: {type(exc).__name__}") from exc
+        if isinstance(resp, RoomSendResponse):
+            return str(resp.event_id)
+        raise _map_error(resp)
+
+    async def _send_media(self, room: MatrixRoom, out: Outbound, key: str) -> str:
+        """Upload the file encrypted (re-uploaded, never forwarded) and send it."""
+        client = self._require_client()
+        media = out.media
+        assert media is not None
+        data, mime = media.data, media.mime_type
+        if media.kind == "photo":
+            try:
+                data, mime = scrub_image(data)
+            except MediaRejected as exc:
+                raise Unreachable(f"media rejected: {exc.reason}") from exc
+        upload, keys = await client.upload(
+            _bytes_provider(data),
+            content_type="application/octet-stream",
+            filename=None,
+            encrypt=True,
+            filesize=len(data),
+        )
+        if not isinstance(upload, UploadResponse) or keys is None:
+            raise _map_error(upload) if isinstance(upload, ErrorResponse) else RetryLater("upload")
+        msgtype = {"photo": "m.image", "voice": "m.audio"}.get(media.kind, "m.file")
+        file_info = {**keys, "url": upload.content_uri, "mimetype": mime}
+        content = {
+            "msgtype": msgtype,
+            "body": media.caption or media.filename,
+            "info": {"mimetype": mime, "size": len(data)},
+            "file": file_info,
+        }
+        return await self._room_send(room, content, _tx_id(key, "media"))
+
+    def _require_client(self) -> AsyncClient:
+        if self._client is None:
+            raise RetryLater("matrix channel not running")
+        return self._client
+
+
+def _map_error(resp: ErrorResponse) -> RetryLater | Unreachable:
+    """Matrix errors → the delivery worker's vocabulary."""
+    code = str(resp.status_code or "")
+    transport = getattr(resp, "transport_response", None)
+    http = getattr(transport, "status", None)
+    if code == "M_LIMIT_EXCEEDED" or http == 429:
+        ms = getattr(resp, "retry_after_ms", None)
+        return RetryLater("rate limited", after=ms / 1000 if ms else None)
+    if code in ("M_FORBIDDEN", "M_NOT_FOUND", "M_UNKNOWN_ROOM") or http in (403, 404):
+        return Unreachable(f"room refused the message: {code or http}")
+    return RetryLater(f"homeserver error: {code or http}")
+
+
+def _bytes_provider(data: bytes) -> Any:
+    """nio's upload wants a callable returning a fresh readable for each attempt."""
+    import io
+
+    def provider(_got_429: int, _got_timeouts: int) -> io.BytesIO:
+        return io.BytesIO(data)
+
+    return provider
+
+
+def _safe_filename(body: str | None) -> str:
+    """A harmless file name from the sender's body (no paths, bounded length)."""
+    name = (body or "file").replace("/", "_").replace("\\", "_").strip() or "file"
+    return name[:120]
+
+
+def _strip_reply_fallback(body: str) -> str:
+    """Drop the quoted "> <@user> …" fallback that replies carry, keeping the answer."""
+    lines = body.splitlines()
+    while lines and lines[0].startswith(">"):
+        lines.pop(0)
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    return "\n".join(lines) if lines else body
