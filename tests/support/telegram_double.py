@@ -332,7 +332,9 @@ class FakeUser:
         }
         return self.double._user_message(self, content)
 
-    async def send_poll(self, question: str = "Lunch?", options: tuple[str, ...] = ("a", "b")) -> dict:
+    async def send_poll(
+        self, question: str = "Lunch?", options: tuple[str, ...] = ("a", "b")
+    ) -> dict:
         """Send a poll."""
         content = {
             "poll": {
@@ -541,7 +543,7 @@ class TelegramDouble:
             self._webhook_task.cancel()
             try:
                 await self._webhook_task
-            except (asyncio.CancelledError, Exception):  # noqa: S110 - shutting down
+            except (asyncio.CancelledError, Exception):  # shutting down: errors no longer matter
                 pass
         if self._runner is not None:
             await self._runner.cleanup()
