@@ -3,3 +3,5 @@
 pytest_plugins: list[str] = []
 pytest_plugins.append("tests.support.synapse")
 pytest_plugins.append("tests.support.telegram_double")
+pytest_plugins.append("tests.support.postgres")
+pytest_plugins.append("tests.support.stores")

@@ -1,0 +1,1 @@
+"""Alembic migrations of the Confidant store (package data, run by `store.migrate`)."""
