@@ -102,4 +102,5 @@ def _short(exc: BaseException, url: URL) -> str:
     if url.password:
         message = message.replace(str(url.password), "***")
     message = message[:200]
-    return f"{type(inner).__name__}: {message}" if message else type(inner).__name__
+    kind = type(inner.__cause__ or inner).__name__  # the driver's own error class
+    return f"{kind}: {message}" if message else kind
