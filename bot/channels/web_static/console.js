@@ -1,0 +1,82 @@
+/* The confidant console: the same chat, signed in by an HttpOnly cookie,
+   with a case selector that sends "/case CODE" and tags later messages. */
+"use strict";
+
+(function () {
+  const C = window.Confidant;
+  const caseList = document.getElementById("case-list");
+  const currentLabel = document.getElementById("current-case");
+  const input = document.getElementById("compose-text");
+  const cases = new Set();
+  let current = null;
+
+  function select(code) {
+    current = code;
+    currentLabel.removeAttribute("data-i18n");
+    currentLabel.textContent = code;
+    caseList.querySelectorAll("button").forEach(function (b) {
+      b.setAttribute("aria-pressed", String(b.dataset.case === code));
+    });
+    chat.submit({ type: "message", text: "/case " + code }, "/case " + code);
+  }
+
+  function remember(code) {
+    if (!code || cases.has(code)) return;
+    cases.add(code);
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.dataset.case = code;
+    b.textContent = code;
+    b.setAttribute("aria-pressed", "false");
+    li.appendChild(b);
+    caseList.appendChild(li);
+  }
+
+  caseList.addEventListener("click", function (ev) {
+    const b = ev.target.closest("button[data-case]");
+    if (b) select(b.dataset.case);
+  });
+  document.getElementById("log").addEventListener("click", function (ev) {
+    const b = ev.target.closest("button.case-badge");
+    if (b) select(b.dataset.case);
+  });
+
+  document.getElementById("commands").addEventListener("click", function (ev) {
+    const b = ev.target.closest("button");
+    if (!b) return;
+    if (b.dataset.send) {
+      chat.submit({ type: "message", text: b.dataset.send }, b.dataset.send);
+    } else if (b.dataset.caseCommand) {
+      if (current) {
+        const text = b.dataset.caseCommand + " " + current;
+        chat.submit({ type: "message", text: text }, text);
+      } else {
+        input.value = b.dataset.caseCommand + " ";
+        input.focus();
+      }
+    } else if (b.dataset.insert) {
+      input.value = b.dataset.insert + input.value.replace(/^\/\S+\s*/, "");
+      input.focus();
+    }
+  });
+
+  document.getElementById("logout").addEventListener("click", function () {
+    C.stopChat();
+    fetch("/console/logout", { method: "POST", credentials: "same-origin" })
+      .finally(function () { location.replace("/weather"); });
+  });
+
+  const chat = C.chat({
+    path: "/console/ws",
+    relayLabel: "employee",
+    showCase: true,
+    hello: function () { return { type: "hello", language: C.lang }; },
+    decorate: function (frame) { if (current) frame["case"] = current; },
+    onItem: function (item) { remember(item["case"]); },
+    onButton: function (b, btn) {
+      btn.classList.add("chosen");
+      chat.submit({ type: "button", token: b.token, label: b.label }, b.label);
+    },
+  });
+})();
