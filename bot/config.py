@@ -51,7 +51,7 @@ __all__ = [
     "runtime_problems",
 ]
 
-EXAMPLE_MARKER = re.compile(r"change[-_ ]?me", re.IGNORECASE)
+EXAMPLE_MARKER = re.compile(r"\bchange[-_ ]?me\b", re.IGNORECASE)
 """What ``config.example.toml`` writes where a real value must go."""
 
 _SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
@@ -81,7 +81,12 @@ class ConfigError(Exception):
 
 def load_config(path: Path) -> Config:
     """Read and validate ``path`` so the app starts only on a usable configuration."""
-    config, problems = _load(Path(path))
+    try:
+        config, problems = _load(Path(path))
+    except Exception as exc:  # the caller prints lines, never a traceback
+        raise ConfigError(
+            [f"{path}: unexpected error while loading ({type(exc).__name__})"]
+        ) from exc
     if problems or config is None:
         raise ConfigError(problems or [f"{path}: unusable configuration"])
     return config

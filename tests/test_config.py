@@ -264,6 +264,10 @@ def test_example_marker_through_env_and_in_plain_keys(monkeypatch: pytest.Monkey
     assert "still the example value" in one(problems, "matrix.homeserver")
 
 
+def test_words_merely_containing_the_marker_are_fine() -> None:
+    assert static('[organisation]\nname = "Exchange Media"\n') == []
+
+
 def test_malformed_token() -> None:
     problems = static(MINIMAL + '[telegram]\nenabled = true\ntoken = "not a token"\n')
     assert "does not look like a bot token" in one(problems, "telegram.token")
