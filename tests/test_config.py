@@ -28,7 +28,7 @@ from bot.config import (
 )
 from bot.config_models import SECTIONS, AdminEntry
 from store.ping import ping
-from tests.support.postgres import PostgresServer, postgres_server  # noqa: F401
+from tests.support.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config.example.toml"
@@ -480,7 +480,7 @@ async def test_unreachable_postgres_is_one_line_without_password(tmp_path: Path)
 
 
 async def test_postgres_ping_against_a_real_server(
-    postgres_server: PostgresServer,  # noqa: F811
+    postgres_server: PostgresServer,
 ) -> None:
     good = postgres_server.url("postgres")
     assert await ping(good) is None
@@ -497,7 +497,7 @@ async def test_postgres_ping_against_a_real_server(
 async def test_env_store_url_is_resolved_and_pinged(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
-    postgres_server: PostgresServer,  # noqa: F811
+    postgres_server: PostgresServer,
 ) -> None:
     make_key(tmp_path / "k.key")
     monkeypatch.setenv("CONFIDANT_STORE_URL", postgres_server.url("postgres"))
