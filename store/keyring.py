@@ -120,9 +120,15 @@ def _unwrap_either(key_id: str, wrapped: bytes, old: Crypto, new: Crypto) -> tup
 
 
 async def _rewrap_data_keys(
-    sessions: async_sessionmaker[AsyncSession], old: Crypto, new: Crypto, batch: int
+    sessions: async_sessionmaker[AsyncSession],
+    old: Crypto,
+    new: Crypto,
+    batch: int,
+    *,
+    write: bool,
 ) -> int:
-    """Re-wrap every live data key under the new master key, batch by batch."""
+    """Re-wrap every live data key under the new master key, batch by batch
+    (``write=False``: only check that each opens under one of the two keys)."""
     done = 0
     last = ""
     while True:
@@ -140,7 +146,7 @@ async def _rewrap_data_keys(
             for key_id, wrapped in rows:
                 assert wrapped is not None
                 data_key, stale = _unwrap_either(key_id, wrapped, old, new)
-                if stale:
+                if stale and write:
                     await session.execute(
                         update(DataKey)
                         .where(DataKey.id == key_id)
@@ -171,10 +177,17 @@ async def _rehash_addresses(
     old: Crypto,
     new: Crypto,
     batch: int,
+    *,
+    write: bool,
 ) -> int:
     """Recompute one keyed-hash column from the decrypted addresses, so lookups
     keep working under the new master key.  Idempotent: the hash is derived
-    from the plaintext, whatever the column held before."""
+    from the plaintext, whatever the column held before.
+
+    With ``write=False`` it only checks that every stored hash is the old or
+    new key's hash of the sealed value; rotation runs that check first, so a
+    hash column that indexes something other than its sealed column stops
+    the rotation before anything changed, instead of losing every lookup."""
     table = model.__table__
     assert isinstance(table, Table)
     (pk,) = table.primary_key.columns
@@ -187,7 +200,14 @@ async def _rehash_addresses(
         async with sessions.begin() as session:
             rows = (
                 await session.execute(
-                    select(pk, table.c.channel, table.c[enc_column], key_column, DataKey.wrapped)
+                    select(
+                        pk,
+                        table.c.channel,
+                        table.c[hash_column],
+                        table.c[enc_column],
+                        key_column,
+                        DataKey.wrapped,
+                    )
                     .select_from(source.join(DataKey, DataKey.id == key_column))
                     .where(pk > last)
                     .order_by(pk)
@@ -196,7 +216,7 @@ async def _rehash_addresses(
             ).all()
             if not rows:
                 return done
-            for row_id, channel, blob, key_id, wrapped in rows:
+            for row_id, channel, stored, blob, key_id, wrapped in rows:
                 if wrapped is None or blob is None:
                     continue  # shredded: the address is gone, so is the need to find it
                 data_key, _ = _unwrap_either(key_id, wrapped, old, new)
@@ -204,12 +224,19 @@ async def _rehash_addresses(
                     address = Crypto.open(data_key, blob, ad_prefix + row_id).decode()
                 except DecryptError:
                     raise RotationError(f"{table.name}.{enc_column}: a row does not open") from None
-                await session.execute(
-                    update(table)
-                    .where(pk == row_id)
-                    .values({hash_column: new.address_hash(channel, address)})
-                )
-                done += 1
+                fresh = new.address_hash(channel, address)
+                if not write:
+                    if stored not in (fresh, old.address_hash(channel, address)):
+                        raise RotationError(
+                            f"{table.name}.{hash_column} is not the hash of "
+                            f"{table.name}.{enc_column}: rotation would break lookups"
+                        )
+                    continue
+                if stored != fresh:
+                    await session.execute(
+                        update(table).where(pk == row_id).values({hash_column: fresh})
+                    )
+                    done += 1
             last = rows[-1][0]
 
 
@@ -224,14 +251,21 @@ async def rotate_master(
 
     Each batch commits on its own so a large database never holds one huge
     transaction; a crash part-way leaves rows under either key, and running
-    it again with the same two keys completes the job.  The caller then
+    it again with the same two keys completes the job.  A first read-only
+    pass checks that every data key and address opens, so a wrong "old" key
+    or an inconsistent hash column stops it before any write.  The caller then
     installs the new key file (see `rotate_key_file`).  Run with the bot
     stopped: a running bot holds the old key only."""
-    rewrapped = await _rewrap_data_keys(session_factory, old, new, batch)
+    for model, hash_column, enc_column in ADDRESS_HASH_COLUMNS:
+        await _rehash_addresses(
+            session_factory, model, hash_column, enc_column, old, new, batch, write=False
+        )
+    await _rewrap_data_keys(session_factory, old, new, batch, write=False)
+    rewrapped = await _rewrap_data_keys(session_factory, old, new, batch, write=True)
     rehashed = 0
     for model, hash_column, enc_column in ADDRESS_HASH_COLUMNS:
         rehashed += await _rehash_addresses(
-            session_factory, model, hash_column, enc_column, old, new, batch
+            session_factory, model, hash_column, enc_column, old, new, batch, write=True
         )
     async with session_factory.begin() as session:
         row = await session.get(AppMeta, MASTER_CHECK_KEY)
