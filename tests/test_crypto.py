@@ -65,7 +65,7 @@ def test_key_file_readable_by_others_is_refused(tmp_path: Path, mode: int) -> No
 
 
 def test_missing_key_file_is_refused_with_a_hint(tmp_path: Path) -> None:
-    with pytest.raises(KeyFileError, match="does not exist.*confidant init"):
+    with pytest.raises(KeyFileError, match=r"does not exist.*confidant init"):
         load_master_key(tmp_path / "nope.key")
 
 
