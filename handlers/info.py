@@ -12,7 +12,7 @@ Shape of a shipped content file (``nl.toml``)::
     title = "..."         # short: it is a button label
     body = "..."          # plain text, fits in one chat message
     parent = "<id>"       # absent or "" for a top-level page
-    order = 10            # position among its siblings
+    order = 10            # position among its siblings (default 1000: last)
 
     [crisis]
     words = ["zelfmoord*", "ik kan niet meer$", "hij slaat me"]
@@ -94,6 +94,9 @@ MAX_TITLE_CHARS = 60
 """Titles are button labels; longer ones wrap badly on a phone."""
 MAX_BODY_CHARS = 3500
 """Below Telegram's 4096-character message limit, with room for a footer."""
+
+DEFAULT_ORDER = 1000
+"""A page without ``order`` comes after the shipped pages (which use < 1000)."""
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _LANG_FILE_RE = re.compile(r"^([a-z]{2})\.toml$")
@@ -272,7 +275,7 @@ def _page(
         if not isinstance(raw_parent, str):
             raise ContentError(file, f"{key}.parent", "must be a string (a page id, or '')")
         parent = raw_parent.strip() or None
-    order = base.order if base else 0
+    order = base.order if base else DEFAULT_ORDER
     if "order" in table:
         raw_order = table["order"]
         if isinstance(raw_order, bool) or not isinstance(raw_order, int):

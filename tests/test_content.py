@@ -1,0 +1,473 @@
+"""Checks on the information content (nl/fr/en) and on its loader: complete and
+consistent pages, correct help-line numbers, crisis detection, and the
+organisation override file."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from handlers.info import (
+    ContentError,
+    InfoLibrary,
+    Page,
+    available_languages,
+    normalize_for_matching,
+    walk,
+)
+from handlers.types import Menu
+
+LANGS = ("nl", "fr", "en")
+
+# The help lines as ../shared/DOMAIN.md lists them; the source of truth for these tests.
+DOMAIN_NUMBERS = {
+    "emergency": "112",
+    "police": "101",
+    "tele-onthaal": "106",
+    "zelfmoordlijn": "1813",
+    "tele-accueil": "107",
+    "cps": "0800 32 123",
+    "1712": "1712",
+    "caw": "caw.be",
+    "igvm": "0800 12 800",
+    "unia": "0800 12 800",
+}
+OPTION_WORD = {"nl": "keuze", "fr": "option", "en": "option"}
+
+# Topics DESIGN.md asks for, by page id.
+REQUIRED_PAGES = {
+    "confidant",
+    "confidant-secrecy",
+    "confidant-informal",
+    "confidant-referral",
+    "confidant-hearing",
+    "stress",
+    "bullying",
+    "sexual",
+    "violence",
+    "violence-third-parties",
+    "conflicts",
+    "formal",
+    "formal-request",
+    "formal-retaliation",
+    "help",
+}
+
+
+def raw_content(lang: str) -> dict[str, object]:
+    """The shipped file as plain TOML, independent of the loader under test."""
+    text = (resources.files("handlers") / "content" / f"{lang}.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+@pytest.fixture(scope="module")
+def library() -> InfoLibrary:
+    return InfoLibrary.load()
+
+
+def write(tmp_path: Path, text: str, name: str = "org.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def has_number(text: str, number: str) -> bool:
+    """Number present as a whole token (so "1712" does not count for "171")."""
+    return re.search(rf"(?<![\d]){re.escape(number)}(?![\d])", text) is not None
+
+
+# ---------------------------------------------------------------- shipped files
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_page_has_title_and_body_in_every_language(lang: str) -> None:
+    reference = raw_content("nl")["pages"]
+    pages = raw_content(lang)["pages"]
+    assert isinstance(reference, dict) and isinstance(pages, dict)
+    assert set(pages) == set(reference), f"{lang}: page ids differ from nl"
+    for page_id in reference:
+        page = pages[page_id]
+        assert isinstance(page["title"], str) and page["title"].strip(), (lang, page_id)
+        assert isinstance(page["body"], str) and page["body"].strip(), (lang, page_id)
+        assert page.get("parent", "") == reference[page_id].get("parent", ""), (lang, page_id)
+
+
+def test_required_topics_exist(library: InfoLibrary) -> None:
+    for lang in LANGS:
+        ids = {p.id for p in walk(library, lang)}
+        assert REQUIRED_PAGES <= ids, REQUIRED_PAGES - ids
+
+
+def test_shipped_languages_are_discovered() -> None:
+    assert {"nl", "fr", "en"} <= set(available_languages())
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_tree_depth_and_parents(library: InfoLibrary, lang: str) -> None:
+    pages = {p.id: p for p in walk(library, lang)}
+    assert set(pages) == set(library.page_ids()), "some page cannot be reached from the root"
+    for page in pages.values():
+        depth = 1  # the root menu
+        current: Page | None = page
+        while current is not None:
+            depth += 1
+            current = pages[current.parent] if current.parent else None
+            assert depth <= 3, f"{page.id} is deeper than 3 levels"
+        if page.parent:
+            assert library.parent(lang, page.id) in pages
+
+
+def test_root_and_children_in_order(library: InfoLibrary) -> None:
+    root = library.root("nl")
+    assert root[0].id == "confidant" and root[-1].id == "help"
+    assert [p.order for p in root] == sorted(p.order for p in root)
+    kids = [p.id for p in library.children("nl", "confidant")]
+    assert kids == [
+        "confidant-secrecy",
+        "confidant-informal",
+        "confidant-referral",
+        "confidant-hearing",
+    ]
+    assert library.children("nl", "no-such-page") == []
+    assert library.page("nl", "no-such-page") is None
+    assert library.parent("nl", "confidant") is None
+    assert library.parent("fr", "formal-request") == "formal"
+
+
+def test_unknown_language_falls_back_to_reference(library: InfoLibrary) -> None:
+    assert library.root("de") == library.root("nl")
+    assert library.emergency_text("de") == library.emergency_text("nl")
+
+
+def test_menu_builds_one_button_per_page(library: InfoLibrary) -> None:
+    menu = library.menu("fr", None, lambda page_id: f"info:{page_id}")
+    assert isinstance(menu, Menu)
+    labels = [b.label for b in menu.buttons()]
+    assert labels == [p.title for p in library.root("fr")]
+    assert menu.buttons()[0].token == "info:confidant"
+    sub = library.menu("en", "violence", lambda page_id: page_id)
+    assert [b.token for b in sub.buttons()] == ["violence-third-parties"]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_help_page_lists_every_help_line(library: InfoLibrary, lang: str) -> None:
+    page = library.page(lang, "help")
+    assert page is not None
+    for service, number in DOMAIN_NUMBERS.items():
+        assert has_number(page.body, number), f"{lang}: {service} {number} missing"
+    option = OPTION_WORD[lang]
+    assert f"0800 12 800 ({option} 1)" in page.body
+    assert f"0800 12 800 ({option} 2)" in page.body
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_structured_help_lines_match_domain(library: InfoLibrary, lang: str) -> None:
+    lines = {h.id: h for h in library.helplines(lang)}
+    assert set(lines) == set(DOMAIN_NUMBERS)
+    for service, number in DOMAIN_NUMBERS.items():
+        assert lines[service].number.startswith(number), (lang, service)
+    option = OPTION_WORD[lang]
+    assert lines["igvm"].number.endswith(f"({option} 1)")
+    assert lines["unia"].number.endswith(f"({option} 2)")
+
+
+# Which lines the urgent message must name, by language: the person's own
+# language's lines; English names both sets because none of them answers in English.
+EMERGENCY_EXPECTED = {
+    "nl": {"112", "101", "106", "1813"},
+    "fr": {"112", "101", "107", "0800 32 123"},
+    "en": {"112", "101", "106", "1813", "107", "0800 32 123"},
+}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_emergency_text_numbers(library: InfoLibrary, lang: str) -> None:
+    text = library.emergency_text(lang)
+    for number in EMERGENCY_EXPECTED[lang]:
+        assert has_number(text, number), f"{lang}: {number} missing from emergency text"
+    others = {"106", "1813", "107", "0800 32 123"} - EMERGENCY_EXPECTED[lang]
+    for number in others:
+        assert not has_number(text, number), f"{lang}: {number} is the other language's line"
+
+
+ALLOWED_NUMBERS = {"112", "101", "106", "107", "1712", "1813", "0800 32 123", "0800 12 800"}
+PHONE_RE = re.compile(r"(?<![\d/])(0800(?: \d{2,3}){2}|1\d{2,3})(?![\d])")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_no_unknown_phone_numbers_anywhere(library: InfoLibrary, lang: str) -> None:
+    """A typo in a number ("0800 32 132") would send a person in crisis to a
+    wrong line: every number-like token must be one DOMAIN.md lists."""
+    texts = [p.body for p in walk(library, lang)] + [library.emergency_text(lang)]
+    found = {m for text in texts for m in PHONE_RE.findall(text)}
+    assert found, "the pattern found no numbers at all"
+    assert found <= ALLOWED_NUMBERS, found - ALLOWED_NUMBERS
+
+
+@pytest.mark.parametrize(
+    ("lang", "page_id", "needles"),
+    [
+        ("nl", "confidant-hearing", ["10 kalenderdagen", "/confirmation"]),
+        ("fr", "confidant-hearing", ["10 jours calendrier", "/confirmation"]),
+        ("en", "confidant-hearing", ["10 calendar days", "/confirmation"]),
+        ("nl", "confidant-informal", ["1.", "2.", "3.", "informele psychosociale interventie"]),
+        ("fr", "confidant-informal", ["1.", "2.", "3.", "intervention psychosociale informelle"]),
+        ("en", "confidant-informal", ["1.", "2.", "3.", "informal psychosocial intervention"]),
+        ("nl", "violence-third-parties", ["register van feiten van derden", "/declare", "5 jaar"]),
+        ("fr", "violence-third-parties", ["registre de faits de tiers", "/declare", "5 ans"]),
+        ("en", "violence-third-parties", ["register of acts by third parties", "/declare"]),
+        ("nl", "confidant-secrecy", ["beroepsgeheim"]),
+        ("fr", "confidant-secrecy", ["secret professionnel"]),
+        ("fr", "formal", ["conseiller en prévention aspects psychosociaux"]),
+        ("nl", "formal", ["preventieadviseur psychosociale aspecten"]),
+        ("nl", "formal-retaliation", ["12 maanden"]),
+        ("fr", "formal-retaliation", ["12 mois"]),
+        ("en", "formal-retaliation", ["12 months"]),
+    ],
+)
+def test_key_facts_present(
+    library: InfoLibrary, lang: str, page_id: str, needles: list[str]
+) -> None:
+    page = library.page(lang, page_id)
+    assert page is not None
+    for needle in needles:
+        assert needle.lower() in page.body.lower(), f"{lang}/{page_id}: {needle!r}"
+
+
+def test_french_uses_belgian_role_names(library: InfoLibrary) -> None:
+    text = " ".join(p.body for p in walk(library, "fr"))
+    assert "personne de confiance" in text
+    assert "vertrouwenspersoon" not in text
+
+
+# ---------------------------------------------------------------- crisis detection
+
+CRISIS_POSITIVE = [
+    ("nl", "Ik kan niet meer."),
+    ("nl", "ik kan niet meer"),
+    ("nl", "ik kan niet meer, echt"),
+    ("nl", "Ik wil dood"),
+    ("nl", "soms denk ik eraan mezelf iets aan te doen"),
+    ("nl", "HIJ SLAAT ME!!"),
+    ("nl", "wat is het nummer van de zelfmoordlijn?"),
+    ("nl", "ik heb zelfmoordgedachten"),
+    ("nl", "ik voel me suïcidaal"),
+    ("nl", "ik wil er een einde aan maken"),
+    ("fr", "Je n'en peux plus"),
+    ("fr", "je n’en peux plus"),  # typographic apostrophe
+    ("fr", "j en peux plus"),
+    ("fr", "je pense au suicide"),
+    ("fr", "j'ai envie de mourir"),
+    ("fr", "il me frappe"),
+    ("fr", "je veux en finir."),
+    ("fr", "je veux mettre fin a mes jours"),  # no accent typed
+    ("en", "I want to kill myself"),
+    ("en", "I can't go on."),
+    ("en", "i cant go on"),
+    ("en", "I can’t go on like this"),
+    ("en", "he's hitting me"),
+    ("en", "I have been self-harming"),
+    ("en", "suicidal thoughts"),
+    # A phrase in another language than the chat's still counts.
+    ("nl", "je n'en peux plus"),
+    ("fr", "I want to die"),
+    ("en", "hij slaat me"),
+]
+
+CRISIS_NEGATIVE = [
+    ("nl", "ik kan niet meer wachten op de trein"),
+    ("nl", "Ik ben doodmoe na die vergadering"),
+    ("nl", "ik wil doodgewoon een afspraak maken"),
+    ("nl", "Hoe maak ik een afspraak?"),
+    ("nl", "mijn collega slaat mijn voorstellen altijd af"),
+    ("fr", "je veux en finir avec ce dossier avant vendredi"),
+    ("fr", "je suis fatiguée"),
+    ("en", "I can't go on Friday, can we move the talk?"),
+    ("en", "I'm fine, just a question about the register"),
+    ("en", "my manager keeps killing my ideas"),
+    ("en", ""),
+]
+
+
+@pytest.mark.parametrize(("lang", "text"), CRISIS_POSITIVE)
+def test_crisis_detected(library: InfoLibrary, lang: str, text: str) -> None:
+    assert library.is_crisis(lang, text)
+
+
+@pytest.mark.parametrize(("lang", "text"), CRISIS_NEGATIVE)
+def test_crisis_not_detected(library: InfoLibrary, lang: str, text: str) -> None:
+    assert not library.is_crisis(lang, text)
+
+
+def test_crisis_ignores_none(library: InfoLibrary) -> None:
+    assert not library.is_crisis("nl", None)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_crisis_word_matches_itself(library: InfoLibrary, lang: str) -> None:
+    """An entry that cannot match its own wording would silently never fire."""
+    words = library.crisis_words(lang)
+    assert len(words) >= 10
+    for word in words:
+        assert library.is_crisis(lang, word.rstrip("*$")), word
+
+
+def test_normalization_folds_case_accents_and_apostrophes() -> None:
+    assert normalize_for_matching("Je N’EN peux plus!") == "je n en peux plus |"
+    assert normalize_for_matching("suïcidaal") == "suicidaal"
+    assert normalize_for_matching("  a\t\nb ") == "a | b"
+
+
+# ---------------------------------------------------------------- organisation override
+
+GOOD_OVERRIDE = """
+[nl.pages.advisor]
+title = "Onze preventieadviseur"
+body = "Mevrouw Peeters, bereikbaar via de interne preventiedienst."
+parent = "formal"
+order = 5
+
+[fr.pages.advisor]
+title = "Notre conseillère en prévention"
+body = "Madame Peeters, joignable via le service interne de prévention."
+parent = "formal"
+order = 5
+
+[en.pages.advisor]
+title = "Our prevention advisor"
+body = "Ms Peeters, reachable through the internal prevention service."
+parent = "formal"
+order = 5
+
+[nl.pages.help]
+body = "Bel ons eigen nummer 02 000 00 00 of 112."
+
+[nl.crisis]
+words = ["ik zie het niet meer zitten"]
+
+[en.emergency]
+text = "Call 112 now."
+
+[[nl.helplines]]
+id = "eap"
+name = "Employee assistance"
+number = "0800 00 000"
+"""
+
+
+def test_override_adds_and_replaces_pages(tmp_path: Path) -> None:
+    lib = InfoLibrary.load(override=write(tmp_path, GOOD_OVERRIDE))
+    for lang in LANGS:
+        kids = lib.children(lang, "formal")
+        assert kids[0].id == "advisor", [k.id for k in kids]
+        assert lib.parent(lang, "advisor") == "formal"
+    help_nl = lib.page("nl", "help")
+    assert help_nl is not None
+    assert help_nl.body.startswith("Bel ons eigen nummer")
+    assert help_nl.title == "Hulp en noodnummers"  # untouched field kept
+    help_fr = lib.page("fr", "help")
+    assert help_fr is not None and "107" in help_fr.body  # other languages untouched
+    assert lib.emergency_text("en") == "Call 112 now."
+    assert "1813" in lib.emergency_text("nl")
+    assert lib.is_crisis("fr", "ik zie het niet meer zitten")
+    assert lib.is_crisis("nl", "ik kan niet meer")  # shipped words kept
+    assert "eap" in {h.id for h in lib.helplines("nl")}
+    assert "eap" not in {h.id for h in lib.helplines("fr")}
+
+
+def test_override_for_a_subset_of_languages(tmp_path: Path) -> None:
+    path = write(tmp_path, '[nl.pages.advisor]\ntitle = "A"\nbody = "B"\n')
+    lib = InfoLibrary.load(override=path, languages=["nl"])
+    assert lib.languages == ("nl",)
+    assert [p.id for p in lib.root("nl")][-1] == "advisor"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[nl.pages.advisor]\nbody = "B"\n', "nl.pages.advisor.title"),
+        ('[nl.pages.help]\ntitel = "B"\n', "nl.pages.help.titel"),
+        ('[nl.pages.help]\nbody = ""\n', "nl.pages.help.body"),
+        ('[nl.pages.help]\norder = "first"\n', "nl.pages.help.order"),
+        ('[nl.pages.help]\nparent = "nowhere"\n', "nl.pages.help.parent"),
+        ('[nl.pages.help]\nparent = "help"\n', "nl.pages.help.parent"),
+        ('[nl.pages.help]\nparent = "confidant-secrecy"\n', "nl.pages.help.parent"),
+        ('[nl.pages."Bad Id"]\ntitle = "A"\nbody = "B"\n', "nl.pages.Bad Id"),
+        ('[nl.pages]\nhelp = "text"\n', "nl.pages.help"),
+        ('[nl.crisis]\nwords = "suicide"\n', "nl.crisis.words"),
+        ('[nl.crisis]\nwords = ["???"]\n', "nl.crisis.words[0]"),
+        ('[nl.crisis]\nwords = ["a*b"]\n', "nl.crisis.words[0]"),
+        ("[nl.emergency]\ntext = 3\n", "nl.emergency.text"),
+        ('[nl.emergency]\nbody = "x"\n', "nl.emergency.body"),
+        ('[[nl.helplines]]\nid = "x"\nname = "X"\n', "nl.helplines[0].number"),
+        ('[nl.glossary]\nx = "y"\n', "nl.glossary"),
+        ('[de.pages.help]\nbody = "Hilfe"\n', "de"),
+        ('nl = "oops"\n', "nl"),
+        # Added for one language only while all three are in use:
+        ('[nl.pages.advisor]\ntitle = "A"\nbody = "B"\n', "fr.pages.advisor"),
+        ("[fr.pages.help]\norder = 1\n", "fr.pages.help"),
+        (f'[nl.pages.help]\ntitle = "{"x" * 61}"\n', "nl.pages.help.title"),
+    ],
+)
+def test_malformed_override_names_file_and_key(tmp_path: Path, text: str, key: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ContentError) as info:
+        InfoLibrary.load(override=path)
+    assert info.value.file == str(path)
+    assert info.value.key == key
+    assert str(info.value).startswith(f"{path}: {key}: ")
+
+
+def test_override_for_unused_language_is_still_checked(tmp_path: Path) -> None:
+    path = write(tmp_path, '[fr.pages.help]\nparent = "nowhere"\n')
+    with pytest.raises(ContentError, match=r"fr\.pages\.help\.parent"):
+        InfoLibrary.load(override=path, languages=["nl"])
+
+
+def test_override_not_toml(tmp_path: Path) -> None:
+    path = write(tmp_path, "[nl.pages.help\nbody = 1\n")
+    with pytest.raises(ContentError, match="not valid TOML") as info:
+        InfoLibrary.load(override=path)
+    assert info.value.file == str(path)
+
+
+def test_override_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.toml"
+    with pytest.raises(ContentError, match="cannot read") as info:
+        InfoLibrary.load(override=path)
+    assert info.value.file == str(path)
+
+
+def test_unknown_language_refused() -> None:
+    with pytest.raises(ContentError, match="no content for this language"):
+        InfoLibrary.load(languages=["nl", "de"])
+    with pytest.raises(ContentError):
+        InfoLibrary.load(languages=[])
+    with pytest.raises(ContentError, match="not a language code"):
+        InfoLibrary.load(languages=["../x"])
+
+
+def test_broken_shipped_file_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A translator dropping a page from fr.toml must be told which file and page."""
+    import handlers.info as info
+
+    real = info._read_shipped
+
+    def without_stress(lang: str) -> tuple[str, dict[str, object]]:
+        label, data = real(lang)
+        if lang == "fr":
+            pages = data["pages"]
+            assert isinstance(pages, dict)
+            del pages["stress"]
+        return label, data
+
+    monkeypatch.setattr(info, "_read_shipped", without_stress)
+    with pytest.raises(ContentError) as err:
+        InfoLibrary.load()
+    assert err.value.file == "handlers/content/fr.toml"
+    assert err.value.key == "pages.stress"
+    assert "missing" in err.value.problem
