@@ -82,7 +82,7 @@ class ConfigError(Exception):
 def load_config(path: Path) -> Config:
     """Read and validate ``path`` so the app starts only on a usable configuration."""
     try:
-        config, problems = _load(Path(path))
+        config, problems = _load(Path(path))[:2]
     except Exception as exc:  # the caller prints lines, never a traceback
         raise ConfigError(
             [f"{path}: unexpected error while loading ({type(exc).__name__})"]
@@ -113,24 +113,36 @@ async def check_config_async(path: Path, check_runtime: bool = True) -> list[str
     """`check_config` for callers already inside an event loop."""
     path = Path(path)
     try:
-        config, problems = _load(path)
-        if config is None or not check_runtime:
+        config, problems, partial = _load(path)
+        if not check_runtime:
             return problems
-        return problems + await runtime_problems(config)
+        if config is not None:
+            return problems + await runtime_problems(config)
+        if partial is None:
+            return problems
+        # Other sections are broken, but the store is usable: report its state too.
+        found = await _runtime(partial, None)
+        return problems + [f"{path}: {key}: {what}" for key, what in found]
     except Exception as exc:  # a checker must report, never crash
         return [f"{path}: unexpected error while checking ({type(exc).__name__})"]
 
 
 async def runtime_problems(config: Config) -> list[str]:
     """Problems only the running system reveals: key file access, database, Matrix store."""
+    found = await _runtime(config.store, config.matrix)
+    return [f"{config.label}: {key}: {what}" for key, what in found]
+
+
+async def _runtime(store: StoreConfig, matrix: MatrixConfig | None) -> list[Problem]:
+    """Key file, database and Matrix store checks on validated sections."""
     found: list[Problem] = []
-    found.extend(_key_file_problems(config.store.key_file))
-    reason = await ping(config.store.url)
+    found.extend(_key_file_problems(store.key_file))
+    reason = await ping(store.url)
     if reason:
         found.append(("store.url", reason))
-    if config.matrix.enabled:
-        found.extend(_creatable_dir("matrix.store_dir", config.matrix.store_dir))
-    return [f"{config.label}: {key}: {what}" for key, what in found]
+    if matrix is not None and matrix.enabled:
+        found.extend(_creatable_dir("matrix.store_dir", matrix.store_dir))
+    return found
 
 
 def default_config(data_dir: Path) -> Config:
@@ -145,7 +157,7 @@ def default_config(data_dir: Path) -> Config:
         "matrix": {"store_dir": str(data_dir / Path(DEFAULT_MATRIX_STORE).name)},
         "web": {"enabled": True, "listen": "127.0.0.1:8080"},
     }
-    config, problems = _build(raw, data_dir)
+    config, problems, _ = _build(raw, data_dir)
     if config is None:  # only if the defaults themselves are broken
         raise ConfigError([f"built-in defaults: {key}: {what}" for key, what in problems])
     return config
@@ -159,29 +171,35 @@ def _problems_without_runtime(path: Path) -> list[str]:
         return [f"{path}: unexpected error while checking ({type(exc).__name__})"]
 
 
-def _load(path: Path) -> tuple[Config | None, list[str]]:
-    """Parse the file and validate it, collecting lines rather than stopping at the first."""
+def _load(path: Path) -> tuple[Config | None, list[str], StoreConfig | None]:
+    """Parse the file and validate it, collecting lines rather than stopping at the first.
+
+    Also returns the store section when it alone is valid, so the runtime
+    checks can still run on a file with problems elsewhere.
+    """
     label = str(path)
     try:
         raw_bytes = path.read_bytes()
     except FileNotFoundError:
-        return None, [f"{label}: no such file (copy config.example.toml and edit it)"]
+        return None, [f"{label}: no such file (copy config.example.toml and edit it)"], None
     except OSError as exc:
-        return None, [f"{label}: cannot read the file ({exc.strerror or type(exc).__name__})"]
+        return None, [f"{label}: cannot read the file ({exc.strerror or type(exc).__name__})"], None
     try:
         raw = tomllib.loads(raw_bytes.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        return None, [f"{label}: not UTF-8 text (byte {exc.start})"]
+        return None, [f"{label}: not UTF-8 text (byte {exc.start})"], None
     except tomllib.TOMLDecodeError as exc:
-        return None, [f"{label}: not valid TOML: {exc}"]
+        return None, [f"{label}: not valid TOML: {exc}"], None
     base = path.expanduser().absolute().parent
-    config, problems = _build(raw, base)
+    config, problems, store = _build(raw, base)
     if config is not None:
         config._source = path
-    return config, [f"{label}: {key}: {what}" for key, what in problems]
+    return config, [f"{label}: {key}: {what}" for key, what in problems], store
 
 
-def _build(raw: dict[str, Any], base: Path) -> tuple[Config | None, list[Problem]]:
+def _build(
+    raw: dict[str, Any], base: Path
+) -> tuple[Config | None, list[Problem], StoreConfig | None]:
     """Validate each section on its own so one bad table does not hide the others."""
     problems: list[Problem] = []
     known = [*SECTIONS, "admins"]
@@ -213,13 +231,16 @@ def _build(raw: dict[str, Any], base: Path) -> tuple[Config | None, list[Problem
     shown = {key for key, _ in examples}
     problems.extend(examples)
     problems.extend(p for p in checked if p[0] not in shown)
+    store = sections.get("store")
+    if not isinstance(store, StoreConfig) or any(k.startswith("store") for k, _ in problems):
+        store = None
     if problems:
-        return None, problems
+        return None, problems, store
     try:
         config = Config.model_validate({**sections, "admins": admins})
     except ValidationError as exc:
-        return None, _from_pydantic(exc, "", Config)
-    return config, []
+        return None, _from_pydantic(exc, "", Config), store
+    return config, [], store
 
 
 def _check_sections(

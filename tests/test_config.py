@@ -381,6 +381,17 @@ def test_several_problems_reported_at_once() -> None:
     assert err.value.problems == problems
 
 
+def test_runtime_problems_still_reported_next_to_static_ones(tmp_path: Path) -> None:
+    port = free_port()
+    path = write(
+        '[organisation]\nname = "Acme"\ntimezone = "Nowhere/Land"\n'
+        f'[store]\nurl = "postgresql+asyncpg://u:p@127.0.0.1:{port}/db"\n'
+    )
+    keys = [line.split(": ")[1] for line in check_config(path)]
+    assert keys == ["organisation.timezone", "store.key_file", "store.url"]
+    assert check_config(path, check_runtime=False) == [check_config(path)[0]]
+
+
 # --- paths ---------------------------------------------------------------------------
 
 
