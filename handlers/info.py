@@ -84,6 +84,7 @@ __all__ = [
     "Page",
     "available_languages",
     "normalize_for_matching",
+    "walk",
 ]
 
 CONTENT_PACKAGE = "handlers"
@@ -438,7 +439,9 @@ class InfoLibrary:
     """The validated information pages, crisis words and urgent-help texts
     for the organisation's languages.  Immutable after `load`."""
 
-    def __init__(self, contents: Mapping[str, _Lang]) -> None:
+    def __init__(
+        self, contents: Mapping[str, _Lang], other_crisis_words: Iterable[str] = ()
+    ) -> None:
         self._pages = {lang: dict(c.pages) for lang, c in contents.items()}
         self._children: dict[str, dict[str | None, list[Page]]] = {}
         for lang, pages in self._pages.items():
@@ -451,9 +454,9 @@ class InfoLibrary:
         self._emergency = {lang: c.emergency for lang, c in contents.items()}
         self._helplines = {lang: list(c.helplines.values()) for lang, c in contents.items()}
         self._crisis_words = {lang: tuple(c.crisis_words) for lang, c in contents.items()}
-        patterns = sorted(
-            {p for c in contents.values() for w in c.crisis_words if (p := _crisis_pattern(w))}
-        )
+        every_word = [w for c in contents.values() for w in c.crisis_words]
+        every_word.extend(other_crisis_words)
+        patterns = sorted({p for w in every_word if (p := _crisis_pattern(w))})
         self._crisis_re = re.compile("|".join(patterns)) if patterns else None
         self._languages = tuple(contents)
 
@@ -470,17 +473,26 @@ class InfoLibrary:
         for lang in langs:
             file, data = _read_shipped(lang)
             contents[lang] = _shipped_language(file, data)
+        unused: dict[str, _Lang] = {}
         if override is not None:
-            cls._merge_override(Path(override), langs, contents)
+            unused = cls._merge_override(Path(override), langs, contents)
         for lang in langs:
             _check_tree(contents[lang])
         _check_languages_agree(langs, contents)
-        return cls(contents)
+        # Crisis words of languages the organisation does not offer still
+        # count: a person may type their distress in their own language anyway.
+        for lang in available_languages():
+            if lang not in contents and lang not in unused:
+                unused[lang] = _shipped_language(*_read_shipped(lang))
+        return cls(contents, [w for c in unused.values() for w in c.crisis_words])
 
     @staticmethod
-    def _merge_override(path: Path, langs: Sequence[str], contents: dict[str, _Lang]) -> None:
-        """Apply the organisation file; sections for shipped languages that are
-        not in use are checked (against a throw-away copy) but not kept."""
+    def _merge_override(
+        path: Path, langs: Sequence[str], contents: dict[str, _Lang]
+    ) -> dict[str, _Lang]:
+        """Apply the organisation file.  Sections for shipped languages that are
+        not in use are checked against a copy of the shipped content; those
+        copies are returned (only their crisis words are kept)."""
         file = str(path)
         try:
             raw = path.read_text(encoding="utf-8")
@@ -488,6 +500,7 @@ class InfoLibrary:
             raise ContentError(file, "", f"cannot read: {exc.strerror or exc}") from None
         data = _parse(file, raw)
         shipped = set(available_languages())
+        unused: dict[str, _Lang] = {}
         for lang, section in data.items():
             if lang not in shipped:
                 raise ContentError(
@@ -500,6 +513,8 @@ class InfoLibrary:
                 scratch = _shipped_language(*_read_shipped(lang))
                 _apply_override(file, lang, table, scratch)
                 _check_tree(scratch)
+                unused[lang] = scratch
+        return unused
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -543,10 +558,10 @@ class InfoLibrary:
         return Menu(rows=tuple((Button(label=p.title, token=token(p.id)),) for p in pages))
 
     def is_crisis(self, lang: str, text: str | None) -> bool:
-        """True when a message contains a reviewed crisis phrase in any loaded
-        language (people switch language under stress), so the caller can show
-        the urgent-help numbers at once.  ``lang`` is accepted for symmetry;
-        all languages' words are checked."""
+        """True when a message contains a reviewed crisis phrase in any shipped
+        language, loaded or not (people switch language under stress), so the
+        caller can show the urgent-help numbers at once.  ``lang`` is accepted
+        for symmetry; all languages' words are checked."""
         if not text or self._crisis_re is None:
             return False
         return self._crisis_re.search(normalize_for_matching(text)) is not None
@@ -564,14 +579,11 @@ class InfoLibrary:
         return list(self._helplines[self._lang(lang)])
 
 
-def _iter_pages(library: InfoLibrary, lang: str) -> Iterable[Page]:
-    """Walk the tree depth-first in menu order (used by tests and previews)."""
-    for top in library.root(lang):
-        yield top
-        yield from library.children(lang, top.id)
-
-
 def walk(library: InfoLibrary, lang: str) -> list[Page]:
-    """Every page in menu order, so an admin preview or a test sees exactly
-    what a person can reach by tapping."""
-    return list(_iter_pages(library, lang))
+    """Every page in menu order (depth-first), so an admin preview or a test
+    sees exactly what a person can reach by tapping."""
+    pages: list[Page] = []
+    for top in library.root(lang):
+        pages.append(top)
+        pages.extend(library.children(lang, top.id))
+    return pages

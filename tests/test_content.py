@@ -380,10 +380,18 @@ def test_override_adds_and_replaces_pages(tmp_path: Path) -> None:
 
 
 def test_override_for_a_subset_of_languages(tmp_path: Path) -> None:
-    path = write(tmp_path, '[nl.pages.advisor]\ntitle = "A"\nbody = "B"\n')
+    path = write(
+        tmp_path,
+        '[nl.pages.advisor]\ntitle = "A"\nbody = "B"\n'
+        '[fr.crisis]\nwords = ["au bout du rouleau"]\n',
+    )
     lib = InfoLibrary.load(override=path, languages=["nl"])
     assert lib.languages == ("nl",)
     assert [p.id for p in lib.root("nl")][-1] == "advisor"
+    # Crisis words of languages not offered still count, shipped and added.
+    assert lib.is_crisis("nl", "je n'en peux plus")
+    assert lib.is_crisis("nl", "I want to kill myself")
+    assert lib.is_crisis("nl", "je suis au bout du rouleau")
 
 
 @pytest.mark.parametrize(
