@@ -410,8 +410,7 @@ class WebChannel:
         try:
             hello = await self._read_hello(ws)
         except BadInput as err:
-            await ws.send_json({"type": "error", "code": err.code})
-            await ws.close()
+            await _refuse(ws, err.code)
             return ws
         identity = hello.get("identity")
         if not (
@@ -432,14 +431,12 @@ class WebChannel:
         await ws.prepare(request)
         address = await self._console_address(request)
         if address is None:
-            await ws.send_json({"type": "error", "code": "login"})
-            await ws.close()
+            await _refuse(ws, "login")
             return ws
         try:
             hello = await self._read_hello(ws)
         except BadInput as err:
-            await ws.send_json({"type": "error", "code": err.code})
-            await ws.close()
+            await _refuse(ws, err.code)
             return ws
         await self._serve(ws, address, "console", hello.get("language"))
         return ws
@@ -622,9 +619,7 @@ class WebChannel:
         if address is None:
             log.info("web: console login refused")
             body = self._render("login_failed.html")
-            return web.Response(
-                status=403, body=body, content_type="text/html", charset="utf-8"
-            )
+            return web.Response(status=403, body=body, content_type="text/html", charset="utf-8")
         sid = secrets.token_urlsafe(32)
         session = {"address": address, "expires": self.clock() + CONSOLE_SESSION_SECONDS}
         await self.state.set(_key("csess", sid), json.dumps(session).encode())
@@ -715,6 +710,13 @@ class WebChannel:
             self._unknown_codes.popitem(last=False)
         log.info("web: wrong resume passphrase")
         return web.json_response({"error": "wrong"}, status=403)
+
+
+async def _refuse(ws: web.WebSocketResponse, code: str) -> None:
+    """Tell the page why, then close; the page may already be gone."""
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await ws.send_json({"type": "error", "code": code})
+        await ws.close()
 
 
 def _wait(seconds: float) -> web.Response:

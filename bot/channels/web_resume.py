@@ -31,9 +31,7 @@ _READ_AS = {"O": "0", "I": "1", "L": "1", "U": "V"}
 
 def new_passphrase() -> str:
     """Make a fresh 100-bit passphrase in readable groups (``7QX2-K9MD-…``)."""
-    groups = (
-        "".join(secrets.choice(ALPHABET) for _ in range(GROUP_LEN)) for _ in range(GROUPS)
-    )
+    groups = ("".join(secrets.choice(ALPHABET) for _ in range(GROUP_LEN)) for _ in range(GROUPS))
     return "-".join(groups)
 
 

@@ -70,4 +70,3 @@ def same_origin(request: web.Request, origins: Iterable[str], strict: bool) -> b
     if origin in origins:
         return True
     return not strict and origin == f"{request.scheme}://{request.host}".lower()
-
