@@ -58,10 +58,13 @@ async def new_key(
     session: AsyncSession, crypto: Crypto, purpose: str = "case"
 ) -> tuple[str, bytes]:
     """Create and store (wrapped) a fresh data key; one per case, contact or
-    confidant, so that each can be erased on its own."""
+    confidant, so that each can be erased on its own.  Flushed at once: the
+    models have no relationships, so the unit of work would not know to
+    insert the key before the rows that reference it."""
     key_id = new_id()
     data_key = crypto.new_data_key()
     session.add(DataKey(id=key_id, wrapped=crypto.wrap(key_id, data_key), purpose=purpose))
+    await session.flush()
     return key_id, data_key
 
 

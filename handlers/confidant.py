@@ -1,0 +1,543 @@
+"""What a confidant can do, and what confidants are told.
+
+A confidant acts only on cases assigned to them (or, for a claim, offered to
+them).  Everything they receive names the case by its code and carries the
+employee's words, never the employee's identity.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from handlers import appointments
+from handlers.core import MAX_TEXT, Ctx, UserError, split_command
+from handlers.i18n import LANGUAGE_NAMES
+from handlers.types import Media, Outbound, OutboundKind
+from store.cases import normalise_code
+from store.models import Case, Confidant
+
+log = logging.getLogger("confidant.confidant")
+
+THEMES = ("stress", "bullying", "sexual", "violence_internal", "violence_third_party",
+          "conflict", "private", "other")
+CONSENT_FORMS = ("supervisor", "advisor", "reconcile")
+
+
+# ------------------------------------------------------------------ entry
+
+
+async def dispatch(ctx: Ctx) -> None:
+    inb = ctx.inbound
+    if inb.button is not None:
+        action = await ctx.tx.buttons.resolve(ctx.sender_hash, inb.button, ctx.now)
+        if action is None:
+            await ctx.reply(ctx.t("button.stale"))
+            return
+        name, _, arg = action.partition(":")
+        step = ACTIONS.get(name)
+        if step is None:
+            await ctx.reply(ctx.t("button.stale"))
+            return
+        await step(ctx, arg)
+        return
+    if inb.unsupported is not None:
+        key = "media.too_large" if inb.unsupported == "too_large" else "media.unsupported"
+        await ctx.reply(ctx.t(key))
+        return
+    text = inb.text or ""
+    if text.isdigit() and inb.channel in ctx.settings.numbered_channels:
+        action = await ctx.tx.buttons.resolve_number(ctx.sender_hash, int(text), ctx.now)
+        if action is not None:
+            name, _, arg = action.partition(":")
+            step = ACTIONS.get(name)
+            if step is not None:
+                await step(ctx, arg)
+                return
+    cmd = split_command(text)
+    if cmd is not None:
+        name, arg = cmd
+        command = COMMANDS.get(name)
+        if command is None:
+            await ctx.reply(ctx.t("command.unknown_confidant"))
+            return
+        await command(ctx, arg)
+        return
+    await relay_from_confidant(ctx, text, inb.media)
+
+
+def me(ctx: Ctx) -> Confidant:
+    assert ctx.confidant is not None
+    return ctx.confidant
+
+
+async def my_case(ctx: Ctx, code: str | None = None) -> Case:
+    """The case this event is about, only if it is assigned to the sender.
+
+    Order: an explicit code; the platform's context (a Matrix case room); the
+    relayed message being replied to; the confidant's current case; their
+    only open case.
+    """
+    confidant = me(ctx)
+    inb = ctx.inbound
+    case: Case | None = None
+    if code:
+        case = await ctx.tx.cases.by_code(code)
+        if case is None:
+            raise UserError("case.unknown", code=normalise_code(code))
+    elif inb.case_hint:
+        case = await ctx.tx.cases.by_code(inb.case_hint)
+    elif inb.reply_to:
+        case_id = await ctx.tx.links.case_for(inb.channel, inb.chat, inb.reply_to)
+        case = await ctx.tx.cases.by_id(case_id) if case_id else None
+    if case is None and not code and confidant.current_case_id:
+        case = await ctx.tx.cases.by_id(confidant.current_case_id)
+        if case is not None and (case.status != "open" or case.confidant_id != confidant.id):
+            case = None
+    if case is None and not code:
+        mine = await ctx.tx.cases.open_for_confidant(confidant.id)
+        if len(mine) == 1:
+            case = mine[0]
+        elif not mine:
+            raise UserError("case.none_open")
+        else:
+            raise UserError("case.which")
+    if case is None:
+        raise UserError("case.which")
+    if case.confidant_id != confidant.id or case.status != "open":
+        log.info("refused action on a case not assigned to the sender case=%s", case.code)
+        raise UserError("case.not_yours", code=case.code)
+    return case
+
+
+async def employee_of(ctx: Ctx, case: Case) -> None:
+    """Sanity: a case always needs its contact to relay anything."""
+    if case.contact_id is None:
+        raise UserError("case.gone", code=case.code)
+
+
+# ------------------------------------------------------------- notifications
+
+
+async def candidates(ctx: Ctx, case: Case) -> list[Confidant]:
+    """Who may claim: the chosen confidant, or everyone."""
+    if case.chosen_confidant_id:
+        chosen = await ctx.tx.confidants.by_id(case.chosen_confidant_id)
+        if chosen is not None and chosen.active:
+            return [chosen]
+    return await ctx.tx.confidants.all()
+
+
+async def announce_case(ctx: Ctx, case: Case, to: list[Confidant], escalation: bool = False
+                        ) -> None:
+    """New case: code, language, channel, urgency; no content until claimed."""
+    if case.announced_at is None:
+        case.announced_at = ctx.now
+    for c in to:
+        lang = ctx.confidant_lang(c)
+        key = "notify.escalation" if escalation else "notify.new_case"
+        urgent = ctx.t("notify.urgent_flag", lang=lang) if case.urgent else ""
+        text = ctx.t(key, lang=lang, code=case.code,
+                     language=LANGUAGE_NAMES.get(case.language, case.language),
+                     channel=case.channel, urgent=urgent,
+                     deadline=ctx.when(case.deadline_at, lang=lang))
+        await ctx.to_confidant(c, text, [[(ctx.t("notify.claim_button", lang=lang,
+                                                 code=case.code), f"claim:{case.id}")]],
+                               kind=OutboundKind.URGENT if case.urgent else OutboundKind.NOTICE)
+
+
+async def announce_urgent(ctx: Ctx, case: Case) -> None:
+    """A crisis word in a case nobody has claimed yet: every candidate hears now."""
+    for c in await candidates(ctx, case):
+        lang = ctx.confidant_lang(c)
+        await ctx.to_confidant(c, ctx.t("notify.urgent_waiting", lang=lang, code=case.code),
+                               [[(ctx.t("notify.claim_button", lang=lang, code=case.code),
+                                  f"claim:{case.id}")]], kind=OutboundKind.URGENT)
+
+
+async def relay_to_confidant(ctx: Ctx, case: Case, confidant: Confidant, text: str,
+                             media: Media | None, urgent: bool) -> None:
+    lang = ctx.confidant_lang(confidant)
+    key = "relay.urgent" if urgent else "relay.to_confidant"
+    body = ctx.t(key, lang=lang, code=case.code, text=text) if text else \
+        ctx.t("relay.media", lang=lang, code=case.code)
+    await ctx.to_confidant(confidant, body, case=case, media=media,
+                           kind=OutboundKind.URGENT if urgent else OutboundKind.RELAY)
+
+
+async def employee_stopped(ctx: Ctx, case: Case) -> None:
+    if case.confidant_id:
+        c = await ctx.tx.confidants.by_id(case.confidant_id)
+        if c is not None:
+            await ctx.to_confidant(c, ctx.t("stop.to_confidant", lang=ctx.confidant_lang(c),
+                                            code=case.code), case=case, control="case-close")
+
+
+async def case_erased(ctx: Ctx, case: Case) -> None:
+    if case.confidant_id:
+        c = await ctx.tx.confidants.by_id(case.confidant_id)
+        if c is not None:
+            await ctx.to_confidant(c, ctx.t("forget.to_confidant", lang=ctx.confidant_lang(c),
+                                            code=case.code), control="case-close",
+                                   case=None, kind=OutboundKind.NOTICE)
+
+
+async def recipient_unreachable(ctx: Ctx, out: Outbound) -> None:
+    """Delivery gave up for good (blocked bot, left room): tell the other side."""
+    if out.case is None:
+        return
+    case = await ctx.tx.cases.by_code(out.case)
+    if case is None or case.status == "closed":
+        return
+    if out.extra.get("role") == "employee":
+        case.unreachable = True
+        await ctx.tx.audit.record("system", "case.unreachable", case.code)
+        if case.confidant_id:
+            c = await ctx.tx.confidants.by_id(case.confidant_id)
+            if c is not None:
+                await ctx.to_confidant(c, ctx.t("unreachable.employee",
+                                                lang=ctx.confidant_lang(c), code=case.code),
+                                       case=case)
+    elif case.contact_id:
+        contact = await ctx.tx.contacts.by_id(case.contact_id)
+        if contact is not None:
+            await ctx.to_contact(contact, ctx.t("unreachable.confidant", lang=contact.language),
+                                 case=case)
+
+
+# ----------------------------------------------------------------- commands
+
+
+async def cmd_help(ctx: Ctx, arg: str = "") -> None:
+    await ctx.reply(ctx.t("help.confidant"))
+
+
+async def cmd_cases(ctx: Ctx, arg: str = "") -> None:
+    """My open cases with their 10-day deadline, plus cases waiting for anyone."""
+    confidant = me(ctx)
+    lines = []
+    rows: list[list[tuple[str, str]]] = []
+    for case in await ctx.tx.cases.open_for_confidant(confidant.id):
+        state = ctx.t("cases.heard") if case.heard_at else \
+            ctx.t("cases.deadline", deadline=ctx.when(case.deadline_at))
+        flag = " ⚠️" if case.urgent else ""
+        current = " ◀" if confidant.current_case_id == case.id else ""
+        lines.append(f"• {case.code}{flag} — {state}{current}")
+        rows.append([(ctx.t("cases.select", code=case.code), f"select:{case.id}")])
+    waiting = [c for c in await ctx.tx.cases.waiting()
+               if c.chosen_confidant_id in (None, confidant.id)]
+    if waiting:
+        lines.append(ctx.t("cases.waiting_title"))
+        for case in waiting:
+            flag = " ⚠️" if case.urgent else ""
+            lines.append(f"• {case.code}{flag} — {ctx.when(case.opened_at)}")
+            rows.append([(ctx.t("notify.claim_button", code=case.code), f"claim:{case.id}")])
+    if not lines:
+        await ctx.reply(ctx.t("cases.none"))
+        return
+    await ctx.reply(ctx.t("cases.title") + "\n" + "\n".join(lines), rows or None)
+
+
+async def cmd_claim(ctx: Ctx, arg: str = "") -> None:
+    code = arg.strip()
+    if not code:
+        raise UserError("claim.usage")
+    case = await ctx.tx.cases.by_code(code)
+    if case is None:
+        raise UserError("case.unknown", code=normalise_code(code))
+    await claim(ctx, case)
+
+
+async def claim_action(ctx: Ctx, case_id: str) -> None:
+    case = await ctx.tx.cases.by_id(case_id)
+    if case is None:
+        raise UserError("case.gone", code="")
+    await claim(ctx, case)
+
+
+async def claim(ctx: Ctx, case: Case) -> None:
+    """First claim wins; the others are told who took it; held messages follow."""
+    confidant = me(ctx)
+    if case.status == "open" and case.confidant_id == confidant.id:
+        confidant.current_case_id = case.id
+        await ctx.reply(ctx.t("claim.already_yours", code=case.code), case=case)
+        return
+    if case.chosen_confidant_id and case.chosen_confidant_id != confidant.id:
+        raise UserError("claim.chosen_other", code=case.code)
+    if not await ctx.tx.cases.claim(case, confidant.id, ctx.now):
+        holder = await ctx.tx.confidants.by_id(case.confidant_id) if case.confidant_id else None
+        raise UserError("claim.too_late", code=case.code, name=holder.name if holder else "")
+    confidant.current_case_id = case.id
+    await ctx.tx.audit.record(f"confidant:{confidant.name}", "case.claimed", case.code)
+    log.info("case claimed case=%s", case.code)
+    await ctx.to_confidant(confidant, ctx.t("claim.done", code=case.code,
+                                            language=LANGUAGE_NAMES.get(case.language,
+                                                                        case.language),
+                                            deadline=ctx.when(case.deadline_at, style="long")),
+                           case=case, control="case-open")
+    for other in await candidates(ctx, case):
+        if other.id != confidant.id and case.announced_at is not None:
+            await ctx.to_confidant(other, ctx.t("claim.taken_by", lang=ctx.confidant_lang(other),
+                                                code=case.code, name=confidant.name))
+    for raw, urgent, _at in await ctx.tx.cases.take_held_messages(case):
+        text, media = _held(raw)
+        await relay_to_confidant(ctx, case, confidant, text, media, urgent)
+    if case.contact_id:
+        contact = await ctx.tx.contacts.by_id(case.contact_id)
+        if contact is not None:
+            await ctx.to_contact(contact, ctx.t("claim.to_employee", lang=case.language,
+                                                name=confidant.name), case=case)
+
+
+def _held(raw: str) -> tuple[str, Media | None]:
+    data = json.loads(raw)
+    media = None
+    if "data" in data:
+        media = Media(kind=data["kind"], data=base64.b64decode(data["data"]),
+                      filename=data.get("filename", "file"),
+                      mime_type=data.get("mime", "application/octet-stream"))
+    return str(data.get("text", "")), media
+
+
+async def cmd_case(ctx: Ctx, arg: str = "") -> None:
+    """``/case CODE``: where plain messages go from now on."""
+    if not arg.strip():
+        raise UserError("case.usage")
+    case = await my_case(ctx, arg.strip())
+    me(ctx).current_case_id = case.id
+    await ctx.reply(ctx.t("case.selected", code=case.code), case=case)
+
+
+async def select_action(ctx: Ctx, case_id: str) -> None:
+    case = await ctx.tx.cases.by_id(case_id)
+    if case is None:
+        raise UserError("case.gone", code="")
+    await cmd_case(ctx, case.code)
+
+
+def _code_and_rest(arg: str) -> tuple[str | None, str]:
+    """``K7F-3MQ text`` → (code, text) when the first word looks like a case code."""
+    first, _, rest = arg.strip().partition(" ")
+    raw = "".join(ch for ch in first.upper() if ch.isalnum())
+    if len(raw) == 6 and "-" in first:
+        return first, rest.strip()
+    return None, arg.strip()
+
+
+async def relay_from_confidant(ctx: Ctx, text: str, media: Media | None) -> None:
+    """Plain words from a confidant go to the employee of the case in context."""
+    if not text and media is None:
+        return
+    if len(text) > MAX_TEXT:
+        raise UserError("message.too_long", limit=MAX_TEXT)
+    case = await my_case(ctx)
+    await employee_of(ctx, case)
+    contact = await ctx.tx.contacts.by_id(case.contact_id or "")
+    if contact is None:
+        raise UserError("case.gone", code=case.code)
+    confidant = me(ctx)
+    case.last_activity_at = ctx.now
+    body = ctx.t("relay.to_employee", lang=case.language, name=confidant.name, text=text) \
+        if text else ctx.t("relay.media_from", lang=case.language, name=confidant.name)
+    await ctx.to_contact(contact, body, case=case, media=media, kind=OutboundKind.RELAY)
+
+
+async def cmd_heard(ctx: Ctx, arg: str = "") -> None:
+    """The first conversation took place: the 10-day duty is met."""
+    code, _ = _code_and_rest(arg)
+    case = await my_case(ctx, code)
+    if case.heard_at is None:
+        case.heard_at = ctx.now
+        await ctx.tx.audit.record(f"confidant:{me(ctx).name}", "case.heard", case.code)
+    in_time = case.heard_at <= case.deadline_at
+    await ctx.reply(ctx.t("heard.done" if in_time else "heard.late", code=case.code,
+                          when=ctx.when(case.heard_at)), case=case)
+
+
+async def cmd_note(ctx: Ctx, arg: str = "") -> None:
+    """A private note: sealed with the case key, never relayed."""
+    code, text = _code_and_rest(arg)
+    if not text:
+        raise UserError("note.usage")
+    if len(text) > MAX_TEXT:
+        raise UserError("message.too_long", limit=MAX_TEXT)
+    case = await my_case(ctx, code)
+    await ctx.tx.cases.add_note(case, me(ctx).id, text, ctx.now)
+    await ctx.reply(ctx.t("note.saved", code=case.code), case=case)
+
+
+async def cmd_notes(ctx: Ctx, arg: str = "") -> None:
+    code, _ = _code_and_rest(arg)
+    case = await my_case(ctx, code)
+    notes = await ctx.tx.cases.notes(case)
+    if not notes:
+        await ctx.reply(ctx.t("note.none", code=case.code), case=case)
+        return
+    lines = [f"• {ctx.when(at)} — {text}" for at, text in notes]
+    await ctx.reply(ctx.t("note.list", code=case.code) + "\n" + "\n".join(lines), case=case)
+
+
+async def cmd_consent(ctx: Ctx, arg: str = "") -> None:
+    """Ask the employee's agreement for a form of informal intervention."""
+    code, rest = _code_and_rest(arg)
+    form = rest.strip().lower()
+    if form not in CONSENT_FORMS:
+        raise UserError("consent.usage")
+    case = await my_case(ctx, code)
+    await employee_of(ctx, case)
+    contact = await ctx.tx.contacts.by_id(case.contact_id or "")
+    if contact is None:
+        raise UserError("case.gone", code=case.code)
+    consent = await ctx.tx.cases.request_consent(case, form, ctx.now)
+    await ctx.tx.audit.record(f"confidant:{me(ctx).name}", "consent.requested", case.code, form)
+    lang = case.language
+    await ctx.to_contact(contact, ctx.t(f"consent.ask.{form}", lang=lang, name=me(ctx).name),
+                         [[(ctx.t("consent.yes", lang=lang), f"consent:{consent.id}:yes"),
+                           (ctx.t("consent.no", lang=lang), f"consent:{consent.id}:no")]],
+                         case=case)
+    await ctx.reply(ctx.t("consent.sent", code=case.code, form=ctx.t(f"consent.form.{form}")),
+                    case=case)
+
+
+async def consent_answered(ctx: Ctx, consent_id: str, agreed: bool) -> None:
+    """The employee's yes or no, recorded with the time; the confidant is told."""
+    consent = await ctx.tx.cases.consent(consent_id)
+    case = await ctx.tx.cases.by_id(consent.case_id) if consent else None
+    if consent is None or case is None or ctx.contact is None or \
+            case.contact_id != ctx.contact.id:
+        await ctx.reply(ctx.t("button.stale"))
+        return
+    if consent.answered_at is not None:
+        await ctx.reply(ctx.t("consent.already"))
+        return
+    consent.answered_at = ctx.now
+    consent.agreed = agreed
+    await ctx.tx.audit.record("employee", "consent.answered", case.code,
+                              f"{consent.form}:{'yes' if agreed else 'no'}")
+    await ctx.reply(ctx.t("consent.thanks_yes" if agreed else "consent.thanks_no"), case=case)
+    if case.confidant_id:
+        c = await ctx.tx.confidants.by_id(case.confidant_id)
+        if c is not None:
+            lang = ctx.confidant_lang(c)
+            await ctx.to_confidant(c, ctx.t("consent.answer_yes" if agreed else
+                                            "consent.answer_no", lang=lang, code=case.code,
+                                            form=ctx.t(f"consent.form.{consent.form}", lang=lang),
+                                            when=ctx.when(ctx.now, lang=lang)), case=case)
+
+
+async def cmd_handover(ctx: Ctx, arg: str = "") -> None:
+    """Give the case to a colleague: they get it, I am told, the employee is told."""
+    code, name = _code_and_rest(arg)
+    if not name:
+        raise UserError("handover.usage")
+    case = await my_case(ctx, code)
+    colleague = await ctx.tx.confidants.by_name(name)
+    confidant = me(ctx)
+    if colleague is None or not colleague.active:
+        raise UserError("handover.unknown", name=name)
+    if colleague.id == confidant.id:
+        raise UserError("handover.self")
+    case.confidant_id = colleague.id
+    case.chosen_confidant_id = colleague.id
+    case.last_activity_at = ctx.now
+    if confidant.current_case_id == case.id:
+        confidant.current_case_id = None
+    colleague.current_case_id = case.id
+    await ctx.tx.audit.record(f"confidant:{confidant.name}", "case.handover", case.code,
+                              f"to:{colleague.name}")
+    await ctx.to_confidant(confidant, ctx.t("handover.done", code=case.code, name=colleague.name),
+                           case=case, control="case-handover-out")
+    clang = ctx.confidant_lang(colleague)
+    await ctx.to_confidant(colleague, ctx.t("handover.received", lang=clang, code=case.code,
+                                            name=confidant.name,
+                                            deadline=ctx.when(case.deadline_at, lang=clang)),
+                           case=case, control="case-open")
+    if case.contact_id:
+        contact = await ctx.tx.contacts.by_id(case.contact_id)
+        if contact is not None:
+            await ctx.to_contact(contact, ctx.t("handover.to_employee", lang=case.language,
+                                                name=colleague.name), case=case)
+
+
+async def cmd_close(ctx: Ctx, arg: str = "") -> None:
+    """Close with a theme (for the anonymous statistics); the employee is told."""
+    code, theme = _code_and_rest(arg)
+    theme = theme.strip().lower().replace("-", "_").replace(" ", "_")
+    if theme not in THEMES:
+        rows = [[(ctx.t(f"theme.{t}"), f"close:{t}")] for t in THEMES]
+        if code is None:
+            await ctx.reply(ctx.t("close.usage"), rows)
+            return
+        raise UserError("close.usage")
+    case = await my_case(ctx, code)
+    await close_case(ctx, case, theme)
+
+
+async def close_action(ctx: Ctx, theme: str) -> None:
+    await cmd_close(ctx, theme)
+
+
+async def close_case(ctx: Ctx, case: Case, theme: str) -> None:
+    confidant = me(ctx)
+    await ctx.tx.cases.close(case, theme, ctx.now)
+    if confidant.current_case_id == case.id:
+        confidant.current_case_id = None
+    await ctx.tx.audit.record(f"confidant:{confidant.name}", "case.closed", case.code, theme)
+    await ctx.to_confidant(confidant, ctx.t("close.done", code=case.code,
+                                            theme=ctx.t(f"theme.{theme}")),
+                           case=case, control="case-close")
+    if case.contact_id:
+        contact = await ctx.tx.contacts.by_id(case.contact_id)
+        if contact is not None:
+            await ctx.to_contact(contact, ctx.t("close.to_employee", lang=case.language,
+                                                days=ctx.settings.retention_days), case=case)
+
+
+async def cmd_duty(ctx: Ctx, arg: str = "") -> None:
+    await appointments.confidant_duty(ctx, arg)
+
+
+async def cmd_offer(ctx: Ctx, arg: str = "") -> None:
+    code, _ = _code_and_rest(arg)
+    case = await my_case(ctx, code)
+    await appointments.confidant_offer(ctx, case)
+
+
+async def cmd_absence(ctx: Ctx, arg: str = "") -> None:
+    await appointments.confidant_absence(ctx, arg)
+
+
+async def cmd_confirmation(ctx: Ctx, arg: str = "") -> None:
+    code, _ = _code_and_rest(arg)
+    case = await my_case(ctx, code)
+    await appointments.confirmation_document(ctx, case)
+
+
+async def cmd_start(ctx: Ctx, arg: str = "") -> None:
+    await ctx.reply(ctx.t("welcome.confidant", name=me(ctx).name))
+
+
+async def _not_for_confidants(ctx: Ctx, arg: str = "") -> None:
+    await ctx.reply(ctx.t("role.confidant_not_employee"))
+
+
+Cmd = Callable[[Ctx, str], Awaitable[None]]
+
+COMMANDS: dict[str, Cmd] = {
+    "start": cmd_start, "help": cmd_help, "cases": cmd_cases, "claim": cmd_claim,
+    "case": cmd_case, "heard": cmd_heard, "note": cmd_note, "notes": cmd_notes,
+    "consent": cmd_consent, "handover": cmd_handover, "close": cmd_close, "duty": cmd_duty,
+    "offer": cmd_offer, "absence": cmd_absence, "confirmation": cmd_confirmation,
+    "talk": _not_for_confidants, "forget": _not_for_confidants,
+}
+
+ACTIONS: dict[str, Cmd] = {
+    "claim": claim_action,
+    "select": select_action,
+    "close": close_action,
+    "appt": appointments.confidant_action,
+}
+
+__all__ = ["dispatch", "split_command"]

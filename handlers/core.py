@@ -1,0 +1,320 @@
+"""The conversation core: one inbound event in, effects and outbox rows out,
+all in one transaction.
+
+`Core.handle` is what every channel calls.  It decides the sender's role on
+the server, runs the matching step of `handlers.employee`,
+`handlers.confidant` or `handlers.admin`, and commits the event as handled
+together with every message it caused.  A platform event delivered twice has
+its effect once; a crash before the commit leaves nothing half-done, and the
+platform re-delivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import unicodedata
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from handlers.i18n import Translator
+from handlers.info import InfoLibrary
+from handlers.types import (
+    CaseCode,
+    ChannelAddress,
+    ChannelName,
+    Inbound,
+    Media,
+    Outbound,
+    OutboundKind,
+    Role,
+)
+from store.db import is_transient
+from store.models import Case, Confidant, Contact
+from store.store import Store, Tx
+
+log = logging.getLogger("confidant.core")
+
+MAX_TEXT = 4000
+"""Longest message relayed in one piece (Telegram's own limit is 4096)."""
+
+MenuRows = Sequence[Sequence[tuple[str, str]]]
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class CoreSettings:
+    """What the core needs from the configuration, and nothing more."""
+
+    org_name: str = "Confidant"
+    timezone: str = "Europe/Brussels"
+    default_language: str = "nl"
+    languages: tuple[str, ...] = ("nl", "fr", "en")
+    response_hours: int = 24
+    escalation_hours: int = 4
+    idle_close_days: int = 30
+    retention_days: int = 90
+    admins: frozenset[tuple[str, str]] = frozenset()
+    """(channel, platform user id) pairs of administrators."""
+    numbered_channels: frozenset[str] = frozenset({"matrix"})
+    """Channels that show menus as numbered lists answered with a number."""
+    end_to_end_channels: frozenset[str] = frozenset({"matrix", "web"})
+    slot_minutes: int = 45
+    buffer_minutes: int = 15
+    days_ahead: int = 21
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class UserError(Exception):
+    """A refusal meant for the person: carries a message key, shown translated."""
+
+    def __init__(self, key: str, **values: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.values = values
+
+
+@dataclass
+class Ctx:
+    """Everything one step needs: the transaction, who is speaking, and the
+    messages it wants sent (written to the outbox when the step succeeds)."""
+
+    core: Core
+    tx: Tx
+    inbound: Inbound
+    now: datetime
+    role: Role
+    lang: str
+    contact: Contact | None = None
+    confidant: Confidant | None = None
+    urgent_handled: bool = False
+    _queued: list[tuple[Outbound, str | None, str | None]] = field(default_factory=list)
+
+    @property
+    def settings(self) -> CoreSettings:
+        return self.core.settings
+
+    @property
+    def info(self) -> InfoLibrary:
+        return self.core.info
+
+    def t(self, key: str, lang: str | None = None, **values: object) -> str:
+        return self.core.tr.t(lang or self.lang, key, **values)
+
+    def when(self, moment: datetime, lang: str | None = None, style: str = "medium") -> str:
+        return self.core.tr.when(lang or self.lang, moment, style)
+
+    @property
+    def here(self) -> ChannelAddress:
+        return ChannelAddress(self.inbound.channel, self.inbound.chat)
+
+    @property
+    def sender_hash(self) -> bytes:
+        return self.tx.vault.address_hash(self.inbound.channel, self.inbound.sender)
+
+    async def send(self, to: ChannelAddress, text: str, *, owner_hash: bytes,
+                   rows: MenuRows | None = None, kind: OutboundKind = OutboundKind.NOTICE,
+                   case: Case | None = None, control: str | None = None,
+                   media: Media | None = None, extra: dict[str, str] | None = None) -> None:
+        """Queue a message; menu choices become tokens bound to ``owner_hash``."""
+        menu = await self.tx.buttons.issue(owner_hash, rows, self.now) if rows else None
+        out = Outbound(to=to, text=text, menu=menu, media=media, kind=kind,
+                       case=CaseCode(case.code) if case else None, control=control,
+                       extra=dict(extra or {}))
+        self._queued.append((out, case.data_key_id if case else None, case.id if case else None))
+
+    async def reply(self, text: str, rows: MenuRows | None = None, *,
+                    kind: OutboundKind = OutboundKind.NOTICE, case: Case | None = None,
+                    media: Media | None = None) -> None:
+        """Answer the person who sent this event, where they wrote from."""
+        extra = {"role": self.role.value}
+        await self.send(self.here, text, owner_hash=self.sender_hash, rows=rows, kind=kind,
+                        case=case, media=media, extra=extra)
+
+    async def to_contact(self, contact: Contact, text: str, rows: MenuRows | None = None, *,
+                         kind: OutboundKind = OutboundKind.NOTICE, case: Case | None = None,
+                         media: Media | None = None) -> None:
+        address = await self.tx.contacts.address(contact)
+        await self.send(address, text, owner_hash=contact.address_hash, rows=rows, kind=kind,
+                        case=case, media=media, extra={"role": Role.EMPLOYEE.value})
+
+    async def to_confidant(self, confidant: Confidant, text: str, rows: MenuRows | None = None,
+                           *, kind: OutboundKind = OutboundKind.NOTICE, case: Case | None = None,
+                           media: Media | None = None, control: str | None = None) -> None:
+        """Every channel the confidant is registered on gets it; never any
+        employee identity, only what the caller put in ``text``."""
+        for address in await self.tx.confidants.addresses(confidant):
+            owner = self.tx.vault.address_hash(address.channel, address.address)
+            await self.send(address, text, owner_hash=owner, rows=rows, kind=kind, case=case,
+                            media=media, control=control,
+                            extra={"role": Role.CONFIDANT.value})
+
+    def confidant_lang(self, confidant: Confidant) -> str:
+        langs = [lang for lang in confidant.languages.split(",") if lang]
+        for lang in langs:
+            if lang in self.settings.languages:
+                return lang
+        return self.settings.default_language
+
+
+Step = Callable[[Ctx], Awaitable[None]]
+
+
+def clean_text(text: str | None) -> str | None:
+    """Drop control characters (except newline and tab) that platforms allow
+    but no person means; keeps every letter and script as typed."""
+    if text is None:
+        return None
+    kept = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    return kept.strip()
+
+
+def split_command(text: str) -> tuple[str, str] | None:
+    """``/claim K7F-3MQ`` → ("claim", "K7F-3MQ"); ``!help`` works too (Matrix habit)."""
+    if not text or text[0] not in "/!":
+        return None
+    head, _, rest = text[1:].partition(" ")
+    name = head.split("@", 1)[0].lower()
+    if not name or not name.replace("_", "").isalnum():
+        return None
+    return name, rest.strip()
+
+
+class Core:
+    """Channel-neutral conversation logic shared by every channel."""
+
+    def __init__(self, store: Store, settings: CoreSettings, info: InfoLibrary,
+                 clock: Clock | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.info = info
+        self.clock: Clock = clock or SystemClock()
+        self.tr = Translator(settings.default_language, settings.languages, settings.timezone,
+                             settings.org_name)
+        self.outbox_changed = asyncio.Event()
+
+    # ---------------------------------------------------------------- inbound
+
+    async def handle(self, inbound: Inbound) -> None:
+        """Record one platform event and everything it causes, exactly once.
+
+        Retries on a busy or briefly unavailable database, so the channel
+        only sees an exception when the event truly could not be recorded
+        (and must then be re-delivered by the platform).
+        """
+        delay = 0.05
+        for attempt in range(12):
+            try:
+                await self._handle_once(inbound)
+                break
+            except Exception as exc:
+                if is_transient(exc) and attempt < 11:
+                    log.warning("database busy, retrying event (attempt %d)", attempt + 1)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                raise
+        self.outbox_changed.set()
+
+    async def _handle_once(self, inbound: Inbound) -> None:
+        from handlers import admin, confidant, employee  # steps import Ctx from here
+
+        async with self.store.tx() as tx:
+            if await tx.events.seen(inbound.channel, inbound.event_id):
+                log.info("duplicate event ignored channel=%s", inbound.channel)
+                return
+            await tx.events.mark(inbound.channel, inbound.event_id)
+            ctx = await self._context(tx, inbound)
+            try:
+                # A refusal must change nothing: the step runs in a savepoint.
+                async with tx.session.begin_nested():
+                    if ctx.role is Role.CONFIDANT:
+                        await confidant.dispatch(ctx)
+                    elif ctx.role is Role.ADMIN and admin.wants(ctx):
+                        await admin.dispatch(ctx)
+                    else:
+                        await employee.dispatch(ctx)
+            except UserError as err:
+                ctx._queued.clear()
+                tx.session.expire_all()
+                await ctx.reply(self.tr.t(ctx.lang, err.key, **err.values))
+            await self._flush(ctx)
+
+    async def _context(self, tx: Tx, inbound: Inbound) -> Ctx:
+        now = self.clock.now()
+        inbound = _sanitised(inbound)
+        conf = await tx.confidants.find_by_address(inbound.channel, inbound.sender)
+        if conf is not None:
+            ctx = Ctx(self, tx, inbound, now, Role.CONFIDANT, "", confidant=conf)
+            ctx.lang = ctx.confidant_lang(conf)
+            return ctx
+        is_admin = (inbound.channel, inbound.sender) in self.settings.admins
+        contact = await tx.contacts.find(inbound.channel, inbound.sender)
+        lang = contact.language if contact else self.tr.pick(inbound.language_hint)
+        role = Role.ADMIN if is_admin else Role.EMPLOYEE
+        return Ctx(self, tx, inbound, now, role, lang, contact=contact)
+
+    async def _flush(self, ctx: Ctx) -> None:
+        system_key: str | None = None
+        for out, key_id, case_id in ctx._queued:
+            if key_id is None:
+                system_key = system_key or await ctx.tx.system_key()
+                key_id = system_key
+            await ctx.tx.outbox.enqueue(out, key_id, case_id, ctx.now)
+        ctx._queued.clear()
+
+    # --------------------------------------------------------------- delivery
+
+    async def unreachable(self, out: Outbound) -> None:
+        """A recipient can never be reached: mark the case and tell the other side."""
+        from handlers import confidant
+
+        async with self.store.tx() as tx:
+            ctx = Ctx(self, tx, Inbound(out.to.channel, "", "", "system"), self.clock.now(),
+                      Role.EMPLOYEE, self.settings.default_language)
+            await tx.outbox.fail_pending_for(
+                tx.vault.address_hash(out.to.channel, out.to.address), ctx.now)
+            await confidant.recipient_unreachable(ctx, out)
+            await self._flush(ctx)
+        self.outbox_changed.set()
+
+    # ----------------------------------------------------------------- timers
+
+    async def tick(self) -> None:
+        """Run every timed duty that is due; safe to call at any moment and
+        after any restart, because each duty is a query on stored times."""
+        from handlers import timers
+
+        async with self.store.tx() as tx:
+            ctx = Ctx(self, tx, Inbound(ChannelName("system"), "", "", "tick"), self.clock.now(),
+                      Role.EMPLOYEE, self.settings.default_language)
+            await timers.run_due(ctx)
+            await self._flush(ctx)
+        self.outbox_changed.set()
+
+    def deadline(self, opened: datetime) -> datetime:
+        """10 calendar days after the first contact, as the law counts."""
+        return opened + timedelta(days=10)
+
+
+def _sanitised(inbound: Inbound) -> Inbound:
+    text = clean_text(inbound.text)
+    if text == inbound.text:
+        return inbound
+    from dataclasses import replace
+
+    return replace(inbound, text=text)

@@ -1,0 +1,478 @@
+"""What an employee can do: read, talk anonymously, stop, erase, declare.
+
+Each step is small and answers in the employee's language.  Nothing here
+ever puts the employee's platform identity into a message for a
+confidant: confidants only ever get the case code and the words typed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from handlers import appointments, declare
+from handlers.core import MAX_TEXT, Ctx, UserError, split_command
+from handlers.i18n import LANGUAGE_NAMES
+from handlers.types import Media
+from store.models import Case, Confidant
+
+log = logging.getLogger("confidant.employee")
+
+
+# ------------------------------------------------------------------ entry
+
+
+async def dispatch(ctx: Ctx) -> None:
+    """Route one event from an employee (or an admin acting as one)."""
+    inb = ctx.inbound
+    first_contact = ctx.contact is None
+    if ctx.contact is None:
+        ctx.contact = await ctx.tx.contacts.create(inb.channel, inb.sender, inb.chat, ctx.lang,
+                                                   ctx.now)
+    else:
+        await ctx.tx.contacts.update_chat(ctx.contact, inb.chat, ctx.now)
+
+    if inb.button is not None:
+        action = await ctx.tx.buttons.resolve(ctx.sender_hash, inb.button, ctx.now)
+        if action is None:
+            await ctx.reply(ctx.t("button.stale"), main_menu(ctx))
+            return
+        await run_action(ctx, action)
+        return
+
+    if first_contact or not ctx.contact.welcomed:
+        await welcome(ctx)
+        cmd = split_command(inb.text or "")
+        if inb.text is None or (cmd is not None and cmd[0] == "start"):
+            return
+
+    if inb.unsupported is not None:
+        key = "media.too_large" if inb.unsupported == "too_large" else "media.unsupported"
+        await ctx.reply(ctx.t(key))
+        return
+
+    text = inb.text or ""
+    if text.isdigit() and inb.channel in ctx.settings.numbered_channels:
+        action = await ctx.tx.buttons.resolve_number(ctx.sender_hash, int(text), ctx.now)
+        if action is not None:
+            await run_action(ctx, action)
+            return
+
+    cmd = split_command(text)
+    if cmd is not None:
+        name, arg = cmd
+        step = COMMANDS.get(name)
+        if step is None:
+            await ctx.reply(ctx.t("command.unknown"), main_menu(ctx))
+            return
+        await step(ctx, arg)
+        return
+
+    if ctx.contact.pending == "declare:name":
+        await declare.name_answer(ctx, text)
+        return
+    if ctx.contact.pending and ctx.contact.pending.startswith("declare:"):
+        await declare.answer(ctx, text)
+        return
+
+    await message(ctx, text, inb.media)
+
+
+def main_menu(ctx: Ctx) -> list[list[tuple[str, str]]]:
+    t = ctx.t
+    return [
+        [(t("menu.info"), "info"), (t("menu.talk"), "talk")],
+        [(t("menu.confidants"), "confidants"), (t("menu.appointment"), "appointment")],
+        [(t("menu.emergency"), "emergency"), (t("menu.declare"), "declare")],
+        [(t("menu.language"), "language"), (t("menu.privacy"), "privacy")],
+        [(t("menu.forget"), "forget")],
+    ]
+
+
+async def run_action(ctx: Ctx, action: str) -> None:
+    """A pressed button: the action string was written by the bot itself and
+    bound to this person, but every permission is still checked again."""
+    name, _, arg = action.partition(":")
+    step = ACTIONS.get(name)
+    if step is None:
+        await ctx.reply(ctx.t("button.stale"), main_menu(ctx))
+        return
+    await step(ctx, arg)
+
+
+# -------------------------------------------------------------- the basics
+
+
+async def welcome(ctx: Ctx) -> None:
+    """First contact: who we are, what the confidant sees, what is kept."""
+    assert ctx.contact is not None
+    ctx.contact.welcomed = True
+    await ctx.reply(ctx.t("welcome.first"))
+    await ctx.reply(privacy_text(ctx), main_menu(ctx))
+
+
+def privacy_text(ctx: Ctx) -> str:
+    channel = ctx.inbound.channel
+    protection = ctx.t("privacy.e2e") if channel in ctx.settings.end_to_end_channels \
+        else ctx.t(f"privacy.channel.{channel}") if channel == "telegram" \
+        else ctx.t("privacy.e2e")
+    return ctx.t("privacy.notice", protection=protection,
+                 retention_days=ctx.settings.retention_days,
+                 idle_days=ctx.settings.idle_close_days)
+
+
+async def cmd_start(ctx: Ctx, arg: str = "") -> None:
+    await ctx.reply(ctx.t("welcome.back"), main_menu(ctx))
+
+
+async def cmd_menu(ctx: Ctx, arg: str = "") -> None:
+    await ctx.reply(ctx.t("menu.title"), main_menu(ctx))
+
+
+async def cmd_help(ctx: Ctx, arg: str = "") -> None:
+    await ctx.reply(ctx.t("help.employee"), main_menu(ctx))
+
+
+async def cmd_privacy(ctx: Ctx, arg: str = "") -> None:
+    await ctx.reply(privacy_text(ctx), main_menu(ctx))
+
+
+async def cmd_emergency(ctx: Ctx, arg: str = "") -> None:
+    await ctx.reply(ctx.info.emergency_text(ctx.lang), [[(ctx.t("menu.talk"), "talk")],
+                                                       [(ctx.t("menu.back"), "menu")]])
+
+
+async def cmd_language(ctx: Ctx, arg: str = "") -> None:
+    """``/language fr`` switches at once; without an argument, a menu."""
+    choice = arg.strip().lower()[:2]
+    if choice:
+        await set_language(ctx, choice)
+        return
+    rows = [[(LANGUAGE_NAMES[lang], f"lang:{lang}")] for lang in ctx.settings.languages]
+    await ctx.reply(ctx.t("language.choose"), rows)
+
+
+async def set_language(ctx: Ctx, lang: str) -> None:
+    assert ctx.contact is not None
+    if lang not in ctx.settings.languages:
+        await ctx.reply(ctx.t("language.unknown",
+                              languages=", ".join(ctx.settings.languages)))
+        return
+    ctx.contact.language = lang
+    ctx.lang = lang
+    for case in await open_cases(ctx):
+        case.language = lang
+    await ctx.reply(ctx.t("language.set"), main_menu(ctx))
+
+
+# ------------------------------------------------------------- information
+
+
+async def cmd_info(ctx: Ctx, arg: str = "") -> None:
+    await show_info(ctx, arg.strip() or "")
+
+
+async def show_info(ctx: Ctx, page_id: str) -> None:
+    """A page and its sub-pages; always a way back and a way to talk."""
+    lib = ctx.info
+    rows: list[list[tuple[str, str]]]
+    if not page_id:
+        rows = [[(p.title, f"info:{p.id}")] for p in lib.root(ctx.lang)]
+        rows.append([(ctx.t("menu.talk"), "talk"), (ctx.t("menu.back"), "menu")])
+        await ctx.reply(ctx.t("info.title"), rows)
+        return
+    page = lib.page(ctx.lang, page_id)
+    if page is None:
+        await show_info(ctx, "")
+        return
+    rows = [[(c.title, f"info:{c.id}")] for c in lib.children(ctx.lang, page_id)]
+    parent = lib.parent(ctx.lang, page_id) or ""
+    rows.append([(ctx.t("menu.back"), f"info:{parent}"), (ctx.t("menu.talk"), "talk")])
+    await ctx.reply(f"{page.title}\n\n{page.body}", rows)
+
+
+async def cmd_confidants(ctx: Ctx, arg: str = "") -> None:
+    """Who the confidants are: names, a short bio, languages, on duty or not."""
+    confidants = await ctx.tx.confidants.all()
+    if not confidants:
+        await ctx.reply(ctx.t("confidants.none"), main_menu(ctx))
+        return
+    lines = [ctx.t("confidants.title")]
+    for c in confidants:
+        lines.append(await confidant_line(ctx, c))
+    await ctx.reply("\n\n".join(lines), [[(ctx.t("menu.talk"), "talk"),
+                                          (ctx.t("menu.back"), "menu")]])
+
+
+async def confidant_line(ctx: Ctx, c: Confidant) -> str:
+    duty = await ctx.tx.rota.on_duty(c.id, ctx.now, ctx.settings.tz)
+    langs = ", ".join(LANGUAGE_NAMES.get(x, x) for x in c.languages.split(",") if x)
+    status = ctx.t("confidants.on_duty") if duty else ctx.t("confidants.off_duty")
+    bio = f"\n{c.bio}" if c.bio else ""
+    return f"{c.name} — {status} ({langs}){bio}"
+
+
+# -------------------------------------------------------------------- talk
+
+
+async def open_cases(ctx: Ctx) -> list[Case]:
+    assert ctx.contact is not None
+    return [c for c in await ctx.tx.cases.for_contact(ctx.contact.id)
+            if c.status in ("waiting", "open")]
+
+
+async def active_case(ctx: Ctx) -> Case | None:
+    assert ctx.contact is not None
+    if ctx.contact.active_case_id is None:
+        return None
+    case = await ctx.tx.cases.by_id(ctx.contact.active_case_id)
+    if case is None or case.status == "closed" or case.contact_id != ctx.contact.id:
+        return None
+    return case
+
+
+async def cmd_talk(ctx: Ctx, arg: str = "") -> None:
+    """Choose a confidant or "first available"; one open conversation at a time."""
+    case = await active_case(ctx)
+    if case is not None:
+        await ctx.reply(ctx.t("talk.already", code=case.code), case=case)
+        return
+    rows = [[(ctx.t("talk.first_available"), "open:any")]]
+    for c in await ctx.tx.confidants.all():
+        duty = await ctx.tx.rota.on_duty(c.id, ctx.now, ctx.settings.tz)
+        mark = ctx.t("confidants.on_duty") if duty else ctx.t("confidants.off_duty")
+        rows.append([(f"{c.name} ({mark})", f"open:{c.id}")])
+    rows.append([(ctx.t("menu.back"), "menu")])
+    await ctx.reply(ctx.t("talk.choose"), rows)
+
+
+async def open_case(ctx: Ctx, choice: str) -> None:
+    """Start the anonymous conversation and tell the right confidants."""
+    assert ctx.contact is not None
+    if await active_case(ctx) is not None:
+        await cmd_talk(ctx)
+        return
+    chosen: Confidant | None = None
+    if choice and choice != "any":
+        chosen = await ctx.tx.confidants.by_id(choice)
+        if chosen is None or not chosen.active:
+            await ctx.reply(ctx.t("talk.unknown_confidant"))
+            await cmd_talk(ctx)
+            return
+    case = await ctx.tx.cases.create(ctx.contact, channel=ctx.inbound.channel, language=ctx.lang,
+                                     chosen_confidant_id=chosen.id if chosen else None,
+                                     now=ctx.now, deadline=ctx.core.deadline(ctx.now))
+    ctx.contact.active_case_id = case.id
+    await ctx.tx.audit.record("employee", "case.opened", case.code)
+    log.info("case opened case=%s channel=%s", case.code, case.channel)
+    await ctx.reply(ctx.t("case.opened", code=case.code), case=case)
+    await announce_or_defer(ctx, case, chosen)
+
+
+async def announce_or_defer(ctx: Ctx, case: Case, chosen: Confidant | None) -> None:
+    """Tell the on-duty confidants now, or tell the employee when to expect an
+    answer and keep the case for the next shift."""
+    from handlers.confidant import announce_case, candidates
+
+    targets = await candidates(ctx, case)
+    on_duty = [c for c in targets if await ctx.tx.rota.on_duty(c.id, ctx.now, ctx.settings.tz)]
+    if on_duty:
+        await announce_case(ctx, case, on_duty)
+        name = chosen.name if chosen else ""
+        key = "case.on_duty_chosen" if chosen else "case.on_duty"
+        await ctx.reply(ctx.t(key, name=name, hours=ctx.settings.response_hours), case=case)
+        return
+    next_start = await ctx.tx.rota.next_duty_start([c.id for c in targets], ctx.now,
+                                                   ctx.settings.tz)
+    emergency = ctx.info.emergency_text(ctx.lang)
+    if next_start is None:
+        text = ctx.t("case.no_rota", hours=ctx.settings.response_hours, emergency=emergency)
+    else:
+        text = ctx.t("case.off_duty", when=ctx.when(next_start, style="long"),
+                     emergency=emergency)
+    await ctx.reply(text, case=case)
+
+
+async def message(ctx: Ctx, text: str, media: Media | None) -> None:
+    """Plain words from the employee: relayed, held until a claim, or a nudge to /talk."""
+    if len(text) > MAX_TEXT:
+        await ctx.reply(ctx.t("message.too_long", limit=MAX_TEXT))
+        return
+    urgent = ctx.info.is_crisis(ctx.lang, text)
+    if urgent:
+        await ctx.reply(ctx.info.emergency_text(ctx.lang))
+    case = await active_case(ctx)
+    if case is None:
+        if not text and media is None:
+            return
+        await ctx.reply(ctx.t("message.no_case"), [[(ctx.t("menu.talk"), "talk")],
+                                                   [(ctx.t("menu.info"), "info")]])
+        return
+    if not text and media is None:
+        return
+    case.last_activity_at = ctx.now
+    if urgent and not case.urgent:
+        case.urgent = True
+        await ctx.tx.audit.record("employee", "case.urgent", case.code)
+    from handlers.confidant import relay_to_confidant
+
+    if case.status == "open" and case.confidant_id:
+        confidant = await ctx.tx.confidants.by_id(case.confidant_id)
+        if confidant is not None:
+            await relay_to_confidant(ctx, case, confidant, text, media, urgent)
+            return
+    first = await ctx.tx.cases.held_count(case) == 0
+    payload = {"text": text}
+    if media is not None:
+        import base64
+
+        payload.update(kind=media.kind, filename=media.filename, mime=media.mime_type,
+                       data=base64.b64encode(media.data).decode())
+    await ctx.tx.cases.hold_message(case, json.dumps(payload, ensure_ascii=False), urgent,
+                                    ctx.now)
+    if urgent and case.announced_at is not None:
+        from handlers.confidant import announce_urgent
+
+        await announce_urgent(ctx, case)
+    if first and not urgent:
+        await ctx.reply(ctx.t("message.held"), case=case)
+
+
+async def cmd_stop(ctx: Ctx, arg: str = "") -> None:
+    """End the conversation; the confidant is informed."""
+    case = await active_case(ctx)
+    if case is None:
+        await ctx.reply(ctx.t("stop.none"), main_menu(ctx))
+        return
+    from handlers.confidant import employee_stopped
+
+    await employee_stopped(ctx, case)
+    await ctx.tx.cases.close(case, case.theme or "unclassified", ctx.now)
+    await ctx.tx.audit.record("employee", "case.stopped", case.code)
+    await ctx.reply(ctx.t("stop.done", code=case.code,
+                          days=ctx.settings.retention_days), main_menu(ctx))
+
+
+async def cmd_forget(ctx: Ctx, arg: str = "") -> None:
+    """Erasure is final, so it asks first."""
+    await ctx.reply(ctx.t("forget.confirm"), [[(ctx.t("forget.yes"), "forget:yes"),
+                                               (ctx.t("forget.no"), "forget:no")]])
+
+
+async def forget(ctx: Ctx, answer: str) -> None:
+    if answer != "yes":
+        if answer == "no":
+            await ctx.reply(ctx.t("forget.kept"), main_menu(ctx))
+        else:
+            await cmd_forget(ctx)
+        return
+    assert ctx.contact is not None
+    from handlers.confidant import case_erased
+
+    here, lang = ctx.here, ctx.lang
+    for case in await ctx.tx.cases.for_contact(ctx.contact.id):
+        if case.status in ("waiting", "open"):
+            await case_erased(ctx, case)
+        await ctx.tx.cases.erase(case, ctx.now)
+    await ctx.tx.buttons.forget_owner(ctx.sender_hash)
+    await ctx.tx.contacts.erase(ctx.contact)
+    await ctx.tx.audit.record("employee", "contact.erased")
+    ctx.contact = None
+    # Sent under the system key: the person's own keys are gone already.
+    await ctx.send(here, ctx.t("forget.done", lang=lang), owner_hash=b"\0" * 32)
+
+
+async def cmd_confirmation(ctx: Ctx, arg: str = "") -> None:
+    """Ask for the document confirming that the conversation took place."""
+    case = await active_case(ctx)
+    if case is None:
+        cases = [c for c in await ctx.tx.cases.for_contact(ctx.contact.id)] if ctx.contact else []
+        case = cases[-1] if cases else None
+    if case is None:
+        await ctx.reply(ctx.t("confirmation.no_case"), main_menu(ctx))
+        return
+    case.confirmation_requested_at = ctx.now
+    await ctx.tx.audit.record("employee", "confirmation.requested", case.code)
+    if case.confidant_id:
+        confidant = await ctx.tx.confidants.by_id(case.confidant_id)
+        if confidant is not None:
+            clang = ctx.confidant_lang(confidant)
+            await ctx.to_confidant(confidant, ctx.t("confirmation.to_confidant", lang=clang,
+                                                    code=case.code), case=case)
+    await ctx.reply(ctx.t("confirmation.requested"), case=case)
+
+
+async def answer_consent(ctx: Ctx, arg: str) -> None:
+    from handlers.confidant import consent_answered
+
+    consent_id, _, answer = arg.partition(":")
+    await consent_answered(ctx, consent_id, answer == "yes")
+
+
+async def not_a_confidant(ctx: Ctx, arg: str = "") -> None:
+    """Confidant commands typed by someone who is not one: a polite no."""
+    await ctx.reply(ctx.t("role.not_confidant"), main_menu(ctx))
+
+
+async def not_an_admin(ctx: Ctx, arg: str = "") -> None:
+    await ctx.reply(ctx.t("role.not_admin"), main_menu(ctx))
+
+
+async def _appointment(ctx: Ctx, arg: str = "") -> None:
+    await appointments.employee_entry(ctx, arg)
+
+
+async def _lang(ctx: Ctx, arg: str) -> None:
+    await set_language(ctx, arg)
+
+
+async def _info(ctx: Ctx, arg: str) -> None:
+    await show_info(ctx, arg)
+
+
+Cmd = Callable[[Ctx, str], Awaitable[None]]
+
+COMMANDS: dict[str, Cmd] = {
+    "start": cmd_start,
+    "menu": cmd_menu,
+    "help": cmd_help,
+    "info": cmd_info,
+    "talk": cmd_talk,
+    "confidants": cmd_confidants,
+    "appointment": _appointment,
+    "stop": cmd_stop,
+    "forget": cmd_forget,
+    "language": cmd_language,
+    "privacy": cmd_privacy,
+    "emergency": cmd_emergency,
+    "declare": declare.start,
+    "confirmation": cmd_confirmation,
+    # confidant and admin words reach here only from people without the role
+    "claim": not_a_confidant, "cases": not_a_confidant, "heard": not_a_confidant,
+    "note": not_a_confidant, "consent": not_a_confidant, "offer": not_a_confidant,
+    "handover": not_a_confidant, "close": not_a_confidant, "duty": not_a_confidant,
+    "case": not_a_confidant, "absence": not_a_confidant,
+    "admin": not_an_admin,
+}
+
+ACTIONS: dict[str, Cmd] = {
+    "menu": cmd_menu,
+    "info": _info,
+    "talk": cmd_talk,
+    "open": open_case,
+    "confidants": cmd_confidants,
+    "appointment": _appointment,
+    "appt": appointments.employee_action,
+    "emergency": cmd_emergency,
+    "declare": declare.start,
+    "decl": declare.button,
+    "language": cmd_language,
+    "lang": _lang,
+    "privacy": cmd_privacy,
+    "forget": forget,
+    "consent": answer_consent,
+    "stop": cmd_stop,
+}
+
+__all__ = ["UserError", "dispatch", "main_menu"]

@@ -1,0 +1,77 @@
+"""User-facing strings in nl / fr / en, loaded from ``content/ui.<lang>.toml``.
+
+Strings are data, not code: a key missing in one language is a test failure,
+and at run time falls back to the organisation's default language rather
+than showing a key to a person in distress.  Dates and times are formatted
+with Babel in the organisation's timezone.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+
+SUPPORTED_LANGUAGES = ("nl", "fr", "en")
+LANGUAGE_NAMES = {"nl": "Nederlands", "fr": "Français", "en": "English"}
+
+
+def _flatten(prefix: str, table: Mapping[str, Any], out: dict[str, str]) -> None:
+    for key, value in table.items():
+        full = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, Mapping):
+            _flatten(full, value, out)
+        elif isinstance(value, str):
+            out[full] = value
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            out[full] = "\n".join(value)
+
+
+@cache
+def load_strings(lang: str) -> dict[str, str]:
+    text = resources.files("handlers").joinpath("content", f"ui.{lang}.toml").read_text("utf-8")
+    out: dict[str, str] = {}
+    _flatten("", tomllib.loads(text), out)
+    return out
+
+
+class Translator:
+    """Looks up and fills strings for one organisation."""
+
+    def __init__(self, default_language: str = "nl",
+                 languages: Iterable[str] = SUPPORTED_LANGUAGES, timezone: str = "Europe/Brussels",
+                 org_name: str = "") -> None:
+        self.default = default_language
+        self.languages = tuple(lang for lang in languages if lang in SUPPORTED_LANGUAGES)
+        self.tz = ZoneInfo(timezone)
+        self.org_name = org_name
+
+    def pick(self, hint: str | None) -> str:
+        """The person's language from a platform hint ("fr-BE" → fr), else the default."""
+        if hint:
+            short = hint.split("-")[0].split("_")[0].lower()
+            if short in self.languages:
+                return short
+        return self.default
+
+    def t(self, lang: str, key: str, **values: object) -> str:
+        strings = load_strings(lang if lang in SUPPORTED_LANGUAGES else self.default)
+        template = strings.get(key)
+        if template is None:
+            template = load_strings(self.default).get(key) or load_strings("en")[key]
+        values.setdefault("org", self.org_name)
+        return template.format(**values) if values else template
+
+    def when(self, lang: str, moment: datetime, style: str = "medium") -> str:
+        """A date and time as a person in Brussels reads it, DST-correct."""
+        fmt = "EEEE d MMMM y, HH:mm" if style == "long" else "EEE d MMM, HH:mm"
+        return format_datetime(moment, fmt, tzinfo=self.tz, locale=lang)
+
+    def day(self, lang: str, moment: datetime) -> str:
+        return format_datetime(moment, "EEEE d MMMM y", tzinfo=self.tz, locale=lang)

@@ -1,0 +1,94 @@
+"""Timed duties, run by `Core.tick`: each is a query on stored times, so a
+restart loses none and running twice does nothing twice."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from handlers import appointments
+from handlers.confidant import announce_case, candidates
+from handlers.core import Ctx
+from handlers.types import OutboundKind
+
+log = logging.getLogger("confidant.timers")
+
+EVENT_MEMORY = timedelta(days=30)
+"""How long handled platform event ids are kept (platforms re-deliver for far less)."""
+
+
+async def run_due(ctx: Ctx) -> None:
+    await announce_waiting(ctx)
+    await escalate(ctx)
+    await remind_deadlines(ctx)
+    await close_idle(ctx)
+    await erase_expired(ctx)
+    await appointments.run_due(ctx)
+    await ctx.tx.buttons.purge_expired(ctx.now)
+    await ctx.tx.outbox.purge_delivered(ctx.now - timedelta(days=1))
+    await ctx.tx.events.forget_before(ctx.now - EVENT_MEMORY)
+
+
+async def announce_waiting(ctx: Ctx) -> None:
+    """Cases opened outside every shift are announced when a shift starts."""
+    for case in await ctx.tx.cases.unannounced():
+        on_duty = [c for c in await candidates(ctx, case)
+                   if await ctx.tx.rota.on_duty(c.id, ctx.now, ctx.settings.tz)]
+        if on_duty:
+            await announce_case(ctx, case, on_duty)
+            log.info("waiting case announced case=%s", case.code)
+
+
+async def escalate(ctx: Ctx) -> None:
+    """Unclaimed too long: every confidant hears of it (code only)."""
+    cutoff = ctx.now - timedelta(hours=ctx.settings.escalation_hours)
+    for case in await ctx.tx.cases.unclaimed_since(cutoff):
+        case.escalated_at = ctx.now
+        await ctx.tx.audit.record("system", "case.escalated", case.code)
+        await announce_case(ctx, case, await ctx.tx.confidants.all(), escalation=True)
+
+
+async def remind_deadlines(ctx: Ctx) -> None:
+    """Two days before the 10-day deadline, the confidant is reminded."""
+    for case in await ctx.tx.cases.deadline_soon(ctx.now + timedelta(days=2)):
+        case.deadline_reminded_at = ctx.now
+        targets = []
+        if case.confidant_id:
+            c = await ctx.tx.confidants.by_id(case.confidant_id)
+            targets = [c] if c else []
+        else:
+            targets = await candidates(ctx, case)
+        for c in targets:
+            lang = ctx.confidant_lang(c)
+            await ctx.to_confidant(c, ctx.t("deadline.reminder", lang=lang, code=case.code,
+                                            deadline=ctx.when(case.deadline_at, lang=lang,
+                                                              style="long")),
+                                   case=case if case.confidant_id else None,
+                                   kind=OutboundKind.URGENT)
+
+
+async def close_idle(ctx: Ctx) -> None:
+    cutoff = ctx.now - timedelta(days=ctx.settings.idle_close_days)
+    for case in await ctx.tx.cases.idle_since(cutoff):
+        await ctx.tx.cases.close(case, case.theme or "unclassified", ctx.now)
+        await ctx.tx.audit.record("system", "case.idle_closed", case.code)
+        if case.confidant_id:
+            c = await ctx.tx.confidants.by_id(case.confidant_id)
+            if c is not None:
+                await ctx.to_confidant(c, ctx.t("idle.to_confidant", lang=ctx.confidant_lang(c),
+                                                code=case.code, days=ctx.settings.idle_close_days),
+                                       case=case, control="case-close")
+        if case.contact_id:
+            contact = await ctx.tx.contacts.by_id(case.contact_id)
+            if contact is not None:
+                await ctx.to_contact(contact, ctx.t("idle.to_employee", lang=case.language,
+                                                    days=ctx.settings.idle_close_days), case=case)
+
+
+async def erase_expired(ctx: Ctx) -> None:
+    """Closed cases go after the retention period; their keys are shredded."""
+    cutoff = ctx.now - timedelta(days=ctx.settings.retention_days)
+    for case in await ctx.tx.cases.closed_before(cutoff):
+        await ctx.tx.audit.record("system", "case.erased", case.code)
+        await ctx.tx.cases.erase(case, ctx.now)
+    await ctx.tx.register.expire(ctx.now)

@@ -1,0 +1,181 @@
+"""Cases and what hangs on them: held messages, notes, consents, erasure."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import Case, CaseMessage, CaseStatistic, Consent, Contact, Note, new_id
+from store.outbox import OutboxRepo
+from store.vault import Vault
+
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+"""No 0/O, 1/I/L: codes are read aloud and typed from paper."""
+
+
+def new_case_code() -> str:
+    chars = "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
+    return f"{chars[:3]}-{chars[3:]}"
+
+
+def normalise_code(text: str) -> str:
+    raw = "".join(ch for ch in text.upper() if ch.isalnum())
+    return f"{raw[:3]}-{raw[3:6]}" if len(raw) == 6 else text.strip().upper()
+
+
+OPEN_STATUSES = ("waiting", "open")
+
+
+class CaseRepo:
+    def __init__(self, session: AsyncSession, vault: Vault) -> None:
+        self._s = session
+        self._v = vault
+
+    async def create(self, contact: Contact, *, channel: str, language: str,
+                     chosen_confidant_id: str | None, now: datetime, deadline: datetime) -> Case:
+        while True:
+            code = new_case_code()
+            if await self._s.scalar(select(Case.id).where(Case.code == code)) is None:
+                break
+        key_id = await self._v.new_key("case")
+        case = Case(id=new_id(), code=code, contact_id=contact.id, data_key_id=key_id,
+                    status="waiting", channel=channel, language=language,
+                    chosen_confidant_id=chosen_confidant_id, opened_at=now, deadline_at=deadline,
+                    last_activity_at=now)
+        self._s.add(case)
+        await self._s.flush()
+        return case
+
+    async def by_code(self, code: str) -> Case | None:
+        return await self._s.scalar(select(Case).where(Case.code == normalise_code(code)))
+
+    async def by_id(self, case_id: str) -> Case | None:
+        return await self._s.get(Case, case_id)
+
+    async def for_contact(self, contact_id: str) -> list[Case]:
+        return list((await self._s.scalars(
+            select(Case).where(Case.contact_id == contact_id).order_by(Case.opened_at))).all())
+
+    async def open_for_confidant(self, confidant_id: str) -> list[Case]:
+        return list((await self._s.scalars(
+            select(Case).where(Case.confidant_id == confidant_id, Case.status == "open")
+            .order_by(Case.deadline_at))).all())
+
+    async def waiting(self) -> list[Case]:
+        return list((await self._s.scalars(
+            select(Case).where(Case.status == "waiting").order_by(Case.opened_at))).all())
+
+    async def claim(self, case: Case, confidant_id: str, now: datetime) -> bool:
+        """First claim wins: the update only matches while the case still waits."""
+        result = await self._s.execute(
+            update(Case).where(Case.id == case.id, Case.status == "waiting")
+            .values(status="open", confidant_id=confidant_id, claimed_at=now,
+                    last_activity_at=now)
+            .execution_options(synchronize_session=False))
+        await self._s.refresh(case)
+        return bool(getattr(result, "rowcount", 0))
+
+    async def hold_message(self, case: Case, text: str, urgent: bool, now: datetime) -> None:
+        seq = int(await self._s.scalar(select(func.coalesce(func.max(CaseMessage.seq), 0))
+                                       .where(CaseMessage.case_id == case.id)) or 0) + 1
+        mid = new_id()
+        self._s.add(CaseMessage(id=mid, case_id=case.id, seq=seq, urgent=urgent, created_at=now,
+                                body_enc=await self._v.seal(case.data_key_id, text,
+                                                            "case_messages.body_enc", mid)))
+
+    async def take_held_messages(self, case: Case) -> list[tuple[str, bool, datetime]]:
+        """Held messages in order, deleted as they are handed to the outbox."""
+        rows = (await self._s.scalars(select(CaseMessage).where(CaseMessage.case_id == case.id)
+                                      .order_by(CaseMessage.seq))).all()
+        out = []
+        for r in rows:
+            out.append((await self._v.open_text(case.data_key_id, r.body_enc,
+                                                "case_messages.body_enc", r.id),
+                        r.urgent, r.created_at))
+            await self._s.delete(r)
+        return out
+
+    async def held_count(self, case: Case) -> int:
+        return int(await self._s.scalar(select(func.count()).select_from(CaseMessage)
+                                        .where(CaseMessage.case_id == case.id)) or 0)
+
+    async def add_note(self, case: Case, confidant_id: str, text: str, now: datetime) -> None:
+        nid = new_id()
+        self._s.add(Note(id=nid, case_id=case.id, confidant_id=confidant_id, created_at=now,
+                         body_enc=await self._v.seal(case.data_key_id, text, "notes.body_enc",
+                                                     nid)))
+
+    async def notes(self, case: Case) -> list[tuple[datetime, str]]:
+        rows = (await self._s.scalars(select(Note).where(Note.case_id == case.id)
+                                      .order_by(Note.created_at))).all()
+        return [(r.created_at, await self._v.open_text(case.data_key_id, r.body_enc,
+                                                       "notes.body_enc", r.id)) for r in rows]
+
+    async def request_consent(self, case: Case, form: str, now: datetime) -> Consent:
+        c = Consent(id=new_id(), case_id=case.id, form=form, requested_at=now)
+        self._s.add(c)
+        await self._s.flush()
+        return c
+
+    async def consent(self, consent_id: str) -> Consent | None:
+        return await self._s.get(Consent, consent_id)
+
+    async def consents(self, case: Case) -> list[Consent]:
+        return list((await self._s.scalars(select(Consent).where(Consent.case_id == case.id)
+                                           .order_by(Consent.requested_at))).all())
+
+    def _count(self, case: Case, theme: str) -> None:
+        heard = None if case.heard_at is None else case.heard_at <= case.deadline_at
+        self._s.add(CaseStatistic(month=case.opened_at.strftime("%Y-%m"), channel=case.channel,
+                                  theme=theme, heard_in_time=heard))
+
+    async def close(self, case: Case, theme: str, now: datetime) -> None:
+        case.status = "closed"
+        case.theme = theme
+        case.closed_at = now
+        case.last_activity_at = now
+        self._count(case, theme)
+        await self._s.execute(update(Contact).where(Contact.active_case_id == case.id)
+                              .values(active_case_id=None))
+
+    async def erase(self, case: Case, now: datetime, theme: str | None = None) -> None:
+        """Keep an anonymous counter, then shred the key and delete the case and
+        everything hanging on it."""
+        if case.status != "closed":  # closed cases were counted when they closed
+            self._count(case, theme or "withdrawn")
+        await OutboxRepo(self._s, self._v).drop_for_case(case.id)
+        await self._s.execute(update(Contact).where(Contact.active_case_id == case.id)
+                              .values(active_case_id=None))
+        await self._v.shred(case.data_key_id)
+        await self._s.execute(delete(Case).where(Case.id == case.id))
+
+    # --- timers: every query below is indexed on (status, time) ---------------
+
+    async def unclaimed_since(self, cutoff: datetime) -> list[Case]:
+        return list((await self._s.scalars(select(Case).where(
+            Case.status == "waiting", Case.announced_at.is_not(None),
+            Case.announced_at <= cutoff, Case.escalated_at.is_(None)))).all())
+
+    async def unannounced(self) -> list[Case]:
+        return list((await self._s.scalars(select(Case).where(
+            Case.status == "waiting", Case.announced_at.is_(None)))).all())
+
+    async def deadline_soon(self, before: datetime) -> list[Case]:
+        return list((await self._s.scalars(select(Case).where(
+            Case.status.in_(OPEN_STATUSES), Case.heard_at.is_(None),
+            Case.deadline_reminded_at.is_(None), Case.deadline_at <= before))).all())
+
+    async def idle_since(self, cutoff: datetime) -> list[Case]:
+        return list((await self._s.scalars(select(Case).where(
+            Case.status.in_(OPEN_STATUSES), Case.last_activity_at < cutoff))).all())
+
+    async def closed_before(self, cutoff: datetime) -> list[Case]:
+        return list((await self._s.scalars(select(Case).where(
+            Case.status == "closed", Case.closed_at < cutoff))).all())
+
+    async def statistics(self, month_from: str, month_to: str) -> list[CaseStatistic]:
+        return list((await self._s.scalars(select(CaseStatistic).where(
+            CaseStatistic.month >= month_from, CaseStatistic.month <= month_to))).all())

@@ -1,0 +1,110 @@
+"""Confidants, their channel addresses and their web-console login tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.types import ChannelAddress, ChannelName
+from store.models import Confidant, ConfidantAddress, LoginToken, new_id
+from store.vault import Vault
+
+LOGIN_TOKEN_LIFETIME = timedelta(hours=24)
+
+
+class ConfidantRepo:
+    def __init__(self, session: AsyncSession, vault: Vault) -> None:
+        self._s = session
+        self._v = vault
+
+    async def add(self, name: str, *, bio: str, languages: list[str], attested_by: str,
+                  now: datetime) -> Confidant:
+        key_id = await self._v.new_key("confidant")
+        c = Confidant(id=new_id(), name=name, bio=bio, languages=",".join(languages),
+                      attested_by=attested_by, attested_at=now, data_key_id=key_id,
+                      created_at=now, active=True)
+        self._s.add(c)
+        await self._s.flush()
+        return c
+
+    async def set_address(self, confidant: Confidant, channel: str, address: str | None) -> None:
+        """Add, replace or (with None) remove the confidant's address on a channel."""
+        await self._s.execute(delete(ConfidantAddress).where(
+            ConfidantAddress.confidant_id == confidant.id, ConfidantAddress.channel == channel))
+        await self._s.flush()
+        if address is None:
+            return
+        aid = new_id()
+        self._s.add(ConfidantAddress(
+            id=aid, confidant_id=confidant.id, channel=channel,
+            address_hash=self._v.address_hash(channel, address),
+            address_enc=await self._v.seal(confidant.data_key_id, address,
+                                           "confidant_addresses.address_enc", aid)))
+        await self._s.flush()
+
+    async def by_name(self, name: str) -> Confidant | None:
+        found = await self._s.scalar(select(Confidant).where(Confidant.name == name))
+        if found is None:
+            # Names are typed by people: accept a case-insensitive match when it is unique.
+            rows = (await self._s.scalars(select(Confidant))).all()
+            matches = [c for c in rows if c.name.casefold() == name.casefold()]
+            found = matches[0] if len(matches) == 1 else None
+        return found
+
+    async def by_id(self, confidant_id: str) -> Confidant | None:
+        return await self._s.get(Confidant, confidant_id)
+
+    async def find_by_address(self, channel: str, address: str) -> Confidant | None:
+        row = await self._s.scalar(select(ConfidantAddress).where(
+            ConfidantAddress.address_hash == self._v.address_hash(channel, address)))
+        if row is None:
+            return None
+        c = await self._s.get(Confidant, row.confidant_id)
+        return c if c is not None and c.active else None
+
+    async def all(self, active_only: bool = True) -> list[Confidant]:
+        q = select(Confidant).order_by(Confidant.name)
+        if active_only:
+            q = q.where(Confidant.active.is_(True))
+        return list((await self._s.scalars(q)).all())
+
+    async def addresses(self, confidant: Confidant) -> list[ChannelAddress]:
+        rows = (await self._s.scalars(
+            select(ConfidantAddress).where(ConfidantAddress.confidant_id == confidant.id)
+            .order_by(ConfidantAddress.channel))).all()
+        out = []
+        for r in rows:
+            addr = await self._v.open_text(confidant.data_key_id, r.address_enc,
+                                           "confidant_addresses.address_enc", r.id)
+            out.append(ChannelAddress(ChannelName(r.channel), addr))
+        return out
+
+    async def channels(self, confidant: Confidant) -> list[str]:
+        return list((await self._s.scalars(select(ConfidantAddress.channel).where(
+            ConfidantAddress.confidant_id == confidant.id))).all())
+
+    async def remove(self, confidant: Confidant) -> None:
+        """Deactivate (cases keep their history) and forget every address."""
+        confidant.active = False
+        await self._s.execute(delete(ConfidantAddress).where(
+            ConfidantAddress.confidant_id == confidant.id))
+
+    async def new_login_token(self, confidant: Confidant, now: datetime) -> str:
+        token = secrets.token_urlsafe(24)
+        self._s.add(LoginToken(token_hash=hashlib.sha256(token.encode()).digest(),
+                               confidant_id=confidant.id, created_at=now,
+                               expires_at=now + LOGIN_TOKEN_LIFETIME))
+        return token
+
+    async def redeem_login_token(self, token: str, now: datetime) -> Confidant | None:
+        """One use only, and only before it expires."""
+        row = await self._s.get(LoginToken, hashlib.sha256(token.encode()).digest())
+        if row is None or row.used_at is not None or row.expires_at < now:
+            return None
+        row.used_at = now
+        c = await self._s.get(Confidant, row.confidant_id)
+        return c if c is not None and c.active else None

@@ -1,0 +1,77 @@
+"""Employees as pseudonymous contacts: found by keyed hash, reached through a
+sealed address, erased by shredding their keys."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.types import ChannelAddress, ChannelName
+from store.models import Contact, new_id
+from store.vault import Vault
+
+
+class ContactRepo:
+    def __init__(self, session: AsyncSession, vault: Vault) -> None:
+        self._s = session
+        self._v = vault
+
+    async def find(self, channel: str, sender: str) -> Contact | None:
+        return await self._s.scalar(
+            select(Contact).where(Contact.address_hash == self._v.address_hash(channel, sender))
+        )
+
+    async def by_id(self, contact_id: str) -> Contact | None:
+        return await self._s.get(Contact, contact_id)
+
+    async def create(self, channel: str, sender: str, chat: str, language: str,
+                     now: datetime) -> Contact:
+        """Found again by the keyed hash of the sender; reached at ``chat``."""
+        cid = new_id()
+        key_id = await self._v.new_key("contact")
+        contact = Contact(
+            id=cid, channel=channel, address_hash=self._v.address_hash(channel, sender),
+            address_enc=await self._v.seal(key_id, chat, "contacts.address_enc", cid),
+            data_key_id=key_id, language=language, created_at=now, last_seen_at=now,
+        )
+        self._s.add(contact)
+        await self._s.flush()
+        return contact
+
+    async def update_chat(self, contact: Contact, chat: str, now: datetime) -> None:
+        """The person wrote from another room (Matrix) or tab: answer there."""
+        if (await self.address(contact)).address != chat:
+            contact.address_enc = await self._v.seal(contact.data_key_id, chat,
+                                                     "contacts.address_enc", contact.id)
+        contact.last_seen_at = now
+
+    async def address(self, contact: Contact) -> ChannelAddress:
+        addr = await self._v.open_text(contact.data_key_id, contact.address_enc,
+                                       "contacts.address_enc", contact.id)
+        return ChannelAddress(ChannelName(contact.channel), addr)
+
+    async def set_pending(self, contact: Contact, pending: str | None,
+                          data: dict[str, Any] | None = None) -> None:
+        contact.pending = pending
+        contact.pending_enc = (
+            await self._v.seal(contact.data_key_id, json.dumps(data, ensure_ascii=False),
+                               "contacts.pending_enc", contact.id)
+            if data is not None else None
+        )
+
+    async def pending_data(self, contact: Contact) -> dict[str, Any]:
+        if contact.pending_enc is None:
+            return {}
+        raw = await self._v.open_text(contact.data_key_id, contact.pending_enc,
+                                      "contacts.pending_enc", contact.id)
+        value = json.loads(raw)
+        return value if isinstance(value, dict) else {}
+
+    async def erase(self, contact: Contact) -> None:
+        """Crypto-shred the contact's key and delete the row: nothing links back."""
+        await self._v.shred(contact.data_key_id)
+        await self._s.delete(contact)

@@ -1,0 +1,181 @@
+"""The outbox: every cross-person message, sealed, until a channel confirms it.
+
+Rows are written in the transaction that handles the inbound event, so a
+crash can never lose a message that the sender was told about.  After
+delivery the recipient and payload ciphertexts are deleted; only the bare
+row (channel, time, status) remains until it is purged.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from handlers.types import (
+    Button,
+    CaseCode,
+    ChannelAddress,
+    ChannelName,
+    Media,
+    Menu,
+    Outbound,
+    OutboundKind,
+)
+from store.models import OutboxMessage, new_id
+from store.vault import Vault
+
+
+def encode_outbound(out: Outbound) -> bytes:
+    data: dict[str, Any] = {
+        "text": out.text,
+        "kind": out.kind.value,
+        "case": out.case,
+        "control": out.control,
+        "extra": out.extra,
+    }
+    if out.menu is not None:
+        data["menu"] = [[[b.label, b.token] for b in row] for row in out.menu.rows]
+    if out.media is not None:
+        m = out.media
+        data["media"] = {
+            "kind": m.kind, "filename": m.filename, "mime_type": m.mime_type,
+            "caption": m.caption, "data": base64.b64encode(m.data).decode(),
+        }
+    return json.dumps(data, ensure_ascii=False).encode()
+
+
+def decode_outbound(to: ChannelAddress, payload: bytes) -> Outbound:
+    data = json.loads(payload)
+    menu = None
+    if data.get("menu"):
+        menu = Menu(rows=tuple(tuple(Button(label=lbl, token=tok) for lbl, tok in row)
+                               for row in data["menu"]))
+    media = None
+    if data.get("media"):
+        m = data["media"]
+        media = Media(kind=m["kind"], data=base64.b64decode(m["data"]), filename=m["filename"],
+                      mime_type=m["mime_type"], caption=m["caption"])
+    return Outbound(
+        to=to, text=data["text"], menu=menu, media=media, kind=OutboundKind(data["kind"]),
+        case=CaseCode(data["case"]) if data.get("case") else None,
+        control=data.get("control"), extra=dict(data.get("extra") or {}),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DueMessage:
+    seq: int
+    ref: str
+    channel: str
+    case_id: str | None
+    attempts: int
+    recipient_hash: bytes
+
+
+class OutboxRepo:
+    def __init__(self, session: AsyncSession, vault: Vault) -> None:
+        self._s = session
+        self._v = vault
+
+    async def enqueue(self, out: Outbound, key_id: str, case_id: str | None, now: datetime) -> str:
+        ref = new_id()
+        row = OutboxMessage(
+            ref=ref,
+            channel=out.to.channel,
+            recipient_hash=self._v.address_hash(out.to.channel, out.to.address),
+            recipient_enc=await self._v.seal(key_id, out.to.address, "outbox.recipient_enc", ref),
+            payload_enc=await self._v.seal(key_id, encode_outbound(out), "outbox.payload_enc", ref),
+            data_key_id=key_id,
+            case_id=case_id,
+            status="pending",
+            next_attempt_at=now,
+            created_at=now,
+        )
+        self._s.add(row)
+        return ref
+
+    async def due(self, now: datetime, limit: int = 50) -> list[DueMessage]:
+        """The oldest pending message of each recipient whose time has come.
+
+        Only the head of each recipient's queue is returned, so messages to
+        one person go out strictly in order even when one of them is retried.
+        """
+        earlier = aliased(OutboxMessage)
+        head = ~select(earlier.seq).where(
+            and_(earlier.recipient_hash == OutboxMessage.recipient_hash,
+                 earlier.status == "pending", earlier.seq < OutboxMessage.seq)
+        ).exists()
+        rows = await self._s.execute(
+            select(OutboxMessage.seq, OutboxMessage.ref, OutboxMessage.channel,
+                   OutboxMessage.case_id, OutboxMessage.attempts, OutboxMessage.recipient_hash)
+            .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now, head)
+            .order_by(OutboxMessage.seq)
+            .limit(limit)
+        )
+        return [DueMessage(*r) for r in rows.all()]
+
+    async def next_due_at(self) -> datetime | None:
+        return await self._s.scalar(
+            select(func.min(OutboxMessage.next_attempt_at)).where(OutboxMessage.status == "pending")
+        )
+
+    async def load(self, seq: int) -> Outbound | None:
+        row = await self._s.get(OutboxMessage, seq)
+        if row is None or row.status != "pending" or row.payload_enc is None:
+            return None
+        assert row.recipient_enc is not None
+        address = await self._v.open_text(row.data_key_id, row.recipient_enc,
+                                          "outbox.recipient_enc", row.ref)
+        payload = await self._v.open(row.data_key_id, row.payload_enc, "outbox.payload_enc",
+                                     row.ref)
+        return decode_outbound(ChannelAddress(ChannelName(row.channel), address), payload)
+
+    async def mark_sent(self, seq: int, now: datetime) -> None:
+        await self._s.execute(
+            update(OutboxMessage).where(OutboxMessage.seq == seq)
+            .values(status="sent", sent_at=now, recipient_enc=None, payload_enc=None)
+        )
+
+    async def retry(self, seq: int, at: datetime) -> None:
+        await self._s.execute(
+            update(OutboxMessage).where(OutboxMessage.seq == seq)
+            .values(attempts=OutboxMessage.attempts + 1, next_attempt_at=at)
+        )
+
+    async def fail(self, seq: int, now: datetime) -> None:
+        """Never deliverable: the body goes, the row stays as a bare record."""
+        await self._s.execute(
+            update(OutboxMessage).where(OutboxMessage.seq == seq)
+            .values(status="failed", sent_at=now, recipient_enc=None, payload_enc=None)
+        )
+
+    async def fail_pending_for(self, recipient_hash: bytes, now: datetime) -> int:
+        result = await self._s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.recipient_hash == recipient_hash,
+                   OutboxMessage.status == "pending")
+            .values(status="failed", sent_at=now, recipient_enc=None, payload_enc=None)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def pending_count(self) -> int:
+        return int(await self._s.scalar(
+            select(func.count()).select_from(OutboxMessage)
+            .where(OutboxMessage.status == "pending")) or 0)
+
+    async def purge_delivered(self, before: datetime) -> None:
+        await self._s.execute(
+            delete(OutboxMessage).where(OutboxMessage.status.in_(("sent", "failed")),
+                                        OutboxMessage.sent_at < before)
+        )
+
+    async def drop_for_case(self, case_id: str) -> None:
+        """Erasure: pending messages of a shredded case can never be opened anyway."""
+        await self._s.execute(delete(OutboxMessage).where(OutboxMessage.case_id == case_id))

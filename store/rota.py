@@ -1,0 +1,133 @@
+"""Rota: weekly shifts (duty and talk hours), absences and discreet rooms."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import Absence, Confidant, Room, Shift, new_id
+
+
+class RotaError(ValueError):
+    """A rota change that would make no sense (end before start, overlap…)."""
+
+
+class RotaRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add_shift(self, confidant: Confidant, weekday: int, start: time, end: time,
+                        kind: str = "duty") -> Shift:
+        if not 0 <= weekday <= 6:
+            raise RotaError("weekday")
+        if end <= start:
+            raise RotaError("end-before-start")
+        if kind not in ("duty", "talks"):
+            raise RotaError("kind")
+        for other in await self.shifts(confidant.id):
+            if other.weekday == weekday and other.kind == kind and \
+                    start < other.end and other.start < end:
+                raise RotaError("overlap")
+        s = Shift(id=new_id(), confidant_id=confidant.id, weekday=weekday, start=start, end=end,
+                  kind=kind)
+        self._s.add(s)
+        await self._s.flush()
+        return s
+
+    async def shifts(self, confidant_id: str | None = None, kind: str | None = None) -> list[Shift]:
+        q = select(Shift).order_by(Shift.weekday, Shift.start)
+        if confidant_id is not None:
+            q = q.where(Shift.confidant_id == confidant_id)
+        if kind is not None:
+            q = q.where(Shift.kind == kind)
+        return list((await self._s.scalars(q)).all())
+
+    async def shift(self, shift_id: str) -> Shift | None:
+        found = await self._s.get(Shift, shift_id)
+        if found is None and len(shift_id) >= 4:
+            rows = (await self._s.scalars(select(Shift).where(Shift.id.startswith(shift_id)))).all()
+            found = rows[0] if len(rows) == 1 else None
+        return found
+
+    async def remove_shift(self, shift: Shift) -> None:
+        await self._s.delete(shift)
+
+    async def add_absence(self, confidant: Confidant, start: date, end: date) -> Absence:
+        if end < start:
+            raise RotaError("end-before-start")
+        a = Absence(id=new_id(), confidant_id=confidant.id, start_date=start, end_date=end)
+        self._s.add(a)
+        await self._s.flush()
+        return a
+
+    async def absences(self, confidant_id: str | None = None) -> list[Absence]:
+        q = select(Absence).order_by(Absence.start_date)
+        if confidant_id is not None:
+            q = q.where(Absence.confidant_id == confidant_id)
+        return list((await self._s.scalars(q)).all())
+
+    async def absence(self, absence_id: str) -> Absence | None:
+        found = await self._s.get(Absence, absence_id)
+        if found is None and len(absence_id) >= 4:
+            rows = (await self._s.scalars(
+                select(Absence).where(Absence.id.startswith(absence_id)))).all()
+            found = rows[0] if len(rows) == 1 else None
+        return found
+
+    async def remove_absence(self, absence: Absence) -> None:
+        await self._s.delete(absence)
+
+    async def is_absent(self, confidant_id: str, day: date) -> bool:
+        return await self._s.scalar(select(Absence.id).where(
+            Absence.confidant_id == confidant_id, Absence.start_date <= day,
+            Absence.end_date >= day).limit(1)) is not None
+
+    async def on_duty(self, confidant_id: str, now: datetime, tz: ZoneInfo) -> bool:
+        local = now.astimezone(tz)
+        if await self.is_absent(confidant_id, local.date()):
+            return False
+        t = local.time().replace(tzinfo=None)
+        return any(s.weekday == local.weekday() and s.start <= t < s.end
+                   for s in await self.shifts(confidant_id, "duty"))
+
+    async def next_duty_start(self, confidant_ids: list[str], now: datetime,
+                              tz: ZoneInfo) -> datetime | None:
+        """Earliest moment in the next 4 weeks when one of them starts (or is on) duty."""
+        shifts = [s for cid in confidant_ids for s in await self.shifts(cid, "duty")]
+        if not shifts:
+            return None
+        local_now = now.astimezone(tz)
+        best: datetime | None = None
+        for offset in range(29):
+            day = local_now.date() + timedelta(days=offset)
+            for s in shifts:
+                if s.weekday != day.weekday() or await self.is_absent(s.confidant_id, day):
+                    continue
+                start = datetime.combine(day, s.start, tzinfo=tz)
+                end = datetime.combine(day, s.end, tzinfo=tz)
+                if end <= local_now:
+                    continue
+                candidate = max(start, local_now)
+                if best is None or candidate < best:
+                    best = candidate
+            if best is not None:
+                return best
+        return best
+
+    async def add_room(self, name: str, site: str = "", notes: str = "") -> Room:
+        r = Room(id=new_id(), name=name, site=site, notes=notes, active=True)
+        self._s.add(r)
+        await self._s.flush()
+        return r
+
+    async def rooms(self, active_only: bool = True) -> list[Room]:
+        q = select(Room).order_by(Room.name)
+        if active_only:
+            q = q.where(Room.active.is_(True))
+        return list((await self._s.scalars(q)).all())
+
+    async def room_by_name(self, name: str) -> Room | None:
+        return await self._s.scalar(select(Room).where(Room.name == name))
