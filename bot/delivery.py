@@ -73,10 +73,10 @@ class DeliveryWorker:
         self._stopping = True
         self.core.outbox_changed.set()
 
-    async def drain(self, timeout: float = 10.0) -> None:
+    async def drain(self, within: float = 10.0) -> None:
         """Deliver everything that is due now (graceful shutdown, tests)."""
         loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
+        end = loop.time() + within
         while loop.time() < end:
             if not await self.deliver_due():
                 return

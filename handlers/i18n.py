@@ -33,11 +33,20 @@ def _flatten(prefix: str, table: Mapping[str, Any], out: dict[str, str]) -> None
             out[full] = "\n".join(value)
 
 
+def string_files(lang: str) -> list[str]:
+    """``ui.<lang>.toml`` plus any ``ui-<area>.<lang>.toml`` (one file per feature
+    area keeps translations reviewable)."""
+    folder = resources.files("handlers").joinpath("content")
+    return sorted(f.name for f in folder.iterdir()
+                  if f.name.startswith("ui") and f.name.endswith(f".{lang}.toml"))
+
+
 @cache
 def load_strings(lang: str) -> dict[str, str]:
-    text = resources.files("handlers").joinpath("content", f"ui.{lang}.toml").read_text("utf-8")
+    folder = resources.files("handlers").joinpath("content")
     out: dict[str, str] = {}
-    _flatten("", tomllib.loads(text), out)
+    for name in string_files(lang):
+        _flatten("", tomllib.loads(folder.joinpath(name).read_text("utf-8")), out)
     return out
 
 

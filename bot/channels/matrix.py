@@ -111,6 +111,7 @@ NOTICE_NEW_DEVICE = (
 )
 
 _RETRY_LIMIT = 20
+_RETRY_DELAY = 1.0
 _COMMAND = re.compile(r"^!(?=[A-Za-z])")
 
 
@@ -174,6 +175,8 @@ class MatrixChannel:
         self._task: asyncio.Task[None] | None = None
         self._send_lock = asyncio.Lock()
         self._retry: deque[tuple[Inbound, int]] = deque()
+        self._queue: asyncio.Queue[Inbound] = asyncio.Queue()
+        self._dispatcher: asyncio.Task[None] | None = None
         self._seen: deque[str] = deque(maxlen=2000)
         self._room_case: dict[str, str | None] = {}
         self._encryption_asked: set[str] = set()
@@ -190,6 +193,7 @@ class MatrixChannel:
         """Log in (or restore the stored device), make sure cross-signing holds,
         run a first full-state sync, then keep syncing in the background."""
         self._on_inbound = on_inbound
+        self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="matrix-inbound")
         self.store_dir.mkdir(parents=True, exist_ok=True)
         client = AsyncClient(
             self.homeserver,
@@ -214,20 +218,27 @@ class MatrixChannel:
         except BaseException:
             await client.close()
             self._client = None
+            await self._cancel_tasks()
             raise
         self._task = asyncio.create_task(self._run(), name="matrix-sync")
 
     async def stop(self) -> None:
         """Stop the sync loop and close the HTTP session (nio's store is on disk)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._cancel_tasks()
         async with self._send_lock:
             if self._client is not None:
                 await self._client.close()
             self._client = None
+
+    async def _cancel_tasks(self) -> None:
+        """Cancel the sync loop and the inbound dispatcher and wait for them."""
+        tasks = [t for t in (self._task, self._dispatcher) if t is not None]
+        self._task = self._dispatcher = None
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _login(self, client: AsyncClient) -> None:
         """First start: password login and persist the device; later starts:
@@ -355,7 +366,6 @@ class MatrixChannel:
         assert isinstance(resp, SyncResponse)
         self._synced_once = True
         await self._housekeeping()
-        await self._retry_pending()
         for room_id in resp.rooms.invite:
             await self._accept_invite(room_id, resp)
         for room_id, info in resp.rooms.join.items():
@@ -365,8 +375,7 @@ class MatrixChannel:
             for event in info.timeline.events:
                 await self._handle_event(room, event)
             await self._ensure_room_encrypted(room)
-        async with self._send_lock:
-            await self._apply_trust_everywhere()
+        await self._apply_trust_everywhere()
         return True
 
     async def _housekeeping(self) -> None:
@@ -418,15 +427,10 @@ class MatrixChannel:
         room = client.rooms.get(room_id)
         try:
             if room is not None and room.encrypted:
-                async with self._send_lock:
-                    self._apply_trust(room)
-                    await client.room_send(
-                        room_id, "m.room.message", {"msgtype": "m.notice", "body": text}
-                    )
-            else:
-                await client.room_send(
-                    room_id, "m.room.message", {"msgtype": "m.notice", "body": text}
-                )
+                self._apply_trust(room)
+            await client.room_send(
+                room_id, "m.room.message", {"msgtype": "m.notice", "body": text}
+            )
         except (LocalProtocolError, EncryptionError, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("matrix: notice not sent (%s)", type(exc).__name__)
 
@@ -526,30 +530,43 @@ class MatrixChannel:
         return Media("document", data, filename=name, mime_type=mime)
 
     async def _dispatch(self, inbound: Inbound) -> None:
-        """Hand an event to the core; on failure keep it for the next round."""
+        """Queue an event for the core.  The core runs in its own task so that a
+        handler that sends (and so waits for the sync loop) cannot deadlock it."""
+        self._queue.put_nowait(inbound)
+
+    async def _dispatch_loop(self) -> None:
+        """Hand events to the core one at a time; failed ones are retried when idle."""
+        while True:
+            try:
+                inbound = await asyncio.wait_for(
+                    self._queue.get(), timeout=_RETRY_DELAY if self._retry else None
+                )
+            except TimeoutError:
+                await self._retry_pending()
+                continue
+            await self._deliver(inbound, 1)
+
+    async def _deliver(self, inbound: Inbound, attempt: int) -> None:
+        """Call the core; on failure keep the event (never swallow it silently)."""
         assert self._on_inbound is not None
         try:
             await self._on_inbound(inbound)
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:
-            log.error("matrix: inbound handler failed (%s); will retry", type(exc).__name__)
-            self._retry.append((inbound, 1))
+            if attempt >= _RETRY_LIMIT:
+                log.error(
+                    "matrix: dropped an event after %d attempts (%s)", attempt, type(exc).__name__
+                )
+            else:
+                log.error("matrix: inbound handler failed (%s); will retry", type(exc).__name__)
+                self._retry.append((inbound, attempt))
 
     async def _retry_pending(self) -> None:
         """Re-offer events whose handling failed, oldest first."""
-        assert self._on_inbound is not None
         for _ in range(len(self._retry)):
-            inbound, attempts = self._retry.popleft()
-            try:
-                await self._on_inbound(inbound)
-            except Exception as exc:
-                if attempts + 1 >= _RETRY_LIMIT:
-                    log.error(
-                        "matrix: dropped an event after %d attempts (%s)",
-                        attempts + 1,
-                        type(exc).__name__,
-                    )
-                else:
-                    self._retry.append((inbound, attempts + 1))
+            inbound, attempt = self._retry.popleft()
+            await self._deliver(inbound, attempt + 1)
 
     @property
     def pending_retries(self) -> int:

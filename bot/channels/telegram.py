@@ -145,6 +145,17 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     return parts
 
 
+def _quiet_library_loggers() -> None:
+    """Keep library debug lines out of our logs unless someone chose otherwise:
+    PTB logs every call's parameters (chat ids, text) at DEBUG, httpx logs
+    URLs carrying the bot token at INFO."""
+    for name, level in (("telegram", logging.INFO), ("httpx", logging.WARNING),
+                        ("httpcore", logging.WARNING)):
+        lib_log = logging.getLogger(name)
+        if lib_log.level == logging.NOTSET:
+            lib_log.setLevel(level)
+
+
 def _retry_seconds(exc: RetryAfter) -> float:
     """PTB 22 returns int or timedelta (and warns about the int); we want seconds."""
     with warnings.catch_warnings():
@@ -281,9 +292,7 @@ class TelegramChannel:
 
     async def start(self, on_inbound: InboundHandler) -> None:
         """Check the token, register commands, then begin polling or serve the webhook."""
-        httpx_log = logging.getLogger("httpx")
-        if httpx_log.level == logging.NOTSET:
-            httpx_log.setLevel(logging.WARNING)  # its INFO lines carry the token in URLs
+        _quiet_library_loggers()
         self._on_inbound = on_inbound
         self._stopping = False
         self._stop_event = asyncio.Event()
