@@ -629,20 +629,24 @@ class MatrixChannel:
         if client is None or not self._synced_once:
             raise RetryLater("matrix channel not running")
         if out.extra.get("role") == "confidant" and out.case:
-            room_id = await self._case_room(out)
-            if room_id is None:  # closing or handing over a case that has no room
+            found = await self._case_room(out)
+            if found is None:  # closing or handing over a case that has no room
                 return SendResult(None)
+            room_id, created = found
+            room = await self._wait_room(room_id, out.to.address if created else None)
+            if out.control == "case-open" and out.to.address not in room.users:
+                resp = await client.room_invite(room_id, out.to.address)
+                if isinstance(resp, ErrorResponse):
+                    log.warning("matrix: invite failed (%s)", resp.status_code)
+                room = await self._wait_room(room_id, out.to.address)
         else:
             room_id = out.to.address
-        room = client.rooms.get(room_id)
-        if room is None:
-            raise Unreachable("the bot is not in that room")
+            found_room = client.rooms.get(room_id)
+            if found_room is None:
+                raise Unreachable("the bot is not in that room")
+            room = found_room
         if not room.encrypted:
             raise RetryLater("room not encrypted yet")
-        if out.control == "case-open" and out.to.address not in room.users:
-            resp = await client.room_invite(room_id, out.to.address)
-            if isinstance(resp, ErrorResponse):
-                log.warning("matrix: invite failed (%s)", resp.status_code)
         event_id: str | None = None
         if out.media is not None:
             event_id = await self._send_media(room, out, key)
@@ -664,8 +668,9 @@ class MatrixChannel:
             self._room_case.pop(room_id, None)
         return SendResult(event_id)
 
-    async def _case_room(self, out: Outbound) -> str | None:
-        """The per-case room, created (encrypted, only the confidant invited) on first use."""
+    async def _case_room(self, out: Outbound) -> tuple[str, bool] | None:
+        """The per-case room and whether it was just created (encrypted, only the
+        confidant invited); None when there is no room and none is wanted."""
         client = self._require_client()
         assert out.case is not None
         raw = await self._state.get(f"case:{out.case}")
@@ -686,13 +691,19 @@ class MatrixChannel:
             self._room_case[room_id] = str(out.case)
             log.info("matrix: case room created for %s", out.case)
         else:
-            room_id = raw.decode()
-        for _ in range(200):  # the sync loop must see the room (and its encryption) first
+            return raw.decode(), False
+        return room_id, True
+
+    async def _wait_room(self, room_id: str, member: str | None) -> MatrixRoom:
+        """Wait until the sync loop has seen the room encrypted (and ``member`` in it),
+        so the Megolm session is shared with everyone who must read the message."""
+        client = self._require_client()
+        for _ in range(200):
             room = client.rooms.get(room_id)
-            if room is not None and room.encrypted:
-                break
+            if room is not None and room.encrypted and (member is None or member in room.users):
+                return room
             await asyncio.sleep(0.05)
-        return room_id
+        raise RetryLater("room state not synced yet")
 
     async def _room_send(self, room: MatrixRoom, content: dict[str, Any], tx_id: str) -> str:
         """Encrypt and send with our trust policy applied; map failures for the worker."""
