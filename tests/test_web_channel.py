@@ -692,3 +692,24 @@ async def test_urls_for_the_demo(env: Env) -> None:
     assert env.channel.url_for_console() == env.base + "/console"
     assert env.channel.url_for_console("abc") == env.base + "/console/login?token=abc"
     assert Path(STATIC_DIR / "weather.html").is_file()
+
+
+async def test_history_older_than_retention_is_not_shown() -> None:
+    clock = Clock()
+    state = MemoryChannelState()
+
+    async def redeem(token: str) -> str | None:
+        return None
+
+    channel = WebChannel(
+        "127.0.0.1:0", None, state, redeem, ["en"], "en", "Org", clock=clock, retention_days=2
+    )
+    await channel.start(Core())
+    try:
+        await channel.send(Outbound(to=_to("someone"), text="old"), "k-old")
+        clock.now += 3 * 86400
+        await channel.send(Outbound(to=_to("someone"), text="new"), "k-new")
+        history = json.loads(b"".join(state._data.values()))
+        assert [i["text"] for i in history["items"]] == ["new"]
+    finally:
+        await channel.stop()

@@ -130,6 +130,7 @@ class WebChannel:
         *,
         clock: Callable[[], float] = time.time,
         max_text: int = MAX_TEXT,
+        retention_days: int | None = None,
     ) -> None:
         self.listen = listen
         self.public_url = public_url.rstrip("/") if public_url else None
@@ -140,6 +141,7 @@ class WebChannel:
         self.org_name = org_name
         self.clock = clock
         self.max_text = max_text
+        self.retention_seconds = retention_days * 86400 if retention_days else None
         self._secure_cookie = bool(self.public_url and self.public_url.startswith("https://"))
         self.cookie_name = "__Host-confidant" if self._secure_cookie else "confidant_console"
         self._on_inbound: InboundHandler | None = None
@@ -306,6 +308,9 @@ class WebChannel:
         if raw is None:
             return {"items": [], "keys": {}}
         data: dict[str, Any] = json.loads(raw)
+        if self.retention_seconds is not None:
+            oldest = self.clock() - self.retention_seconds
+            data["items"] = [i for i in data["items"] if i.get("ts", 0) >= oldest]
         return data
 
     async def _save_history(self, address: str, history: dict[str, Any]) -> None:
