@@ -40,7 +40,11 @@ from handlers.types import (
 )
 from tests.support.synapse import SynapseServer
 
-ENC = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+ENC = {
+    "type": "m.room.encryption",
+    "state_key": "",
+    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+}
 MX = ChannelName("matrix")
 
 
@@ -128,7 +132,7 @@ class Peer:
             self._task.cancel()
             try:
                 await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: S110 - teardown
+            except (asyncio.CancelledError, Exception):
                 pass
         await self.client.close()
 
@@ -166,6 +170,8 @@ class Bot:
         self.state = MemoryChannelState()
         self.store = tmp / "bot-store"
         self.channels: list[MatrixChannel] = []
+        self.reg_token = ""
+        self.reg_device = ""
 
     async def start(self, core: FakeCore, trust: str = "tofu") -> MatrixChannel:
         ch = MatrixChannel(
@@ -186,14 +192,16 @@ class Bot:
 @pytest.fixture
 async def bot(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[Bot]:
     b = Bot(synapse, tmp_path)
-    await synapse.register(b.name, b.password)
+    _, b.reg_token, b.reg_device = await synapse.register(b.name, b.password)
     yield b
     for ch in b.channels:
         await ch.stop()
 
 
 @pytest.fixture
-async def peers(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[Callable[[str], Awaitable[Peer]]]:
+async def peers(
+    synapse: SynapseServer, tmp_path: Path
+) -> AsyncIterator[Callable[[str], Awaitable[Peer]]]:
     made: list[Peer] = []
 
     async def make(prefix: str) -> Peer:
@@ -212,7 +220,11 @@ def _employee_out(room_id: str, text: str, **kw: Any) -> Outbound:
 
 def _confidant_out(mxid: str, case: str, text: str, **kw: Any) -> Outbound:
     return Outbound(
-        to=ChannelAddress(MX, mxid), text=text, case=CaseCode(case), extra={"role": "confidant"}, **kw
+        to=ChannelAddress(MX, mxid),
+        text=text,
+        case=CaseCode(case),
+        extra={"role": "confidant"},
+        **kw,
     )
 
 
@@ -231,7 +243,12 @@ async def test_dm_text_menu_idempotency_and_ciphertext_only(
     await emp.say(room_id, "!help")
     await eventually(lambda: len(core.inbound) >= 2, what="two inbound")
     first, second = core.inbound[:2]
-    assert (first.channel, first.sender, first.chat, first.text) == ("matrix", emp.user_id, room_id, secret)
+    assert (first.channel, first.sender, first.chat, first.text) == (
+        "matrix",
+        emp.user_id,
+        room_id,
+        secret,
+    )
     assert first.event_id.startswith("$") and first.case_hint is None
     assert second.text == "/help"
 
@@ -275,8 +292,12 @@ async def test_unencrypted_dm_relays_nothing_until_encrypted(
     with pytest.raises(Exception, match="not encrypted"):
         await ch.send(_employee_out(room_id, "hello"), "k-plain")
 
-    await emp.client.room_put_state(room_id, "m.room.encryption", {"algorithm": "m.megolm.v1.aes-sha2"})
-    await eventually(lambda: ch._client and ch._client.rooms[room_id].encrypted, what="bot sees enc")
+    await emp.client.room_put_state(
+        room_id, "m.room.encryption", {"algorithm": "m.megolm.v1.aes-sha2"}
+    )
+    await eventually(
+        lambda: ch._client and ch._client.rooms[room_id].encrypted, what="bot sees enc"
+    )
     await eventually(lambda: emp.client.rooms[room_id].encrypted, what="peer sees enc")
     await emp.say(room_id, "now encrypted")
     await eventually(lambda: core.texts() == ["now encrypted"], what="encrypted text relayed")
@@ -331,19 +352,35 @@ async def test_case_room_lifecycle_with_echoing_core(
     assert (reply.case_hint, reply.sender, reply.chat) == (case, conf1.user_id, case_room)
 
     # Handover: old confidant leaves, new one is invited and reads new messages.
-    await ch.send(_confidant_out(conf1.user_id, case, "Case handed over", control="case-handover-out",
-                                 kind=OutboundKind.CONTROL), "h1")
+    await ch.send(
+        _confidant_out(
+            conf1.user_id,
+            case,
+            "Case handed over",
+            control="case-handover-out",
+            kind=OutboundKind.CONTROL,
+        ),
+        "h1",
+    )
     members = await synapse.admin_get(f"/_synapse/admin/v1/rooms/{case_room}/members")
     assert conf1.user_id not in members["members"], "old confidant still in the case room"
-    await ch.send(_confidant_out(conf2.user_id, case, "New case for you", control="case-open",
-                                 kind=OutboundKind.CONTROL), "h2")
+    await ch.send(
+        _confidant_out(
+            conf2.user_id, case, "New case for you", control="case-open", kind=OutboundKind.CONTROL
+        ),
+        "h2",
+    )
     await eventually(lambda: case_room in conf2.client.invited_rooms, what="conf2 invited")
     await conf2.join(case_room)
     await ch.send(_confidant_out(conf2.user_id, case, "Welcome aboard"), "h3")
     await eventually(lambda: "Welcome aboard" in conf2.texts(case_room), what="conf2 decrypts")
 
-    await ch.send(_confidant_out(conf2.user_id, case, "Case closed", control="case-close",
-                                 kind=OutboundKind.CONTROL), "c1")
+    await ch.send(
+        _confidant_out(
+            conf2.user_id, case, "Case closed", control="case-close", kind=OutboundKind.CONTROL
+        ),
+        "c1",
+    )
     await eventually(lambda: "Case closed" in conf2.texts(case_room), what="close text")
     members = await synapse.admin_get(f"/_synapse/admin/v1/rooms/{case_room}/members")
     assert bot.user_id not in members["members"]
@@ -373,17 +410,12 @@ async def test_restart_restores_device_and_refuses_mismatch(
     await eventually(lambda: "still here" in emp.texts(dm), what="restored device encrypts")
 
     async with aiohttp.ClientSession() as http:
-        async with http.post(
-            f"{synapse.url}/_matrix/client/v3/login",
-            json={"type": "m.login.password", "identifier": {"type": "m.id.user", "user": bot.name},
-                  "password": bot.password},
-        ) as r:
-            token = (await r.json())["access_token"]
         async with http.get(
-            f"{synapse.url}/_matrix/client/v3/devices", headers={"Authorization": f"Bearer {token}"}
+            f"{synapse.url}/_matrix/client/v3/devices",
+            headers={"Authorization": f"Bearer {bot.reg_token}"},
         ) as r:
-            devices = [d["device_id"] for d in (await r.json())["devices"]]
-    assert len(devices) == 2 and device in devices  # ours + the one this check just made
+            devices = {d["device_id"] for d in (await r.json())["devices"]}
+    assert devices == {bot.reg_device, device}  # registration's device + exactly one login
 
     # The bot's device is cross-signed.
     assert bot.state._data.get("xsign")
@@ -391,16 +423,34 @@ async def test_restart_restores_device_and_refuses_mismatch(
 
     # Store and state disagree: clear messages, no silent new device.
     with pytest.raises(MatrixSetupError, match="store_dir"):
-        other = MatrixChannel(synapse.url, bot.user_id, password=bot.password,
-                              store_dir=tmp_path / "empty", pickle_key="k", state=bot.state)
+        other = MatrixChannel(
+            synapse.url,
+            bot.user_id,
+            password=bot.password,
+            store_dir=tmp_path / "empty",
+            pickle_key="k",
+            state=bot.state,
+        )
         await other.start(core)
     with pytest.raises(MatrixSetupError, match="no Matrix login"):
-        fresh = MatrixChannel(synapse.url, bot.user_id, password=bot.password,
-                              store_dir=bot.store, pickle_key="k", state=MemoryChannelState())
+        fresh = MatrixChannel(
+            synapse.url,
+            bot.user_id,
+            password=bot.password,
+            store_dir=bot.store,
+            pickle_key="k",
+            state=MemoryChannelState(),
+        )
         await fresh.start(core)
     with pytest.raises(MatrixSetupError, match="user_id"):
-        wrong = MatrixChannel(synapse.url, "@someone:localhost", password="x",
-                              store_dir=bot.store, pickle_key="k", state=bot.state)
+        wrong = MatrixChannel(
+            synapse.url,
+            "@someone:localhost",
+            password="x",
+            store_dir=bot.store,
+            pickle_key="k",
+            state=bot.state,
+        )
         await wrong.start(core)
 
 
@@ -451,8 +501,10 @@ async def test_encrypted_image_arrives_scrubbed(
         assert im.getexif().get_ifd(ExifTags.IFD.GPSInfo), "precondition: GPS present"
 
     upload, keys = await emp.client.upload(
-        lambda *_: io.BytesIO(original), content_type="application/octet-stream",
-        encrypt=True, filesize=len(original),
+        lambda *_: io.BytesIO(original),
+        content_type="application/octet-stream",
+        encrypt=True,
+        filesize=len(original),
     )
     assert isinstance(upload, UploadResponse) and keys is not None
     content = {
