@@ -37,6 +37,7 @@ from handlers.types import (
     Menu,
     Outbound,
     OutboundKind,
+    Unreachable,
 )
 from tests.support.synapse import SynapseServer
 
@@ -523,3 +524,40 @@ async def test_encrypted_image_arrives_scrubbed(
         assert not im.getexif()
         assert "exif" not in im.info
     assert b"SpyCam" not in media.data
+
+
+async def test_tofu_warns_about_a_new_device_and_unknown_room_is_unreachable(
+    synapse: SynapseServer, bot: Bot, peers: Callable[[str], Awaitable[Peer]], tmp_path: Path
+) -> None:
+    core = FakeCore()
+    ch = await bot.start(core, trust="tofu")
+    emp = await peers("emp")
+    dm = await emp.dm(bot.user_id)
+    await eventually(lambda: ch._client and dm in ch._client.rooms, what="bot joined")
+    await ch.send(_employee_out(dm, "first contact"), "t1")
+    await eventually(lambda: "first contact" in emp.texts(dm), what="first message")
+    assert not any("new device" in t for t in emp.texts(dm))
+
+    # The same employee account logs in on a second device.
+    second = AsyncClient(
+        synapse.url,
+        emp.user_id,
+        store_path=str(tmp_path / "second"),
+        config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True),
+    )
+    (tmp_path / "second").mkdir()
+    name = emp.user_id[1:].split(":")[0]
+    login = await second.login("pw-" + name, device_name="phone2")
+    assert isinstance(login, LoginResponse)
+    try:
+        await second.keys_upload()
+        warning = await eventually(
+            lambda: [t for t in emp.texts(dm) if login.device_id in t and "new device" in t],
+            what="tofu warning naming the new device",
+        )
+        assert len(warning) == 1
+    finally:
+        await second.close()
+
+    with pytest.raises(Unreachable):
+        await ch.send(_employee_out("!nowhere:localhost", "lost"), "t2")
