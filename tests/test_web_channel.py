@@ -713,3 +713,42 @@ async def test_history_older_than_retention_is_not_shown() -> None:
         assert [i["text"] for i in history["items"]] == ["new"]
     finally:
         await channel.stop()
+
+
+class BrokenState(MemoryChannelState):
+    """A store that is down: every read fails."""
+
+    async def get(self, key: str) -> bytes | None:
+        raise ConnectionError("database at 10.0.0.5 refused user secret-user")
+
+
+async def test_failures_are_answered_kindly_and_logged_without_address(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    async def redeem(token: str) -> str | None:
+        return None
+
+    channel = WebChannel("127.0.0.1:0", None, BrokenState(), redeem, ["en"], "en", "Org")
+    await channel.start(Core())
+    base = f"http://127.0.0.1:{channel.port}"
+    try:
+        async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as http:
+            async with http.post(
+                base + "/api/resume",
+                json={"code": "K7F-3MQ", "passphrase": "x"},
+                headers={"Origin": base},
+            ) as r:
+                assert r.status == 500
+                assert "try again" in await r.text()
+                assert r.headers["X-Frame-Options"] == "DENY"
+            ws = await http.ws_connect(base + "/ws", headers={"Origin": base})
+            await ws.send_json({"type": "hello", "identity": "w123", "language": "en"})
+            assert await _frame(ws) == {"type": "error", "code": "unavailable"}
+            await ws.close()
+    finally:
+        await channel.stop()
+    assert "ConnectionError" in caplog.text
+    for secret in ("127.0.0.1", "10.0.0.5", "secret-user", USER_AGENT):
+        assert secret not in caplog.text, secret

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from aiohttp.typedefs import Handler
 
 from bot.channels.base import ChannelState, InboundHandler
 from bot.channels.web_resume import (
@@ -182,7 +183,7 @@ class WebChannel:
 
     def make_app(self) -> web.Application:
         """Build the aiohttp application (also used by HTTP-level tests)."""
-        app = web.Application(client_max_size=64 * 1024)
+        app = web.Application(client_max_size=64 * 1024, middlewares=[_guard])
         app.on_response_prepare.append(add_security_headers)
         app.router.add_get("/", self._page)
         app.router.add_get("/resume", self._page)
@@ -414,17 +415,19 @@ class WebChannel:
         await ws.prepare(request)
         try:
             hello = await self._read_hello(ws)
+            identity = hello.get("identity")
+            if not (
+                isinstance(identity, str)
+                and len(identity) < 100
+                and await self._employee_record(identity) is not None
+            ):
+                identity = await self._new_identity()
+            await self._serve(ws, identity, "employee", hello.get("language"))
         except BadInput as err:
             await _refuse(ws, err.code)
-            return ws
-        identity = hello.get("identity")
-        if not (
-            isinstance(identity, str)
-            and len(identity) < 100
-            and await self._employee_record(identity) is not None
-        ):
-            identity = await self._new_identity()
-        await self._serve(ws, identity, "employee", hello.get("language"))
+        except Exception as exc:
+            log.error("web: employee tab failed (%s)", type(exc).__name__)
+            await _refuse(ws, "unavailable")
         return ws
 
     async def _console_ws(self, request: web.Request) -> web.StreamResponse:
@@ -434,16 +437,17 @@ class WebChannel:
             raise web.HTTPForbidden(text="This page can only be used from its own site.")
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_WS_FRAME)
         await ws.prepare(request)
-        address = await self._console_address(request)
-        if address is None:
-            await _refuse(ws, "login")
-            return ws
         try:
+            address = await self._console_address(request)
+            if address is None:
+                raise BadInput("login")
             hello = await self._read_hello(ws)
+            await self._serve(ws, address, "console", hello.get("language"))
         except BadInput as err:
             await _refuse(ws, err.code)
-            return ws
-        await self._serve(ws, address, "console", hello.get("language"))
+        except Exception as exc:
+            log.error("web: console tab failed (%s)", type(exc).__name__)
+            await _refuse(ws, "unavailable")
         return ws
 
     async def _read_hello(self, ws: web.WebSocketResponse) -> dict[str, Any]:
@@ -466,23 +470,23 @@ class WebChannel:
     ) -> None:
         """Send the history, register the tab, then handle its frames until it closes."""
         tab = _Tab(ws=ws, address=address, role=role, language=language)
-        async with self._locks[address]:
-            history = await self._load_history(address)
-            ready: dict[str, Any] = {
-                "type": "ready",
-                "role": role,
-                "history": history["items"][-HISTORY_SHOW:],
-            }
-            if role == "employee":
-                ready["identity"] = address
-            await tab.push(ready)
-            self._tabs[address].add(tab)
-            record = await self._employee_record(address) if role == "employee" else None
-            if record is not None:
-                for case in list(record["pending"]):
-                    await self._issue_receipt(address, record, case)
-        log.info("web: %s tab opened", role)
         try:
+            async with self._locks[address]:
+                history = await self._load_history(address)
+                ready: dict[str, Any] = {
+                    "type": "ready",
+                    "role": role,
+                    "history": history["items"][-HISTORY_SHOW:],
+                }
+                if role == "employee":
+                    ready["identity"] = address
+                await tab.push(ready)
+                self._tabs[address].add(tab)
+                record = await self._employee_record(address) if role == "employee" else None
+                if record is not None:
+                    for case in list(record["pending"]):
+                        await self._issue_receipt(address, record, case)
+            log.info("web: %s tab opened", role)
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
                     continue
@@ -491,11 +495,11 @@ class WebChannel:
                     data = _parse(msg.data)
                     await self._handle_frame(tab, data)
                 except BadInput as err:
-                    error: dict[str, Any] = {"type": "error", "code": err.code}
-                    client_id = data.get("id")
-                    if isinstance(client_id, str) and _CLIENT_ID.match(client_id):
-                        error["id"] = client_id
-                    await tab.push(error)
+                    await tab.push(_error(err.code, data))
+                except Exception as exc:
+                    # The page keeps the message and sends it again later.
+                    log.error("web: frame failed (%s)", type(exc).__name__)
+                    await tab.push(_error("retry", data))
         finally:
             self._tabs[address].discard(tab)
             if not self._tabs[address]:
@@ -589,8 +593,9 @@ class WebChannel:
             raise RuntimeError("web channel used before start()")
         try:
             await self._on_inbound(inbound)
-        except Exception:
-            log.exception("web: inbound event could not be recorded")
+        except Exception as exc:
+            # Only the type: database errors can quote parameters.
+            log.error("web: inbound event could not be recorded (%s)", type(exc).__name__)
             if fresh:
                 async with self._locks[address]:
                     history = await self._load_history(address)
@@ -715,6 +720,31 @@ class WebChannel:
             self._unknown_codes.popitem(last=False)
         log.info("web: wrong resume passphrase")
         return web.json_response({"error": "wrong"}, status=403)
+
+
+def _error(code: str, frame: dict[str, Any]) -> dict[str, Any]:
+    """Error frame for the page, naming the message it concerns when known."""
+    error: dict[str, Any] = {"type": "error", "code": code}
+    client_id = frame.get("id")
+    if isinstance(client_id, str) and _CLIENT_ID.match(client_id):
+        error["id"] = client_id
+    return error
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer unexpected failures ourselves: aiohttp's own error log would
+    write the remote address, and tracebacks can quote personal data."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        log.error("web: request failed (%s)", type(exc).__name__)
+        return web.Response(
+            status=500,
+            text="Something went wrong. Nothing is lost; please try again later.",
+        )
 
 
 async def _refuse(ws: web.WebSocketResponse, code: str) -> None:

@@ -248,6 +248,11 @@
       entry.li.appendChild(note);
     }
 
+    function errorKey(code) {
+      return { too_long: "err_too_long", invalid: "err_invalid", retry: "err_retry" }[code] ||
+        "err_generic";
+    }
+
     function frame(d) {
       switch (d.type) {
         case "ready":
@@ -276,10 +281,10 @@
           } else if (d.code === "login") {
             stopped = true;
             say("login_required");
-          } else if (d.id) {
-            failed(d.id, d.code === "too_long" ? "err_too_long" : "err_invalid");
+          } else if (d.id && pending.has(d.id)) {
+            failed(d.id, errorKey(d.code));
           } else {
-            say(d.code === "too_long" ? "err_too_long" : "err_invalid");
+            say(errorKey(d.code));
           }
           break;
         default:
