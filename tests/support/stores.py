@@ -103,5 +103,3 @@ async def store(store_url: str) -> AsyncIterator[Store]:
         yield Store(store_url, engine, session_factory(engine), Crypto(generate_master_key()))
     finally:
         await engine.dispose()
-
-
