@@ -16,7 +16,7 @@ class RateLimiter:
     ``overall_rate`` calls per second with a burst of ``overall_burst``, and
     ``per_chat_rate`` calls per second per key with a burst of
     ``per_chat_burst``.  Slots are reserved synchronously, so concurrent
-    callers never overbook.
+    callers never overbook.  After `pause`, nothing is booked before the pause ends.
     """
 
     def __init__(
@@ -36,26 +36,34 @@ class RateLimiter:
         self._chat_tat: dict[Hashable, float] = {}
         self._paused_until = 0.0
 
-    def reserve(self, key: Hashable) -> float:
-        """Book the next slot for ``key``; return how many seconds to wait for it."""
+    def reserve_chat(self, key: Hashable) -> float:
+        """Book the next slot for ``key`` alone; return the seconds to wait for it."""
         now = self._clock()
-        overall_tat = max(self._overall_tat, now)
-        chat_tat = max(self._chat_tat.get(key, now), now)
-        slot = max(
-            now,
-            self._paused_until,
-            overall_tat - self._overall_tolerance,
-            chat_tat - self._chat_tolerance,
-        )
-        self._overall_tat = max(overall_tat, slot) + self._overall_interval
-        self._chat_tat[key] = max(chat_tat, slot) + self._chat_interval
+        tat = max(self._chat_tat.get(key, now), now)
+        slot = max(now, self._paused_until, tat - self._chat_tolerance)
+        self._chat_tat[key] = max(tat, slot) + self._chat_interval
         if len(self._chat_tat) > 10_000:
             self._forget_idle(now)
         return slot - now
 
+    def reserve_overall(self) -> float:
+        """Book the next slot of the overall budget; return the seconds to wait for it."""
+        now = self._clock()
+        tat = max(self._overall_tat, now)
+        slot = max(now, self._paused_until, tat - self._overall_tolerance)
+        self._overall_tat = max(tat, slot) + self._overall_interval
+        return slot - now
+
     async def acquire(self, key: Hashable) -> None:
-        """Wait until a call for ``key`` may go out."""
-        delay = self.reserve(key)
+        """Wait until a call for ``key`` may go out.
+
+        The chat's own slot is awaited first and only then the overall one, so
+        a busy chat waiting for its turn never holds back everybody else.
+        """
+        delay = self.reserve_chat(key)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        delay = self.reserve_overall()
         if delay > 0:
             await asyncio.sleep(delay)
 

@@ -130,9 +130,11 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
             end += 1
         window = rest[:end]
         cut = -1
-        for sep in ("\n\n", "\n", " "):
+        # A paragraph or line break wins only in the second half of the window,
+        # so that a break near the start does not leave a tiny part.
+        for sep, earliest in (("\n\n", end // 2), ("\n", end // 2), (" ", 1)):
             pos = window.rfind(sep)
-            if pos > 0:
+            if pos >= earliest:
                 cut = pos
                 break
         if cut <= 0:
@@ -201,6 +203,25 @@ def _plan(out: Outbound) -> list[_Step]:
     if not steps and out.menu is not None:
         steps.append(_Step(text=EMPTY_TEXT_WITH_MENU))
     return steps
+
+
+def _fallback_inbound(raw: dict[str, Any]) -> Inbound | None:
+    """An "unsupported" `Inbound` from a raw private message PTB could not parse."""
+    message = raw.get("message")
+    if not isinstance(message, dict):
+        return None
+    chat = message.get("chat") or {}
+    sender = message.get("from") or {}
+    if chat.get("type") != "private" or sender.get("is_bot") or "id" not in sender:
+        return None
+    return Inbound(
+        channel=TELEGRAM,
+        sender=str(sender["id"]),
+        chat=str(chat.get("id", sender["id"])),
+        event_id=f"tg:{raw['update_id']}",
+        unsupported="other",
+        language_hint=sender.get("language_code"),
+    )
 
 
 class TelegramChannel:
@@ -357,13 +378,7 @@ class TelegramChannel:
         backoff = self._backoff_min
         while not self._stopping:
             try:
-                self._poll_call = asyncio.ensure_future(
-                    bot.get_updates(
-                        offset=offset,
-                        timeout=self._poll_timeout,
-                        allowed_updates=list(ALLOWED_UPDATES),
-                    )
-                )
+                self._poll_call = asyncio.ensure_future(self._fetch_updates(bot, offset))
                 updates = await self._poll_call
             except asyncio.CancelledError:
                 if self._stopping:
@@ -381,23 +396,58 @@ class TelegramChannel:
             finally:
                 self._poll_call = None
             backoff = self._backoff_min
-            for update in updates:
+            for raw in updates:
                 if self._stopping:
                     break
                 try:
-                    await self._process(bot, update)
+                    await self._process_raw(bot, raw)
                 except Exception as exc:
                     # Not confirmed: the next getUpdates starts at this update again.
                     log.warning("telegram: inbound failed (%s), will retry", type(exc).__name__)
                     await self._pause(backoff)
                     backoff = min(backoff * 2, self._backoff_max)
                     break
-                offset = update.update_id + 1
+                offset = int(raw["update_id"]) + 1
         if offset is not None:
             try:  # confirm what was handled, so a restart does not see it again
-                await bot.get_updates(offset=offset, timeout=0, limit=1)
+                await bot._post("getUpdates", {"offset": offset, "timeout": 0, "limit": 1})
             except TelegramError:
                 pass
+
+    async def _fetch_updates(self, bot: Bot, offset: int | None) -> list[dict[str, Any]]:
+        """One long poll, returning raw update dicts.
+
+        Parsed here one by one rather than by ``Bot.get_updates``: PTB parses
+        the whole batch at once and, on failure, logs the raw data (ids, text)
+        and loses the batch; one odd update must neither leak nor block the queue.
+        """
+        data: dict[str, Any] = {
+            "timeout": self._poll_timeout,
+            "allowed_updates": list(ALLOWED_UPDATES),
+        }
+        if offset is not None:
+            data["offset"] = offset
+        result = await bot._post(
+            "getUpdates", data, read_timeout=self._request_timeout + self._poll_timeout
+        )
+        if not isinstance(result, list):
+            raise NetworkError("getUpdates answered something other than a list")
+        return [u for u in result if isinstance(u, dict) and isinstance(u.get("update_id"), int)]
+
+    async def _process_raw(self, bot: Bot, raw: dict[str, Any]) -> None:
+        """Parse one raw update and process it; an update PTB cannot parse still
+        reaches the core as "unsupported" (if it is a private message), so the
+        person gets an answer instead of silence."""
+        try:
+            update = Update.de_json(raw, bot)
+        except Exception as exc:
+            log.warning("telegram: unparsable update (%s)", type(exc).__name__)
+            inbound = _fallback_inbound(raw)
+            if inbound is not None:
+                assert self._on_inbound is not None
+                await self._on_inbound(inbound)
+            return
+        await self._process(bot, update)
 
     # ------------------------------------------------------------------ webhook
 
@@ -428,12 +478,13 @@ class TelegramChannel:
             return web.Response(status=503)
         try:
             data = await request.json()
-            update = Update.de_json(data, self._bot)
+            if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+                raise ValueError("not an update")
         except Exception:
             log.warning("telegram: unreadable webhook body")
             return web.Response(status=400)
         try:
-            await self._process(self._bot, update)
+            await self._process_raw(self._bot, data)
         except Exception as exc:
             log.warning("telegram: inbound failed (%s), Telegram will retry", type(exc).__name__)
             return web.Response(status=500)

@@ -340,12 +340,17 @@ class FakeUser:
             "poll": {
                 "id": secrets.token_hex(8),
                 "question": question,
-                "options": [{"text": o, "voter_count": 0} for o in options],
+                "options": [
+                    {"text": o, "voter_count": 0, "persistent_id": str(n)}
+                    for n, o in enumerate(options)
+                ],
                 "total_voter_count": 0,
                 "is_closed": False,
                 "is_anonymous": True,
                 "type": "regular",
                 "allows_multiple_answers": False,
+                "allows_revoting": False,
+                "members_only": False,
             }
         }
         return self.double._user_message(self, content)
