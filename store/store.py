@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from store.appointments import AppointmentRepo
 from store.audit import AuditRepo
 from store.buttons import ButtonRepo
 from store.cases import CaseRepo
@@ -48,6 +49,7 @@ class Tx:
         self.links = LinkRepo(session, self.vault)
         self.rota = RotaRepo(session)
         self.register = RegisterRepo(session, self.vault)
+        self.appointments = AppointmentRepo(session)
 
     async def system_key(self) -> str:
         """The key for data that belongs to no case or person (channel state)."""
