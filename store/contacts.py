@@ -35,6 +35,7 @@ class ContactRepo:
         key_id = await self._v.new_key("contact")
         contact = Contact(
             id=cid, channel=channel, address_hash=self._v.address_hash(channel, sender),
+            sender_enc=await self._v.seal(key_id, sender, "contacts.sender_enc", cid),
             address_enc=await self._v.seal(key_id, chat, "contacts.address_enc", cid),
             data_key_id=key_id, language=language, created_at=now, last_seen_at=now,
         )

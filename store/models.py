@@ -97,7 +97,11 @@ class Contact(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     channel: Mapped[str] = mapped_column(String(16))
     address_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    """Keyed hash of the sender's platform id: how the bot finds them again."""
+    sender_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    """The sender's platform id, sealed: key rotation re-derives the hash from it."""
     address_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    """Where to answer (a chat, a Matrix DM room, a web identity), sealed."""
     data_key_id: Mapped[str] = mapped_column(ForeignKey("data_keys.id"))
     language: Mapped[str] = mapped_column(String(8))
     welcomed: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -430,7 +434,7 @@ class AppMeta(Base):
 
 
 ADDRESS_HASH_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
-    (Contact, "address_hash", "address_enc"),
+    (Contact, "address_hash", "sender_enc"),
     (ConfidantAddress, "address_hash", "address_enc"),
 )
 """Keyed-hash columns and the encrypted column they index: key rotation
@@ -438,6 +442,7 @@ recomputes each hash from the decrypted address."""
 
 ENCRYPTED_COLUMNS: tuple[tuple[type[Base], str], ...] = (
     (Contact, "address_enc"),
+    (Contact, "sender_enc"),
     (Contact, "pending_enc"),
     (ConfidantAddress, "address_enc"),
     (CaseMessage, "body_enc"),

@@ -97,6 +97,9 @@ async def _seed(
                     id=contact_id,
                     channel="telegram",
                     address_hash=crypto.address_hash("telegram", sender),
+                    sender_enc=crypto.seal(
+                        key, sender.encode(), f"contacts.sender_enc:{contact_id}"
+                    ),
                     address_enc=crypto.seal(
                         key, chat.encode(), f"contacts.address_enc:{contact_id}"
                     ),
@@ -257,16 +260,16 @@ async def test_rotation_with_the_wrong_old_key_changes_nothing(store: Store) -> 
     assert await _read_message(store, real, case_id, seeded.message_ids[case_id]) == f"{BODY} #1"
 
 
-async def test_rotation_refuses_a_hash_that_does_not_index_its_sealed_column(store: Store) -> None:
-    """A contact hashed by sender but sealed with another chat address cannot
-    be re-hashed: rotation must stop before changing anything."""
+async def test_rotation_keeps_contacts_whose_chat_differs_from_their_id(store: Store) -> None:
+    """A Matrix employee is found by their user id but answered in a DM room:
+    rotation re-derives the lookup from the sealed sender id, not the room."""
     old, new = store.crypto, Crypto(generate_master_key())
     seeded = await _seed(store, old, cases=1, matrix_contact=True)
-    with pytest.raises(keyring.RotationError, match=r"contacts\.address_hash"):
-        await keyring.rotate_master(store.sessions, old, new)
+    await keyring.rotate_master(store.sessions, old, new)
     case_id = seeded.case_ids[0]
-    assert await _read_message(store, old, case_id, seeded.message_ids[case_id]) == f"{BODY} #0"
-    assert await _find_contact(store, old, f"{TELEGRAM_ID}0") is not None
+    assert await _read_message(store, new, case_id, seeded.message_ids[case_id]) == f"{BODY} #0"
+    assert await _find_contact(store, new, f"{TELEGRAM_ID}0") is not None
+    assert await _find_contact(store, old, f"{TELEGRAM_ID}0") is None
 
 
 async def test_rotate_key_file_end_to_end(store: Store, tmp_path: Path) -> None:

@@ -141,6 +141,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("address_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("sender_enc", sa.LargeBinary(), nullable=False),
         sa.Column("address_enc", sa.LargeBinary(), nullable=False),
         sa.Column("data_key_id", sa.String(length=32), nullable=False),
         sa.Column("language", sa.String(length=8), nullable=False),

@@ -1,0 +1,175 @@
+"""Wiring: config → store → core → channels → delivery and timers, on one loop.
+
+Everything runs under our own asyncio loop (python-telegram-bot, matrix-nio
+and aiohttp side by side).  Shutdown stops intake first, then drains the
+outbox for a bounded time, so nothing already accepted is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from datetime import UTC, datetime
+
+from bot.channels.base import Channel
+from bot.config import Config
+from bot.delivery import DeliveryWorker
+from handlers.commands import command_menu
+from handlers.core import Core, CoreSettings
+from handlers.info import InfoLibrary
+from store import keyring
+from store.crypto import load_master_key
+from store.migrate import upgrade
+from store.store import Store
+
+log = logging.getLogger("confidant.app")
+
+TICK_SECONDS = 30.0
+DRAIN_SECONDS = 10.0
+
+
+def core_settings(config: Config) -> CoreSettings:
+    admins: set[tuple[str, str]] = set()
+    for entry in config.admins:
+        for channel in ("telegram", "matrix", "web"):
+            value = getattr(entry, channel, None)
+            if value:
+                admins.add((channel, str(value)))
+    org = config.organisation
+    return CoreSettings(
+        org_name=org.name, timezone=org.timezone, default_language=org.default_language,
+        languages=tuple(org.languages), response_hours=config.support.response_hours,
+        escalation_hours=config.support.escalation_hours,
+        idle_close_days=config.privacy.idle_close_days,
+        retention_days=config.privacy.retention_days, admins=frozenset(admins),
+        slot_minutes=config.appointments.slot_minutes,
+        buffer_minutes=config.appointments.buffer_minutes,
+        days_ahead=config.appointments.days_ahead,
+    )
+
+
+class App:
+    """One running bot."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.store: Store | None = None
+        self.core: Core | None = None
+        self.channels: dict[str, Channel] = {}
+        self.worker: DeliveryWorker | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        cfg = self.config
+        master = load_master_key(cfg.store.key_file)
+        await upgrade(cfg.store.url)
+        store = Store.open(cfg.store.url, master)
+        self.store = store
+        async with store.tx() as tx:
+            await keyring.check_master(tx.session, store.crypto)
+        info = InfoLibrary.load(cfg.organisation.content_override,
+                                tuple(cfg.organisation.languages))
+        core = Core(store, core_settings(cfg), info)
+        self.core = core
+        self.channels = self._build_channels(store, core)
+        self.worker = DeliveryWorker(core, self.channels)
+        self._tasks.append(asyncio.create_task(self.worker.run(), name="delivery"))
+        self._tasks.append(asyncio.create_task(self._timers(), name="timers"))
+        for name, channel in self.channels.items():
+            await channel.start(core.handle)
+            log.info("channel started channel=%s", name)
+
+    def _build_channels(self, store: Store, core: Core) -> dict[str, Channel]:
+        cfg = self.config
+        out: dict[str, Channel] = {}
+        if cfg.web.enabled:
+            from bot.channels.web import WebChannel
+
+            out["web"] = WebChannel(
+                cfg.web.listen, cfg.web.public_url, store.channel_state("web"),
+                self.redeem_login, cfg.organisation.languages, cfg.organisation.default_language,
+                cfg.organisation.name, retention_days=cfg.privacy.retention_days)
+        if cfg.telegram.enabled:
+            from bot.channels.telegram import TelegramChannel
+
+            assert cfg.telegram.token is not None
+            base = cfg.telegram.base_url or None
+            file_base = base.replace("/bot", "/file/bot") if base else None
+            out["telegram"] = TelegramChannel(
+                cfg.telegram.token, base_url=base, base_file_url=file_base,
+                mode=cfg.telegram.mode, webhook_url=cfg.telegram.webhook_url,
+                webhook_listen=cfg.telegram.webhook_listen,
+                secret_token=cfg.telegram.webhook_secret,
+                languages=cfg.organisation.languages, commands=command_menu(core.tr))
+        if cfg.matrix.enabled:
+            from bot.channels.matrix import MatrixChannel
+
+            assert cfg.matrix.homeserver and cfg.matrix.user_id
+            out["matrix"] = MatrixChannel(
+                cfg.matrix.homeserver, cfg.matrix.user_id, password=cfg.matrix.password,
+                access_token=cfg.matrix.access_token, device_name=cfg.matrix.device_name,
+                store_dir=cfg.matrix.store_dir, trust=cfg.matrix.trust,
+                pickle_key=store.crypto.derive("matrix-store-pickle").hex(),
+                state=store.channel_state("matrix"))
+        return out
+
+    async def redeem_login(self, token: str) -> str | None:
+        """One-time console link → the confidant's web address (or nothing)."""
+        assert self.store is not None
+        async with self.store.tx() as tx:
+            confidant = await tx.confidants.redeem_login_token(token, datetime.now(UTC))
+            if confidant is None:
+                return None
+            await tx.audit.record(f"confidant:{confidant.name}", "console.login")
+            for address in await tx.confidants.addresses(confidant):
+                if address.channel == "web":
+                    return address.address
+        return None
+
+    async def _timers(self) -> None:
+        assert self.core is not None
+        while True:
+            try:
+                await self.core.tick()
+            except Exception as exc:
+                log.warning("timer pass failed kind=%s", type(exc).__name__)
+            await asyncio.sleep(TICK_SECONDS)
+
+    async def stop(self) -> None:
+        """Drain what was accepted (bounded), then close channels and the store."""
+        if self.worker is not None:
+            with contextlib.suppress(Exception):
+                await self.worker.drain(DRAIN_SECONDS)
+            self.worker.stop()
+        for name, channel in list(self.channels.items())[::-1]:
+            with contextlib.suppress(Exception):
+                await channel.stop()
+            log.info("channel stopped channel=%s", name)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.store is not None:
+            await self.store.close()
+
+
+async def run_app(config: Config, ready: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM or SIGINT; stop gracefully."""
+    app = App(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await app.start()
+        log.info("confidant running channels=%s", ",".join(app.channels))
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+    finally:
+        log.info("confidant stopping")
+        await app.stop()

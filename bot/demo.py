@@ -1,0 +1,69 @@
+"""``confidant demo``: the embedded default, with nothing to configure.
+
+SQLite and the key file in ./confidant-data, the web chat on
+127.0.0.1:8080, a demo confidant who is on duty around the clock, a room for
+talks, and a fresh one-time console link printed at every start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import UTC, datetime, time
+from pathlib import Path
+
+from bot.app import run_app
+from bot.config import default_config
+from store.crypto import create_key_file, load_master_key
+from store.migrate import upgrade
+from store.store import Store
+
+DEMO_NAME = "Demo Confidant"
+
+
+async def prepare_demo(data_dir: Path) -> tuple[str, str]:
+    """Create what the demo needs (idempotent); returns the two URLs to print."""
+    config = default_config(data_dir)
+    create_key_file(config.store.key_file)
+    await upgrade(config.store.url)
+    store = Store.open(config.store.url, load_master_key(config.store.key_file))
+    now = datetime.now(UTC)
+    try:
+        async with store.tx() as tx:
+            confidant = await tx.confidants.by_name(DEMO_NAME)
+            if confidant is None:
+                confidant = await tx.confidants.add(
+                    DEMO_NAME, bio="A demo confidant: try the conversation from both sides.",
+                    languages=["en", "nl", "fr"], attested_by="demo", now=now)
+                await tx.confidants.set_address(confidant, "web", secrets.token_urlsafe(16))
+                for day in range(7):
+                    await tx.rota.add_shift(confidant, day, time(0, 0), time(23, 59), "duty")
+                    await tx.rota.add_shift(confidant, day, time(9, 0), time(17, 0), "talks")
+                await tx.rota.add_room("Demo room", site="Head office",
+                                       notes="Second floor, away from the open-plan office")
+                await tx.audit.record("admin:demo", "demo.created", DEMO_NAME)
+            token = await tx.confidants.new_login_token(confidant, now)
+    finally:
+        await store.close()
+    host, port = config.web.host_port
+    base = f"http://{host}:{port}"
+    return f"{base}/", f"{base}/console/login?token={token}"
+
+
+async def run_demo(data_dir: Path) -> None:
+    employee_url, console_url = await prepare_demo(data_dir)
+    config = default_config(data_dir)
+    ready = asyncio.Event()
+
+    async def announce() -> None:
+        await ready.wait()
+        print("Confidant demo is running (Ctrl+C to stop).", flush=True)
+        print(f"  Employee chat:      {employee_url}", flush=True)
+        print(f"  Confidant console:  {console_url}", flush=True)
+        print("Open the two addresses in two browser tabs and talk to yourself.", flush=True)
+
+    waiter = asyncio.create_task(announce())
+    try:
+        await run_app(config, ready)
+    finally:
+        waiter.cancel()
