@@ -33,6 +33,8 @@ from store.migrate import upgrade
 from store.store import Store
 
 MEMORY = ChannelName("memory")
+CHANNEL_NAMES = (MEMORY, ChannelName("telegram"), ChannelName("web"))
+"""Channel names the harness's one `MemoryChannel` answers to."""
 
 
 class MemoryChannel:
@@ -81,11 +83,14 @@ class Person:
     id: str
     language: str | None = None
     events: itertools.count[int] = field(default_factory=itertools.count)
+    channel: ChannelName = MEMORY
+    """Which channel name the person writes on (all are recorded by one `MemoryChannel`)."""
 
     async def say(self, text: str | None = None, *, media: Media | None = None,
                   reply_to: str | None = None, unsupported: str | None = None,
                   event_id: str | None = None) -> None:
-        inbound = Inbound(MEMORY, self.id, self.id, event_id or f"{self.id}:{next(self.events)}",
+        inbound = Inbound(self.channel, self.id, self.id,
+                          event_id or f"{self.id}:{next(self.events)}",
                           text=text, media=media, reply_to=reply_to,
                           language_hint=self.language, unsupported=unsupported)
         await self.h.core.handle(inbound)
@@ -104,7 +109,7 @@ class Person:
         raise AssertionError(f"no button {label_part!r} for {self.id}: {self.texts[-3:]}")
 
     async def press_token(self, token: str) -> None:
-        await self.h.core.handle(Inbound(MEMORY, self.id, self.id,
+        await self.h.core.handle(Inbound(self.channel, self.id, self.id,
                                          f"{self.id}:{next(self.events)}", button=token))
         await self.h.worker.drain()
 
@@ -130,10 +135,13 @@ class Harness:
         self.clock = clock
         self.channel = MemoryChannel()
         self.core = Core(store, settings, InfoLibrary.load(), clock)
-        self.worker = DeliveryWorker(self.core, {MEMORY: self.channel})
+        self.worker = DeliveryWorker(self.core, {name: self.channel for name in CHANNEL_NAMES})
 
-    def person(self, pid: str, language: str | None = "en") -> Person:
-        return Person(self, pid, language)
+    def person(self, pid: str, language: str | None = "en",
+               channel: str = MEMORY) -> Person:
+        """An employee; ``channel`` may be any of `CHANNEL_NAMES` (e.g. "telegram"
+        to see what the core says on that platform)."""
+        return Person(self, pid, language, channel=ChannelName(channel))
 
     async def add_confidant(self, name: str, pid: str, languages: str = "en",
                             always_on_duty: bool = True, bio: str = "") -> Person:
