@@ -289,6 +289,7 @@ class TelegramChannel:
         """Create and initialise the PTB bot once (getMe checks the token)."""
         async with self._bot_lock:
             if self._bot is None:
+                _quiet_library_loggers()
                 kwargs: dict[str, Any] = {}
                 if self._base_url:
                     kwargs["base_url"] = self._base_url
@@ -313,7 +314,6 @@ class TelegramChannel:
 
     async def start(self, on_inbound: InboundHandler) -> None:
         """Check the token, register commands, then begin polling or serve the webhook."""
-        _quiet_library_loggers()
         self._on_inbound = on_inbound
         self._stopping = False
         self._stop_event = asyncio.Event()
