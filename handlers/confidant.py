@@ -179,9 +179,10 @@ async def case_erased(ctx: Ctx, case: Case) -> None:
     if case.confidant_id:
         c = await ctx.tx.confidants.by_id(case.confidant_id)
         if c is not None:
+            # Sealed with the system key: the case key is shredded right after.
             await ctx.to_confidant(c, ctx.t("forget.to_confidant", lang=ctx.confidant_lang(c),
-                                            code=case.code), control="case-close",
-                                   case=None, kind=OutboundKind.NOTICE)
+                                            code=case.code), control="case-erase",
+                                   case_code=case.code, kind=OutboundKind.NOTICE)
 
 
 async def recipient_unreachable(ctx: Ctx, out: Outbound) -> None:

@@ -129,11 +129,17 @@ class Ctx:
     async def send(self, to: ChannelAddress, text: str, *, owner_hash: bytes,
                    rows: MenuRows | None = None, kind: OutboundKind = OutboundKind.NOTICE,
                    case: Case | None = None, control: str | None = None,
-                   media: Media | None = None, extra: dict[str, str] | None = None) -> None:
-        """Queue a message; menu choices become tokens bound to ``owner_hash``."""
+                   media: Media | None = None, extra: dict[str, str] | None = None,
+                   case_code: str | None = None) -> None:
+        """Queue a message; menu choices become tokens bound to ``owner_hash``.
+
+        With ``case`` the row is sealed with the case key (so erasing the case
+        erases it too); ``case_code`` only names a case, for messages that must
+        outlive it (e.g. "case erased")."""
         menu = await self.tx.buttons.issue(owner_hash, rows, self.now) if rows else None
+        code = case.code if case else case_code
         out = Outbound(to=to, text=text, menu=menu, media=media, kind=kind,
-                       case=CaseCode(case.code) if case else None, control=control,
+                       case=CaseCode(code) if code else None, control=control,
                        extra=dict(extra or {}))
         self._queued.append((out, case.data_key_id if case else None, case.id if case else None))
 
@@ -154,13 +160,14 @@ class Ctx:
 
     async def to_confidant(self, confidant: Confidant, text: str, rows: MenuRows | None = None,
                            *, kind: OutboundKind = OutboundKind.NOTICE, case: Case | None = None,
-                           media: Media | None = None, control: str | None = None) -> None:
+                           media: Media | None = None, control: str | None = None,
+                           case_code: str | None = None) -> None:
         """Every channel the confidant is registered on gets it; never any
         employee identity, only what the caller put in ``text``."""
         for address in await self.tx.confidants.addresses(confidant):
             owner = self.tx.vault.address_hash(address.channel, address.address)
             await self.send(address, text, owner_hash=owner, rows=rows, kind=kind, case=case,
-                            media=media, control=control,
+                            media=media, control=control, case_code=case_code,
                             extra={"role": Role.CONFIDANT.value})
 
     def confidant_lang(self, confidant: Confidant) -> str:

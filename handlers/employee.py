@@ -380,7 +380,9 @@ async def forget(ctx: Ctx, answer: str) -> None:
     await ctx.tx.audit.record("employee", "contact.erased")
     ctx.contact = None
     # Sent under the system key: the person's own keys are gone already.
-    await ctx.send(here, ctx.t("forget.done", lang=lang), owner_hash=b"\0" * 32)
+    # control "forget": channels that keep a history (web) erase it as well.
+    await ctx.send(here, ctx.t("forget.done", lang=lang), owner_hash=b"\0" * 32,
+                   control="forget", extra={"role": "employee"})
 
 
 async def cmd_confirmation(ctx: Ctx, arg: str = "") -> None:

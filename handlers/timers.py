@@ -90,5 +90,13 @@ async def erase_expired(ctx: Ctx) -> None:
     cutoff = ctx.now - timedelta(days=ctx.settings.retention_days)
     for case in await ctx.tx.cases.closed_before(cutoff):
         await ctx.tx.audit.record("system", "case.erased", case.code)
+        if case.confidant_id:
+            # Lets channels that keep a history (the web console) drop this case's.
+            c = await ctx.tx.confidants.by_id(case.confidant_id)
+            if c is not None:
+                await ctx.to_confidant(c, ctx.t("retention.to_confidant",
+                                                lang=ctx.confidant_lang(c), code=case.code,
+                                                days=ctx.settings.retention_days),
+                                       control="case-erase", case_code=case.code)
         await ctx.tx.cases.erase(case, ctx.now)
     await ctx.tx.register.expire(ctx.now)

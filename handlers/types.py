@@ -138,7 +138,10 @@ class Outbound:
     """The case this message belongs to: shown to confidants, used by Matrix to
     pick the per-case room and by reply routing."""
     control: str | None = None
-    """For CONTROL messages: ``case-open`` | ``case-handover-out`` | ``case-close``."""
+    """Housekeeping for the channel, carried on an ordinary message: ``case-open``
+    (a confidant gets the case), ``case-handover-out`` (they lose it),
+    ``case-close``, ``case-erase`` (the case is gone: drop any copy of its
+    history), ``forget`` (the employee erased everything: drop their history)."""
     extra: dict[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
