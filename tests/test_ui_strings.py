@@ -1,0 +1,345 @@
+"""Parity checks on the user-facing strings (``handlers/content/ui*.<lang>.toml``).
+
+Every English strings file has a Dutch and a French twin with the same keys,
+the same placeholders and the same command names; no string is empty; every
+key the handlers ask for exists; dates are shown in Brussels time in every
+language, summer and winter alike.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import string
+import tomllib
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import handlers
+from handlers.commands import EMPLOYEE_COMMANDS
+from handlers.confidant import CONSENT_FORMS, THEMES
+from handlers.declare import STEPS
+from handlers.i18n import SUPPORTED_LANGUAGES, Translator, load_strings
+
+HANDLERS = Path(handlers.__file__).parent
+STORE = HANDLERS.parent / "store"
+CONTENT = HANDLERS / "content"
+OTHER_LANGS = tuple(lang for lang in SUPPORTED_LANGUAGES if lang != "en")
+EN_FILES = sorted(p.name for p in CONTENT.glob("ui*.en.toml"))
+
+
+
+def _rota_error_codes() -> tuple[str, ...]:
+    """The codes ``store.rota`` raises ``RotaError`` with (shown as ``adm.rota_error.<code>``)."""
+    tree = ast.parse((STORE / "rota.py").read_text("utf-8"))
+    return tuple(sorted({node.args[0].value for node in ast.walk(tree)
+                         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                         and node.func.id == "RotaError" and node.args
+                         and isinstance(node.args[0], ast.Constant)
+                         and isinstance(node.args[0].value, str)}))
+
+
+# Values that keys built with an f-string (``f"theme.{t}"`` → pattern ``theme.{}``)
+# can take.  A new f-string key must be added here, so that its keys are checked too.
+DYNAMIC_KEYS: dict[str, tuple[str, ...]] = {
+    "weekday.{}": tuple(str(i) for i in range(7)),
+    "duty.kind.{}": ("duty", "talks"),
+    "consent.ask.{}": CONSENT_FORMS,
+    "consent.form.{}": CONSENT_FORMS,
+    "theme.{}": THEMES,
+    "declare.ask.{}": tuple(dict.fromkeys((*STEPS, "what", "when", "where", "identity", "name"))),
+    "privacy.channel.{}": ("telegram",),
+    "commands.{}": EMPLOYEE_COMMANDS,
+    "adm.rota_error.{}": _rota_error_codes(),
+    "appt.remind_{}_confidant": ("day", "hour"),
+    "appt.remind_{}_employee": ("day", "hour"),
+}
+
+# Keys whose text is legitimately the same in another language as in English
+# (pure placeholders, loanwords).  Anything else identical is an untranslated copy.
+SAME_AS_ENGLISH: dict[str, set[str]] = {
+    "nl": {"relay.to_confidant", "relay.to_employee", "menu.privacy", "theme.conflict",
+           "case.usage", "claim.usage"},
+    "fr": {"relay.to_confidant", "notify.urgent_flag", "relay.urgent"},
+}
+
+KEY_SHAPE = re.compile(r"[a-z_]+(?:\.[a-z0-9_]+)+")
+COMMAND = re.compile(r"(?<![\w/])/[a-z_]+")
+
+
+def flatten(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Dotted keys with their raw values, so that non-string leaves are seen too."""
+    for key, value in table.items():
+        full = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, Mapping):
+            yield from flatten(value, full)
+        else:
+            yield full, value
+
+
+def load_file(name: str) -> dict[str, Any]:
+    """One strings file as a flat mapping; a TOML syntax error fails the test with its file."""
+    try:
+        data = tomllib.loads((CONTENT / name).read_text("utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        pytest.fail(f"{name}: {err}")
+    return dict(flatten(data))
+
+
+def text_of(value: Any) -> str:
+    """A value as the Translator sees it (lists of lines are joined)."""
+    return "\n".join(value) if isinstance(value, list) else str(value)
+
+
+def fields(template: str) -> list[str]:
+    """The placeholder names of a template, sorted, with repetitions."""
+    return sorted(name for _, name, _, _ in string.Formatter().parse(template)
+                  if name is not None)
+
+
+def twin(en_name: str, lang: str) -> str:
+    """``ui-area.en.toml`` → ``ui-area.<lang>.toml``."""
+    return en_name.removesuffix(".en.toml") + f".{lang}.toml"
+
+
+def test_english_strings_exist() -> None:
+    """Guard: the parametrized tests below would pass vacuously without files."""
+    assert "ui.en.toml" in EN_FILES
+    assert len(load_strings("en")) > 100
+
+
+@pytest.mark.parametrize("en_name", EN_FILES)
+@pytest.mark.parametrize("lang", OTHER_LANGS)
+def test_every_english_file_has_a_translation(en_name: str, lang: str) -> None:
+    """A feature area added in English only would show English (or nothing) to others."""
+    assert (CONTENT / twin(en_name, lang)).is_file(), \
+        f"{twin(en_name, lang)} is missing (translation of {en_name})"
+
+
+@pytest.mark.parametrize("lang", OTHER_LANGS)
+def test_no_translation_without_english(lang: str) -> None:
+    """A stray nl/fr file (renamed area) would silently add keys English lacks."""
+    en_twins = {twin(name, lang) for name in EN_FILES}
+    stray = sorted(p.name for p in CONTENT.glob(f"ui*.{lang}.toml") if p.name not in en_twins)
+    assert not stray, f"no English file for {stray}"
+
+
+@pytest.mark.parametrize("en_name", EN_FILES)
+@pytest.mark.parametrize("lang", OTHER_LANGS)
+def test_same_keys_as_english(en_name: str, lang: str) -> None:
+    """Fallback at run time hides a missing key from the person; this test does not."""
+    other = twin(en_name, lang)
+    if not (CONTENT / other).is_file():
+        pytest.fail(f"{other} is missing")
+    en, tr = load_file(en_name), load_file(other)
+    missing = sorted(set(en) - set(tr))
+    extra = sorted(set(tr) - set(en))
+    assert not missing, f"{other}: missing keys {missing}"
+    assert not extra, f"{other}: keys not in {en_name}: {extra}"
+
+
+@pytest.mark.parametrize("en_name", EN_FILES)
+@pytest.mark.parametrize("lang", SUPPORTED_LANGUAGES)
+def test_values_are_nonempty_strings(en_name: str, lang: str) -> None:
+    """An empty or non-text value would send a blank message or be dropped by the loader."""
+    name = twin(en_name, lang)
+    if not (CONTENT / name).is_file():
+        pytest.fail(f"{name} is missing")
+    problems = []
+    for key, value in load_file(name).items():
+        is_lines = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if not (isinstance(value, str) or is_lines):
+            problems.append(f"{key} is not text")
+        elif not text_of(value).strip():
+            problems.append(f"{key} is empty")
+    assert not problems, f"{name}: {problems}"
+
+
+@pytest.mark.parametrize("lang", OTHER_LANGS)
+def test_placeholders_match_english(lang: str) -> None:
+    """A renamed placeholder raises KeyError when the string is sent; a dropped one loses data."""
+    en, tr = load_strings("en"), load_strings(lang)
+    wrong = [f"{key}: en {fields(en[key])} vs {lang} {fields(tr[key])}"
+             for key in en if key in tr and fields(en[key]) != fields(tr[key])]
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("lang", SUPPORTED_LANGUAGES)
+def test_every_string_formats(lang: str) -> None:
+    """A stray brace in running text breaks str.format for the whole message."""
+    broken = []
+    for key, template in load_strings(lang).items():
+        try:
+            template.format(**({"org": "x"} | {name: "x" for name in fields(template)}))
+        except (ValueError, KeyError, IndexError) as err:
+            broken.append(f"{key}: {err!r}")
+    assert not broken, f"{lang}: {broken}"
+
+
+@pytest.mark.parametrize("lang", OTHER_LANGS)
+def test_command_names_untranslated(lang: str) -> None:
+    """/talk must stay /talk: the bot only understands the English command names."""
+    en, tr = load_strings("en"), load_strings(lang)
+    wrong = [f"{key}: en {sorted(set(COMMAND.findall(en[key])))} vs {lang} "
+             f"{sorted(set(COMMAND.findall(tr[key])))}"
+             for key in en if key in tr
+             and set(COMMAND.findall(en[key])) != set(COMMAND.findall(tr[key]))]
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("lang", OTHER_LANGS)
+def test_translated_not_copied(lang: str) -> None:
+    """Copying English into nl/fr makes the parity tests pass while the person reads English."""
+    en, tr = load_strings("en"), load_strings(lang)
+    copied = sorted(key for key in en
+                    if tr.get(key) == en[key] and key not in SAME_AS_ENGLISH[lang])
+    assert not copied, f"{lang}: identical to English (translate, or list in SAME_AS_ENGLISH): " \
+        f"{copied}"
+
+
+@pytest.mark.parametrize(("lang", "word"),
+                         [("nl", "Nederlands"), ("fr", "français"), ("en", "English")])
+def test_language_set_names_its_language(lang: str, word: str) -> None:
+    """After /language the confirmation must be in, and name, the chosen language."""
+    assert word in load_strings(lang)["language.set"]
+
+
+# ------------------------------------------------------------ keys used in code
+
+def _is_lookup(call: ast.Call) -> bool:
+    """``t(...)``, ``ctx.t(...)``, ``self.tr.t(...)`` or ``UserError(...)``."""
+    func = call.func
+    name = func.id if isinstance(func, ast.Name) else \
+        func.attr if isinstance(func, ast.Attribute) else ""
+    return name in ("t", "UserError")
+
+
+def _key_args(call: ast.Call) -> list[ast.Constant | ast.JoinedStr]:
+    """The argument that carries the key: the first for ``ctx.t``/``UserError``, the
+    second for ``Translator.t(lang, key)``."""
+    args = list(call.args) + [kw.value for kw in call.keywords if kw.arg == "key"]
+    found: list[ast.Constant | ast.JoinedStr] = []
+    for arg in args:
+        for node in ast.walk(arg):
+            if isinstance(node, ast.JoinedStr) or (
+                    isinstance(node, ast.Constant) and isinstance(node.value, str)
+                    and KEY_SHAPE.fullmatch(node.value)):
+                found.append(node)
+    return found
+
+
+def _expand(node: ast.JoinedStr) -> tuple[str, list[str]]:
+    """Every key an f-string key can produce, from DYNAMIC_KEYS (none if unknown)."""
+    pattern, holes = "", 0
+    for part in node.values:
+        if isinstance(part, ast.Constant) and isinstance(part.value, str):
+            pattern += part.value.replace("{", "{{").replace("}", "}}")
+        else:
+            pattern, holes = pattern + "{}", holes + 1
+    if holes != 1:
+        return ast.unparse(node), []
+    return ast.unparse(node), [pattern.format(value) for value in DYNAMIC_KEYS.get(pattern, ())]
+
+
+def _plain_args(call: ast.Call) -> Iterator[ast.expr]:
+    """String arguments of a call that is not a lookup (``audit.record(…, "case.claimed")``,
+    ``getLogger("confidant.core")``): event kinds and names, not message keys."""
+    for arg in [*call.args, *(kw.value for kw in call.keywords)]:
+        yield from (arg.body, arg.orelse) if isinstance(arg, ast.IfExp) else (arg,)
+
+
+def used_keys() -> tuple[dict[str, list[str]], list[str]]:
+    """Keys looked up in handlers/*.py (key → places), and f-string keys not understood."""
+    sections = {key.split(".")[0] for key in load_strings("en")}
+    keys: dict[str, list[str]] = {}
+    unknown: list[str] = []
+    for path in sorted(HANDLERS.glob("*.py")):
+        tree = ast.parse(path.read_text("utf-8"), filename=str(path))
+        not_keys = {id(arg) for node in ast.walk(tree)
+                    if isinstance(node, ast.Call) and not _is_lookup(node)
+                    for arg in _plain_args(node)}
+        for node in ast.walk(tree):
+            where = f"{path.name}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.Call) and _is_lookup(node):
+                for arg in _key_args(node):
+                    if isinstance(arg, ast.JoinedStr):
+                        source, expanded = _expand(arg)
+                        if not expanded:
+                            unknown.append(f"{where} {source}")
+                        for key in expanded:
+                            keys.setdefault(key, []).append(where)
+                    else:
+                        keys.setdefault(str(arg.value), []).append(where)
+            elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                  and KEY_SHAPE.fullmatch(node.value)
+                  and node.value.split(".")[0] in sections and id(node) not in not_keys):
+                # keys chosen first and looked up later: ``key = "case.on_duty"``
+                keys.setdefault(node.value, []).append(where)
+    return keys, unknown
+
+
+def test_source_scan_finds_keys() -> None:
+    """Guard: a scanner that finds nothing would make the next test pass vacuously."""
+    keys, _ = used_keys()
+    for expected in ("welcome.first", "case.unknown", "theme.stress", "weekday.6",
+                     "declare.ask.name", "consent.form.advisor", "heard.late"):
+        assert expected in keys, f"scanner missed {expected}"
+
+
+def test_every_key_used_in_handlers_exists() -> None:
+    """A key typo shows up only when that rare path runs, in front of a person in distress."""
+    keys, unknown = used_keys()
+    assert not unknown, f"f-string keys with no known values (add to DYNAMIC_KEYS): {unknown}"
+    en = load_strings("en")
+    missing = sorted(f"{key} (used at {', '.join(places)})"
+                     for key, places in keys.items() if key not in en)
+    assert not missing, "keys used in handlers/ but not in ui*.en.toml:\n" + "\n".join(missing)
+
+
+# ------------------------------------------------------------ dates and times
+
+BRUSSELS_CASES = [
+    # summer: CEST, UTC+2
+    (datetime(2024, 7, 15, 12, 0, tzinfo=UTC), {
+        "nl": ("ma 15 jul, 14:00", "maandag 15 juli 2024, 14:00"),
+        "fr": ("lun. 15 juil., 14:00", "lundi 15 juillet 2024, 14:00"),
+        "en": ("Mon 15 Jul, 14:00", "Monday 15 July 2024, 14:00"),
+    }),
+    # winter: CET, UTC+1
+    (datetime(2024, 1, 15, 12, 0, tzinfo=UTC), {
+        "nl": ("ma 15 jan, 13:00", "maandag 15 januari 2024, 13:00"),
+        "fr": ("lun. 15 janv., 13:00", "lundi 15 janvier 2024, 13:00"),
+        "en": ("Mon 15 Jan, 13:00", "Monday 15 January 2024, 13:00"),
+    }),
+    # late evening UTC in summer is already the next day in Brussels
+    (datetime(2024, 6, 30, 22, 30, tzinfo=UTC), {
+        "nl": ("ma 1 jul, 00:30", "maandag 1 juli 2024, 00:30"),
+        "fr": ("lun. 1 juil., 00:30", "lundi 1 juillet 2024, 00:30"),
+        "en": ("Mon 1 Jul, 00:30", "Monday 1 July 2024, 00:30"),
+    }),
+]
+
+
+@pytest.mark.parametrize(("moment", "expected"), BRUSSELS_CASES,
+                         ids=["summer-CEST", "winter-CET", "summer-next-day"])
+@pytest.mark.parametrize("lang", SUPPORTED_LANGUAGES)
+def test_when_in_brussels_time(lang: str, moment: datetime,
+                               expected: dict[str, tuple[str, str]]) -> None:
+    """Appointments and deadlines must show the hour people in Brussels live by."""
+    tr = Translator(timezone="Europe/Brussels")
+    medium, long = expected[lang]
+    assert tr.when(lang, moment) == medium
+    assert tr.when(lang, moment, style="long") == long
+
+
+@pytest.mark.parametrize("lang", SUPPORTED_LANGUAGES)
+def test_when_across_the_spring_change(lang: str) -> None:
+    """One UTC minute apart across the DST switch: 01:59 CET, then 03:00 CEST."""
+    tr = Translator(timezone="Europe/Brussels")
+    before = tr.when(lang, datetime(2024, 3, 31, 0, 59, tzinfo=UTC))
+    after = tr.when(lang, datetime(2024, 3, 31, 1, 0, tzinfo=UTC))
+    assert before.endswith("01:59") and after.endswith("03:00"), (before, after)
