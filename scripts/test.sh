@@ -14,7 +14,38 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
+system_packages() {
+    # Debian's PostgreSQL (the store tests start their own throw-away cluster)
+    # and Chromium (the browser tests); installed when missing and we are root.
+    local missing=() pkg
+    command -v dpkg-query >/dev/null 2>&1 || return 0
+    for pkg in python3-venv postgresql chromium fonts-dejavu-core; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+            missing+=("$pkg")
+        fi
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "scripts/test.sh: please install these Debian packages first: ${missing[*]}" >&2
+        exit 1
+    fi
+    # Keep package scripts from starting services (the postgresql package
+    # would otherwise start a system-wide cluster).
+    local policy=/usr/sbin/policy-rc.d created=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        created=1
+    fi
+    echo "scripts/test.sh: installing ${missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ "$created" -eq 1 ] && rm -f "$policy"
+    return 0
+}
+
 install() {
+    system_packages
     if [ ! -x .venv/bin/python ]; then
         if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
             echo "scripts/test.sh: Python 3.11 or newer is needed ($PYTHON is $("$PYTHON" -V 2>&1))" >&2
