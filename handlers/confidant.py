@@ -11,6 +11,7 @@ import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from handlers import appointments
 from handlers.core import MAX_TEXT, Ctx, UserError, split_command
@@ -157,8 +158,18 @@ async def announce_urgent(ctx: Ctx, case: Case) -> None:
                                   f"claim:{case.id}")]], kind=OutboundKind.URGENT)
 
 
+def neutral_media(media: Media) -> Media:
+    """A file's own name can carry identity (``Jan_Peeters_payslip.pdf``): the
+    confidant gets the bytes under a neutral name that keeps only the extension."""
+    stem, dot, ext = media.filename.rpartition(".")
+    suffix = f".{ext.lower()}" if dot and stem and ext.isascii() and ext.isalnum() \
+        and len(ext) <= 5 else ""
+    return replace(media, filename=f"{media.kind}{suffix}")
+
+
 async def relay_to_confidant(ctx: Ctx, case: Case, confidant: Confidant, text: str,
                              media: Media | None, urgent: bool) -> None:
+    media = neutral_media(media) if media is not None else None
     lang = ctx.confidant_lang(confidant)
     key = "relay.urgent" if urgent else "relay.to_confidant"
     body = ctx.t(key, lang=lang, code=case.code, text=text) if text else \

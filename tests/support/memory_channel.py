@@ -47,6 +47,8 @@ class MemoryChannel:
         self.sent_keys: set[str] = set()
         self.unreachable: set[str] = set()
         self.failures: list[Exception] = []
+        self.message_ids: dict[int, str] = {}
+        """Platform message id given for each recorded `Outbound` (by ``id()``)."""
         self._ids = itertools.count(1)
 
     async def start(self, on_inbound: object) -> None:
@@ -64,7 +66,9 @@ class MemoryChannel:
             return SendResult(str(next(self._ids)))
         self.sent_keys.add(idempotency_key)
         self.received[out.to.address].append(out)
-        return SendResult(str(next(self._ids)))
+        message_id = str(next(self._ids))
+        self.message_ids[id(out)] = message_id
+        return SendResult(message_id)
 
 
 class FakeClock:
@@ -124,6 +128,10 @@ class Person:
     @property
     def last(self) -> str:
         return self.texts[-1] if self.texts else ""
+
+    def message_id(self, out: Outbound) -> str:
+        """The platform message id of something this person received (to reply to it)."""
+        return self.h.channel.message_ids[id(out)]
 
     def clear(self) -> None:
         self.h.channel.received[self.id].clear()
