@@ -13,6 +13,7 @@ import logging
 import signal
 from datetime import UTC, datetime
 
+from bot import metrics
 from bot.channels.base import Channel
 from bot.config import Config
 from bot.delivery import DeliveryWorker
@@ -60,6 +61,8 @@ class App:
         self.channels: dict[str, Channel] = {}
         self.worker: DeliveryWorker | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.started: set[str] = set()
+        self.metrics_server: metrics.MetricsServer | None = None
 
     async def start(self) -> None:
         cfg = self.config
@@ -75,11 +78,25 @@ class App:
         self.core = core
         self.channels = self._build_channels(store, core)
         self.worker = DeliveryWorker(core, self.channels)
+        await self._start_metrics(store)
         self._tasks.append(asyncio.create_task(self.worker.run(), name="delivery"))
         self._tasks.append(asyncio.create_task(self._timers(), name="timers"))
         for name, channel in self.channels.items():
-            await channel.start(core.handle)
+            await channel.start(metrics.instrument(core.handle))
+            self.started.add(name)
             log.info("channel started channel=%s", name)
+
+    async def _start_metrics(self, store: Store) -> None:
+        """Serve /healthz and /metrics before the channels start, so a probe
+        sees 503 until every channel is up."""
+        if not self.config.metrics.enabled:
+            return
+        host, port = self.config.metrics.host_port
+        server = metrics.MetricsServer(
+            host, port, metrics.app_health(store, self.channels, self.started),
+            lambda: metrics.pending_messages(store))
+        await server.start()
+        self.metrics_server = server
 
     def _build_channels(self, store: Store, core: Core) -> dict[str, Channel]:
         cfg = self.config
@@ -144,6 +161,7 @@ class App:
                 await self.worker.drain(DRAIN_SECONDS)
             self.worker.stop()
         for name, channel in list(self.channels.items())[::-1]:
+            self.started.discard(name)
             with contextlib.suppress(Exception):
                 await channel.stop()
             log.info("channel stopped channel=%s", name)
@@ -152,6 +170,8 @@ class App:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         if self.store is not None:
             await self.store.close()
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 
+from bot import metrics
 from bot.channels.base import Channel
 from handlers.core import Core
 from handlers.types import RetryLater, Unreachable
@@ -100,11 +102,14 @@ class DeliveryWorker:
             if channel is None:
                 async with self.core.store.tx() as tx:
                     await tx.outbox.retry(row.seq, now + timedelta(seconds=MAX_BACKOFF))
+                metrics.count_delivery(row.channel, "retried")
                 log.warning("no running channel for a pending message channel=%s", row.channel)
                 return
+            started = time.perf_counter()
             try:
                 result = await channel.send(out, row.ref)
             except Unreachable:
+                metrics.count_delivery(row.channel, "failed")
                 log.warning("recipient unreachable channel=%s case=%s", row.channel, out.case)
                 async with self.core.store.tx() as tx:
                     await tx.outbox.fail(row.seq, now)
@@ -113,6 +118,7 @@ class DeliveryWorker:
             except Exception as exc:
                 after = exc.after if isinstance(exc, RetryLater) and exc.after else None
                 delay = max(after or 0.0, backoff(row.attempts))
+                metrics.count_delivery(row.channel, "retried")
                 log.info("delivery retry channel=%s attempt=%d kind=%s", row.channel,
                          row.attempts + 1, type(exc).__name__)
                 async with self.core.store.tx() as tx:
@@ -126,3 +132,4 @@ class DeliveryWorker:
                         await tx.links.record(out.to.channel, out.to.address,
                                               result.platform_message_id, case.id)
             self.sent_count += 1
+            metrics.count_delivery(row.channel, "sent", time.perf_counter() - started)
