@@ -223,12 +223,16 @@ def _key_args(call: ast.Call) -> list[ast.Constant | ast.JoinedStr]:
     second for ``Translator.t(lang, key)``."""
     args = list(call.args) + [kw.value for kw in call.keywords if kw.arg == "key"]
     found: list[ast.Constant | ast.JoinedStr] = []
-    for arg in args:
-        for node in ast.walk(arg):
-            if isinstance(node, ast.JoinedStr) or (
-                    isinstance(node, ast.Constant) and isinstance(node.value, str)
-                    and KEY_SHAPE.fullmatch(node.value)):
+    todo: list[ast.AST] = list(args)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.JoinedStr):
+            found.append(node)  # its literal parts are not keys on their own
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if KEY_SHAPE.fullmatch(node.value):
                 found.append(node)
+        else:
+            todo.extend(ast.iter_child_nodes(node))
     return found
 
 
@@ -252,16 +256,18 @@ def _plain_args(call: ast.Call) -> Iterator[ast.expr]:
         yield from (arg.body, arg.orelse) if isinstance(arg, ast.IfExp) else (arg,)
 
 
-def used_keys() -> tuple[dict[str, list[str]], list[str]]:
+def used_keys() -> tuple[dict[str, set[str]], list[str]]:
     """Keys looked up in handlers/*.py (key → places), and f-string keys not understood."""
     sections = {key.split(".")[0] for key in load_strings("en")}
-    keys: dict[str, list[str]] = {}
+    keys: dict[str, set[str]] = {}
     unknown: list[str] = []
     for path in sorted(HANDLERS.glob("*.py")):
         tree = ast.parse(path.read_text("utf-8"), filename=str(path))
         not_keys = {id(arg) for node in ast.walk(tree)
                     if isinstance(node, ast.Call) and not _is_lookup(node)
                     for arg in _plain_args(node)}
+        not_keys |= {id(part) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr)
+                     for part in node.values}
         for node in ast.walk(tree):
             where = f"{path.name}:{getattr(node, 'lineno', '?')}"
             if isinstance(node, ast.Call) and _is_lookup(node):
@@ -271,14 +277,14 @@ def used_keys() -> tuple[dict[str, list[str]], list[str]]:
                         if not expanded:
                             unknown.append(f"{where} {source}")
                         for key in expanded:
-                            keys.setdefault(key, []).append(where)
+                            keys.setdefault(key, set()).add(where)
                     else:
-                        keys.setdefault(str(arg.value), []).append(where)
+                        keys.setdefault(str(arg.value), set()).add(where)
             elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
                   and KEY_SHAPE.fullmatch(node.value)
                   and node.value.split(".")[0] in sections and id(node) not in not_keys):
                 # keys chosen first and looked up later: ``key = "case.on_duty"``
-                keys.setdefault(node.value, []).append(where)
+                keys.setdefault(node.value, set()).add(where)
     return keys, unknown
 
 
@@ -295,7 +301,7 @@ def test_every_key_used_in_handlers_exists() -> None:
     keys, unknown = used_keys()
     assert not unknown, f"f-string keys with no known values (add to DYNAMIC_KEYS): {unknown}"
     en = load_strings("en")
-    missing = sorted(f"{key} (used at {', '.join(places)})"
+    missing = sorted(f"{key} (used at {', '.join(sorted(places))})"
                      for key, places in keys.items() if key not in en)
     assert not missing, "keys used in handlers/ but not in ui*.en.toml:\n" + "\n".join(missing)
 
