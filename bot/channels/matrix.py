@@ -115,6 +115,20 @@ _RETRY_DELAY = 1.0
 _COMMAND = re.compile(r"^!(?=[A-Za-z])")
 
 
+_CHECKPOINT_IDLE = 60.0
+"""Seconds between saved sync positions when no event arrived (fewer writes)."""
+
+
+class _Checkpoint:
+    """Marker queued after a sync's events: once the dispatcher reaches it, all of
+    them have been handed to the core."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+
 class MatrixSetupError(Exception):
     """The Matrix login, store or keys are inconsistent; the message tells the operator
     what is wrong and what to do.  The bot must not start the channel."""
@@ -175,7 +189,8 @@ class MatrixChannel:
         self._task: asyncio.Task[None] | None = None
         self._send_lock = asyncio.Lock()
         self._retry: deque[tuple[Inbound, int]] = deque()
-        self._queue: asyncio.Queue[Inbound] = asyncio.Queue()
+        self._queue: asyncio.Queue[Inbound | _Checkpoint] = asyncio.Queue()
+        self._checkpointed = 0.0
         self._dispatcher: asyncio.Task[None] | None = None
         self._seen: deque[str] = deque(maxlen=2000)
         self._room_case: dict[str, str | None] = {}
@@ -214,7 +229,8 @@ class MatrixChannel:
             if client.should_upload_keys:
                 await client.keys_upload()
             await self._ensure_cross_signing(client)
-            await self._sync_once(full_state=True)
+            since = await self._state.get("since")
+            await self._sync_once(full_state=True, since=since.decode() if since else None)
         except BaseException:
             await client.close()
             self._client = None
@@ -350,12 +366,14 @@ class MatrixChannel:
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 30.0)
 
-    async def _sync_once(self, *, full_state: bool) -> bool:
+    async def _sync_once(self, *, full_state: bool, since: str | None = None) -> bool:
         """One sync round: housekeeping, events, retries.  False on a sync error."""
         client = self._require_client()
         try:
             resp = await client.sync(
-                timeout=0 if full_state else self._sync_timeout_ms, full_state=full_state
+                timeout=0 if full_state else self._sync_timeout_ms,
+                full_state=full_state,
+                since=since,
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("matrix: sync unreachable (%s)", type(exc).__name__)
@@ -368,6 +386,7 @@ class MatrixChannel:
         await self._housekeeping()
         for room_id in resp.rooms.invite:
             await self._accept_invite(room_id, resp)
+        queued = self._queue.qsize()
         for room_id, info in resp.rooms.join.items():
             room = client.rooms.get(room_id)
             if room is None:
@@ -376,6 +395,10 @@ class MatrixChannel:
                 await self._handle_event(room, event)
             await self._ensure_room_encrypted(room)
         await self._apply_trust_everywhere()
+        now = asyncio.get_running_loop().time()
+        if self._queue.qsize() > queued or now - self._checkpointed > _CHECKPOINT_IDLE:
+            self._checkpointed = now
+            self._queue.put_nowait(_Checkpoint(resp.next_batch))
         return True
 
     async def _housekeeping(self) -> None:
@@ -544,7 +567,25 @@ class MatrixChannel:
             except TimeoutError:
                 await self._retry_pending()
                 continue
-            await self._deliver(inbound, 1)
+            if isinstance(inbound, _Checkpoint):
+                await self._save_checkpoint(inbound)
+            else:
+                await self._deliver(inbound, 1)
+
+    async def _save_checkpoint(self, mark: _Checkpoint) -> None:
+        """Remember the sync position up to which the core has recorded every event.
+
+        nio saves its own token before any callback runs, so a crash would
+        skip events the core never saw; restarting from this one re-delivers
+        them instead (the core drops the ones it already recorded).  Not
+        saved while an event waits for a retry: it must come back after a
+        crash too."""
+        if self._retry:
+            return
+        try:
+            await self._state.set("since", mark.token.encode())
+        except Exception as exc:
+            log.warning("matrix: sync position not saved (%s)", type(exc).__name__)
 
     async def _deliver(self, inbound: Inbound, attempt: int) -> None:
         """Call the core; on failure keep the event (never swallow it silently)."""
@@ -628,17 +669,10 @@ class MatrixChannel:
         client = self._client
         if client is None or not self._synced_once:
             raise RetryLater("matrix channel not running")
-        if out.extra.get("role") == "confidant" and out.case:
-            found = await self._case_room(out)
-            if found is None:  # closing or handing over a case that has no room
-                return SendResult(None)
-            room_id, created = found
-            room = await self._wait_room(room_id, out.to.address if created else None)
-            if out.control == "case-open" and out.to.address not in room.users:
-                resp = await client.room_invite(room_id, out.to.address)
-                if isinstance(resp, ErrorResponse):
-                    log.warning("matrix: invite failed (%s)", resp.status_code)
-                room = await self._wait_room(room_id, out.to.address)
+        case_room: str | None = None
+        if out.extra.get("role") == "confidant":
+            room_id, case_room = await self._confidant_target(out)
+            room = await self._wait_room(room_id, _user(out))
         else:
             room_id = out.to.address
             found_room = client.rooms.get(room_id)
@@ -655,44 +689,127 @@ class MatrixChannel:
             event_id = await self._room_send(
                 room, {"msgtype": msgtype, "body": render_text(out)}, _tx_id(key, "text")
             )
-        if out.control == "case-handover-out":
+        if out.control == "case-handover-out" and room_id == case_room:
             resp = await client.room_kick(room_id, out.to.address, reason="case handed over")
             if isinstance(resp, ErrorResponse):
                 log.warning("matrix: kick failed (%s)", resp.status_code)
-        elif out.control == "case-close" and out.case:
+        elif out.control in ("case-close", "case-erase") and out.case:
+            await self._forget_case_room(str(out.case))
+        return SendResult(event_id)
+
+    async def _confidant_target(self, out: Outbound) -> tuple[str, str | None]:
+        """Where a message for a confidant goes, and the case's room if it has one.
+
+        The case room when the message belongs to a case whose room the
+        confidant is in (``case-open`` and relayed words create the room or
+        invite them);
+        otherwise the confidant's personal DM with the bot, so notifications,
+        ``/cases`` answers and news about cases without a room are never
+        dropped.  A reply addressed to a room (the confidant wrote from it)
+        goes back there.
+        """
+        client = self._require_client()
+        user = _user(out)
+        case_room: str | None = None
+        if out.case:
+            raw = await self._state.get(f"case:{out.case}")
+            case_room = raw.decode() if raw else None
+            if case_room is not None and case_room not in client.rooms:
+                case_room = None  # the bot is no longer in it: as good as gone
+            # Words of the employee belong in the case room, so they open it too.
+            opens = out.control == "case-open" or out.kind in (
+                OutboundKind.RELAY,
+                OutboundKind.URGENT,
+            )
+            if opens and user is not None:
+                if case_room is None:
+                    created = await self._create_case_room(out, user)
+                    return created, created
+                if user not in client.rooms[case_room].users:
+                    resp = await client.room_invite(case_room, user)
+                    if isinstance(resp, ErrorResponse):
+                        log.warning("matrix: invite failed (%s)", resp.status_code)
+                return case_room, case_room
+            if case_room is not None and (user is None or user in client.rooms[case_room].users):
+                return case_room, case_room
+        if user is None:
+            return out.to.address, case_room
+        return await self._dm_room(user), case_room
+
+    async def _create_case_room(self, out: Outbound, user: str) -> str:
+        """A new encrypted room for the case, named with its code, only the confidant invited."""
+        client = self._require_client()
+        resp = await client.room_create(
+            name=str(out.case),
+            preset=RoomPreset.private_chat,
+            invite=[user],
+            initial_state=[ENCRYPTION_STATE],
+        )
+        if isinstance(resp, RoomCreateError):
+            raise RetryLater(f"room creation failed: {resp.status_code}")
+        room_id = str(resp.room_id)
+        await self._state.set(f"case:{out.case}", room_id.encode())
+        await self._state.set(f"room:{room_id}", str(out.case).encode())
+        self._room_case[room_id] = str(out.case)
+        log.info("matrix: case room created for %s", out.case)
+        return room_id
+
+    async def _forget_case_room(self, case: str) -> None:
+        """Leave a closed or erased case's room and drop the mapping: nothing reopens it."""
+        client = self._require_client()
+        raw = await self._state.get(f"case:{case}")
+        if raw is None:
+            return
+        room_id = raw.decode()
+        if room_id in client.rooms:
             leave = await client.room_leave(room_id)
             if isinstance(leave, ErrorResponse):
                 raise RetryLater(f"leave failed: {leave.status_code}")
-            await self._state.delete(f"case:{out.case}")
-            await self._state.delete(f"room:{room_id}")
-            self._room_case.pop(room_id, None)
-        return SendResult(event_id)
+        await self._state.delete(f"case:{case}")
+        await self._state.delete(f"room:{room_id}")
+        self._room_case.pop(room_id, None)
 
-    async def _case_room(self, out: Outbound) -> tuple[str, bool] | None:
-        """The per-case room and whether it was just created (encrypted, only the
-        confidant invited); None when there is no room and none is wanted."""
+    def _dm_key(self, user: str) -> str:
+        """State key of a confidant's DM room: a keyed hash, so the database names no one."""
+        secret = hashlib.sha256(b"matrix-dm\0" + self._pickle_key.encode()).digest()
+        return "dm:" + hashlib.blake2b(user.encode(), key=secret, digest_size=16).hexdigest()
+
+    async def _dm_room(self, user: str) -> str:
+        """The confidant's personal encrypted DM with the bot: the stored one, else a room
+        the confidant invited the bot to, else a new one (created on first need)."""
         client = self._require_client()
-        assert out.case is not None
-        raw = await self._state.get(f"case:{out.case}")
-        if raw is None:
-            if out.control in ("case-close", "case-handover-out"):
-                return None
-            resp = await client.room_create(
-                name=str(out.case),
-                preset=RoomPreset.private_chat,
-                invite=[out.to.address],
-                initial_state=[ENCRYPTION_STATE],
-            )
-            if isinstance(resp, RoomCreateError):
-                raise RetryLater(f"room creation failed: {resp.status_code}")
-            room_id = resp.room_id
-            await self._state.set(f"case:{out.case}", room_id.encode())
-            await self._state.set(f"room:{room_id}", str(out.case).encode())
-            self._room_case[room_id] = str(out.case)
-            log.info("matrix: case room created for %s", out.case)
-        else:
-            return raw.decode(), False
-        return room_id, True
+        key = self._dm_key(user)
+        raw = await self._state.get(key)
+        if raw is not None:
+            room_id = raw.decode()
+            room = client.rooms.get(room_id)
+            if room is not None and user in room.users:
+                return room_id
+            if room is not None:  # the confidant left: ask them back in
+                resp = await client.room_invite(room_id, user)
+                if not isinstance(resp, ErrorResponse):
+                    return room_id
+            await self._state.delete(key)
+        for room in list(client.rooms.values()):
+            if (
+                set(room.users) == {self.user_id, user}
+                and await self._case_for_room(room.room_id) is None
+            ):
+                await self._state.set(key, room.room_id.encode())
+                log.info("matrix: confidant DM room adopted")
+                return str(room.room_id)
+        resp = await client.room_create(
+            is_direct=True,
+            preset=RoomPreset.trusted_private_chat,
+            invite=[user],
+            initial_state=[ENCRYPTION_STATE],
+        )
+        if isinstance(resp, RoomCreateError):
+            raise RetryLater(f"DM creation failed: {resp.status_code}")
+        room_id = str(resp.room_id)
+        await self._state.set(key, room_id.encode())
+        log.info("matrix: confidant DM room created")
+        return room_id
 
     async def _wait_room(self, room_id: str, member: str | None) -> MatrixRoom:
         """Wait until the sync loop has seen the room encrypted (and ``member`` in it),
@@ -762,6 +879,12 @@ class MatrixChannel:
         if self._client is None:
             raise RetryLater("matrix channel not running")
         return self._client
+
+
+def _user(out: Outbound) -> str | None:
+    """The Matrix user a message is addressed to, when it names a user, not a room."""
+    address = out.to.address
+    return address if address.startswith("@") else None
 
 
 def _map_error(resp: ErrorResponse) -> RetryLater | Unreachable:
