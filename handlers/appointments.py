@@ -1,41 +1,525 @@
-"""In-person talks, duty overviews and the confirmation document.
+"""In-person talks: slots, booking, moving, cancelling, reminders, the
+confirmation document, and a confidant's own duty overview and absences.
 
-The entry points are fixed here so employee and confidant steps can reach
-them; booking itself is built in the appointments issue.
+Employees reach this from their active case (``/appointment`` or a
+confidant's ``/offer``); confidants act on talks booked with them.  Every
+message to a confidant names the case code, the time and the room, never
+anything about the employee.
 """
 
 from __future__ import annotations
 
-from handlers.core import Ctx, UserError
-from store.models import Case
+import logging
+import re
+from datetime import UTC, date, datetime, timedelta
+
+from handlers.core import Ctx, MenuRows, UserError
+from handlers.ics import talk_ics
+from handlers.slots import Away, Busy, Slot, TalkHours, generate
+from handlers.types import Media, OutboundKind
+from store.appointments import SlotTaken
+from store.models import Appointment, Case, Confidant, Room
+from store.rota import RotaError
+
+log = logging.getLogger("confidant.appointments")
+
+PAGE = 5
+"""Slots shown per message: enough to choose, few enough to read on a phone."""
+MIN_LEAD = timedelta(hours=2)
+"""No talk sooner than this: the confidant needs time to see the booking."""
+MAX_ABSENCE_DAYS = 366
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _buffer(ctx: Ctx) -> timedelta:
+    return timedelta(minutes=ctx.settings.buffer_minutes)
+
+
+async def _employee_case(ctx: Ctx) -> Case | None:
+    """The employee's active conversation (appointments always hang on one)."""
+    if ctx.contact is None or ctx.contact.active_case_id is None:
+        return None
+    case = await ctx.tx.cases.by_id(ctx.contact.active_case_id)
+    if case is None or case.status == "closed" or case.contact_id != ctx.contact.id:
+        return None
+    return case
+
+
+async def _confidants_for(ctx: Ctx, case: Case) -> list[Confidant]:
+    """Whose talk hours count: the case's confidant, the chosen one, or everyone
+    when the employee asked for the first available."""
+    for cid in (case.confidant_id, case.chosen_confidant_id):
+        if cid:
+            c = await ctx.tx.confidants.by_id(cid)
+            return [c] if c is not None and c.active else []
+    return await ctx.tx.confidants.all()
+
+
+def _days(ctx: Ctx) -> tuple[date, int]:
+    today = ctx.now.astimezone(ctx.settings.tz).date()
+    return today, max(1, ctx.settings.days_ahead)
+
+
+async def free_slots(ctx: Ctx, confidants: list[Confidant], first_day: date | None = None,
+                     days: int | None = None) -> list[Slot]:
+    """Bookable slots of these confidants from ``first_day`` for ``days`` days."""
+    today, horizon = _days(ctx)
+    first_day = first_day or today
+    days = horizon if days is None else days
+    tz = ctx.settings.tz
+    hours: list[TalkHours] = []
+    away: list[Away] = []
+    for c in confidants:
+        hours += [TalkHours(c.id, s.weekday, s.start, s.end)
+                  for s in await ctx.tx.rota.shifts(c.id, "talks")]
+        away += [Away(c.id, a.start_date, a.end_date)
+                 for a in await ctx.tx.rota.absences(c.id)]
+    rooms = [r.id for r in await ctx.tx.rota.rooms()]
+    if not hours or not rooms:
+        return []
+    start = datetime.combine(first_day, datetime.min.time(), tzinfo=tz).astimezone(UTC)
+    busy = [Busy(a.confidant_id, a.room_id, a.starts_at, a.ends_at)
+            for a in await ctx.tx.appointments.booked_between(
+                start - timedelta(days=1), start + timedelta(days=days + 1))]
+    return generate(hours, away, busy, rooms, tz=tz, start_day=first_day, days=days,
+                    slot_minutes=ctx.settings.slot_minutes,
+                    buffer_minutes=ctx.settings.buffer_minutes,
+                    not_before=ctx.now + MIN_LEAD)
+
+
+async def _names(ctx: Ctx) -> tuple[dict[str, Confidant], dict[str, Room]]:
+    confidants = {c.id: c for c in await ctx.tx.confidants.all(active_only=False)}
+    rooms = {r.id: r for r in await ctx.tx.rota.rooms(active_only=False)}
+    return confidants, rooms
+
+
+def _place(room: Room | None) -> str:
+    if room is None:
+        return "?"
+    return f"{room.name} ({room.site})" if room.site else room.name
+
+
+async def _details(ctx: Ctx, appt: Appointment, lang: str) -> dict[str, str]:
+    confidant = await ctx.tx.confidants.by_id(appt.confidant_id)
+    room = await ctx.tx.session.get(Room, appt.room_id)
+    return {"when": ctx.when(appt.starts_at, lang=lang, style="long"),
+            "name": confidant.name if confidant else "?",
+            "room": room.name if room else "?", "place": _place(room),
+            "site": room.site if room and room.site else "-",
+            "minutes": str(int((appt.ends_at - appt.starts_at).total_seconds() // 60))}
+
+
+def _ics(ctx: Ctx, appt: Appointment, case: Case, room: Room | None, lang: str,
+         cancelled: bool = False) -> Media:
+    return talk_ics(uid=appt.id, code=case.code, starts_at=appt.starts_at, ends_at=appt.ends_at,
+                    room=room.name if room else "", site=room.site if room else "",
+                    summary=ctx.t("appt.ics.summary", lang=lang, code=case.code),
+                    description=ctx.t("appt.ics.description", lang=lang, code=case.code),
+                    now=ctx.now, cancelled=cancelled, sequence=1 if cancelled else 0)
+
+
+def _case_for_confidant(case: Case, confidant: Confidant) -> Case | None:
+    """Tag a message with the case only when the case is the confidant's own
+    (Matrix puts tagged messages into the case room)."""
+    return case if case.confidant_id == confidant.id else None
+
+
+# ------------------------------------------------------------- the slot menu
+
+
+async def slot_menu(ctx: Ctx, case: Case, week: int, page: int, lang: str
+                    ) -> tuple[str, MenuRows]:
+    """Text and buttons for one page of slots in week ``week`` (0 = the next 7 days)."""
+    today, horizon = _days(ctx)
+    confidants = await _confidants_for(ctx, case)
+    first = today + timedelta(days=7 * week)
+    weeks = (horizon + 6) // 7
+    slots = await free_slots(ctx, confidants, first, min(7, horizon - 7 * week))
+    names, rooms = await _names(ctx)
+    many = len(confidants) > 1
+    rows: list[list[tuple[str, str]]] = []
+    for s in slots[page * PAGE:(page + 1) * PAGE]:
+        label = ctx.when(s.starts_at, lang=lang)
+        if many:
+            label += f" · {names[s.confidant_id].name}"
+        label += f" · {rooms[s.room_id].name}"
+        rows.append([(label, f"appt:pick:{s.key}")])
+    nav: list[tuple[str, str]] = []
+    if len(slots) > (page + 1) * PAGE:
+        nav.append((ctx.t("appt.more", lang=lang), f"appt:more:{week}:{page + 1}"))
+    if week + 1 < weeks:
+        nav.append((ctx.t("appt.next_week", lang=lang), f"appt:more:{week + 1}:0"))
+    if nav:
+        rows.append(nav)
+    rows.append([(ctx.t("appt.none_suits", lang=lang), "appt:none")])
+    end = first + timedelta(days=min(7, horizon - 7 * week) - 1)
+    span = {"start": ctx.core.tr.day(lang, datetime.combine(first, datetime.min.time(),
+                                                             tzinfo=ctx.settings.tz)),
+            "end": ctx.core.tr.day(lang, datetime.combine(end, datetime.min.time(),
+                                                           tzinfo=ctx.settings.tz))}
+    if not slots:
+        text = ctx.t("appt.no_slots_week", lang=lang, **span)
+    elif len(confidants) == 1:
+        text = ctx.t("appt.choose_with", lang=lang, name=confidants[0].name, **span)
+    else:
+        text = ctx.t("appt.choose_any", lang=lang, **span)
+    return text, rows
+
+
+async def _first_week_with_slots(ctx: Ctx, case: Case) -> int | None:
+    confidants = await _confidants_for(ctx, case)
+    slots = await free_slots(ctx, confidants)
+    if not slots:
+        return None
+    today, _ = _days(ctx)
+    return (slots[0].starts_at.astimezone(ctx.settings.tz).date() - today).days // 7
+
+
+async def _show_slots(ctx: Ctx, case: Case, week: int | None = None, page: int = 0,
+                      intro: str | None = None) -> None:
+    if week is None:
+        week = await _first_week_with_slots(ctx, case)
+        if week is None:
+            await ctx.reply(ctx.t("appt.no_slots"), [[(ctx.t("appt.none_suits"), "appt:none")]],
+                            case=case)
+            return
+    text, rows = await slot_menu(ctx, case, week, page, ctx.lang)
+    await ctx.reply(f"{intro}\n\n{text}" if intro else text, rows, case=case)
+
+
+# ---------------------------------------------------------------- employees
 
 
 async def employee_entry(ctx: Ctx, arg: str = "") -> None:
-    raise UserError("appointment.unavailable")
+    """``/appointment``: the talk already booked (move, cancel) or the next slots."""
+    case = await _employee_case(ctx)
+    if case is None:
+        await ctx.reply(ctx.t("appt.no_case"), [[(ctx.t("menu.talk"), "talk")],
+                                                [(ctx.t("menu.back"), "menu")]])
+        return
+    booked = [a for a in await ctx.tx.appointments.for_case(case.id) if a.starts_at > ctx.now]
+    if booked:
+        appt = booked[0]
+        await ctx.reply(ctx.t("appt.current", **await _details(ctx, appt, ctx.lang)),
+                        [[(ctx.t("appt.move"), f"appt:move:{appt.id}"),
+                          (ctx.t("appt.cancel"), f"appt:cancel:{appt.id}")],
+                         [(ctx.t("menu.back"), "menu")]], case=case)
+        return
+    await _show_slots(ctx, case)
 
 
 async def employee_action(ctx: Ctx, arg: str) -> None:
-    raise UserError("appointment.unavailable")
+    """A pressed ``appt:…`` button; the case is always the sender's own active one."""
+    sub, _, rest = arg.partition(":")
+    case = await _employee_case(ctx)
+    if case is None:
+        await ctx.reply(ctx.t("appt.no_case"), [[(ctx.t("menu.talk"), "talk")]])
+        return
+    if sub == "more":
+        week, _, page = rest.partition(":")
+        if not (week.isdigit() and page.isdigit()):
+            raise UserError("button.stale")
+        await _show_slots(ctx, case, int(week), int(page))
+    elif sub == "pick":
+        await _pick(ctx, case, rest)
+    elif sub == "none":
+        await _none_suits(ctx, case)
+    elif sub == "move":
+        await _own_appointment(ctx, case, rest)
+        await _show_slots(ctx, case, intro=ctx.t("appt.move_intro"))
+    elif sub == "cancel":
+        await _own_appointment(ctx, case, rest)
+        await ctx.reply(ctx.t("appt.cancel_confirm"),
+                        [[(ctx.t("appt.cancel_yes"), f"appt:cancelok:{rest}"),
+                          (ctx.t("appt.cancel_no"), "appt:keep")]], case=case)
+    elif sub == "cancelok":
+        appt = await _own_appointment(ctx, case, rest)
+        await _cancel(ctx, case, appt, by_employee=True)
+    elif sub == "keep":
+        await ctx.reply(ctx.t("appt.kept"), case=case)
+    else:
+        raise UserError("button.stale")
+
+
+async def _own_appointment(ctx: Ctx, case: Case, appt_id: str) -> Appointment:
+    appt = await ctx.tx.appointments.by_id(appt_id)
+    if appt is None or appt.case_id != case.id or appt.status != "booked":
+        raise UserError("appt.gone")
+    return appt
+
+
+async def _pick(ctx: Ctx, case: Case, key: str) -> None:
+    """Book the chosen slot (moving an earlier booking), or explain it was taken."""
+    try:
+        confidant_id, room_id, epoch = key.split(":")
+        starts_at = datetime.fromtimestamp(int(epoch), UTC)
+    except ValueError as exc:
+        raise UserError("button.stale") from exc
+    confidants = await _confidants_for(ctx, case)
+    if confidant_id not in {c.id for c in confidants}:
+        raise UserError("appt.gone")
+    local_day = starts_at.astimezone(ctx.settings.tz).date()
+    fresh = [s for s in await free_slots(ctx, [c for c in confidants if c.id == confidant_id],
+                                         local_day, 1)
+             if s.starts_at == starts_at]
+    existing = [a for a in await ctx.tx.appointments.for_case(case.id) if a.starts_at > ctx.now]
+    replacing = existing[0] if existing else None
+    slot = next((s for s in fresh if s.room_id == room_id), fresh[0] if fresh else None)
+    if replacing is not None and slot is None and replacing.confidant_id == confidant_id \
+            and replacing.starts_at == starts_at:
+        await ctx.reply(ctx.t("appt.same"), case=case)
+        return
+    try:
+        if slot is None:
+            raise SlotTaken
+        appt = await ctx.tx.appointments.book(
+            case, confidant_id=slot.confidant_id, room_id=slot.room_id,
+            starts_at=slot.starts_at, ends_at=slot.ends_at, buffer=_buffer(ctx), now=ctx.now,
+            replacing=replacing)
+    except SlotTaken:
+        log.info("slot taken case=%s", case.code)
+        await _show_slots(ctx, case, intro=ctx.t("appt.taken"))
+        return
+    await ctx.tx.audit.record("employee", "appointment.moved" if replacing else
+                              "appointment.booked", case.code)
+    log.info("talk booked case=%s", case.code)
+    await _confirm(ctx, case, appt, replacing)
+
+
+async def _confirm(ctx: Ctx, case: Case, appt: Appointment,
+                   replaced: Appointment | None = None) -> None:
+    """Both sides hear of the booking in their own language; the confidant gets
+    an .ics, the employee what meeting in person means for anonymity."""
+    d = await _details(ctx, appt, case.language)
+    key = "appt.moved_employee" if replaced else "appt.booked_employee"
+    await ctx.reply(ctx.t(key, lang=case.language, **d) + "\n\n" +
+                    ctx.t("appt.in_person_notice", lang=case.language),
+                    [[(ctx.t("appt.move", lang=case.language), f"appt:move:{appt.id}"),
+                      (ctx.t("appt.cancel", lang=case.language), f"appt:cancel:{appt.id}")]],
+                    case=case)
+    confidant = await ctx.tx.confidants.by_id(appt.confidant_id)
+    if confidant is None:
+        return
+    lang = ctx.confidant_lang(confidant)
+    room = await ctx.tx.session.get(Room, appt.room_id)
+    cd = await _details(ctx, appt, lang)
+    tag = _case_for_confidant(case, confidant)
+    if replaced is not None:
+        old_room = await ctx.tx.session.get(Room, replaced.room_id)
+        await ctx.to_confidant(confidant, ctx.t("appt.moved_confidant", lang=lang, code=case.code,
+                                                old=ctx.when(replaced.starts_at, lang=lang),
+                                                **cd), case=tag,
+                               media=_ics(ctx, replaced, case, old_room, lang, cancelled=True))
+    await ctx.to_confidant(confidant, ctx.t("appt.booked_confidant", lang=lang, code=case.code,
+                                            **cd),
+                           _confidant_buttons(ctx, appt, lang), case=tag,
+                           media=_ics(ctx, appt, case, room, lang))
+
+
+def _confidant_buttons(ctx: Ctx, appt: Appointment, lang: str) -> MenuRows:
+    return [[(ctx.t("appt.held", lang=lang), f"appt:held:{appt.id}")],
+            [(ctx.t("appt.move", lang=lang), f"appt:move:{appt.id}"),
+             (ctx.t("appt.cancel", lang=lang), f"appt:cancel:{appt.id}")]]
+
+
+async def _none_suits(ctx: Ctx, case: Case) -> None:
+    """No time fits: the confidant is told so they can propose another one."""
+    targets = await _confidants_for(ctx, case)
+    if case.confidant_id is None:
+        targets = targets[:1] if case.chosen_confidant_id else targets
+    for c in targets:
+        await ctx.to_confidant(c, ctx.t("appt.none_suits_confidant", lang=ctx.confidant_lang(c),
+                                        code=case.code), case=_case_for_confidant(case, c))
+    await ctx.tx.audit.record("employee", "appointment.none_suits", case.code)
+    await ctx.reply(ctx.t("appt.none_suits_done"), case=case)
+
+
+async def _cancel(ctx: Ctx, case: Case, appt: Appointment, *, by_employee: bool) -> None:
+    """Cancel a booked talk; the other side is told (the confidant with a
+    cancelling .ics so the agenda follows)."""
+    await ctx.tx.appointments.cancel(appt)
+    actor = "employee" if by_employee or ctx.confidant is None \
+        else f"confidant:{ctx.confidant.name}"
+    await ctx.tx.audit.record(actor, "appointment.cancelled", case.code)
+    confidant = await ctx.tx.confidants.by_id(appt.confidant_id)
+    if confidant is None:
+        return
+    lang = ctx.confidant_lang(confidant)
+    room = await ctx.tx.session.get(Room, appt.room_id)
+    media = _ics(ctx, appt, case, room, lang, cancelled=True)
+    cd = await _details(ctx, appt, lang)
+    if by_employee:
+        await ctx.reply(ctx.t("appt.cancelled_employee",
+                              **await _details(ctx, appt, ctx.lang)), case=case)
+        await ctx.to_confidant(confidant, ctx.t("appt.cancelled_by_employee", lang=lang,
+                                                code=case.code, **cd),
+                               case=_case_for_confidant(case, confidant), media=media)
+        return
+    await ctx.reply(ctx.t("appt.cancelled_confidant", code=case.code, **cd),
+                    case=_case_for_confidant(case, confidant), media=media)
+
+
+# --------------------------------------------------------------- confidants
+
+
+async def _my_appointment(ctx: Ctx, appt_id: str) -> tuple[Appointment, Case]:
+    """A talk booked with the sender; anything else is refused."""
+    assert ctx.confidant is not None
+    appt = await ctx.tx.appointments.by_id(appt_id)
+    case = await ctx.tx.cases.by_id(appt.case_id) if appt else None
+    if appt is None or case is None or appt.confidant_id != ctx.confidant.id:
+        log.info("refused action on a talk not booked with the sender")
+        raise UserError("appt.gone")
+    return appt, case
 
 
 async def confidant_action(ctx: Ctx, arg: str) -> None:
-    raise UserError("appointment.unavailable")
+    """A confidant pressed held / move / cancel on one of their talks."""
+    sub, _, appt_id = arg.partition(":")
+    appt, case = await _my_appointment(ctx, appt_id)
+    if sub == "held":
+        await _held(ctx, appt, case)
+        return
+    if appt.status != "booked":
+        raise UserError("appt.gone")
+    if sub == "cancel":
+        await ctx.reply(ctx.t("appt.cancel_confirm_confidant", code=case.code,
+                              when=ctx.when(appt.starts_at)),
+                        [[(ctx.t("appt.cancel_yes"), f"appt:cancelok:{appt.id}"),
+                          (ctx.t("appt.cancel_no"), f"appt:keep:{appt.id}")]],
+                        case=_case_for_confidant(case, ctx.confidant))  # type: ignore[arg-type]
+    elif sub == "keep":
+        await ctx.reply(ctx.t("appt.kept"))
+    elif sub in ("cancelok", "move"):
+        await _cancel(ctx, case, appt, by_employee=False)
+        contact = await ctx.tx.contacts.by_id(case.contact_id) if case.contact_id else None
+        if contact is None or case.status == "closed":
+            return
+        d = await _details(ctx, appt, case.language)
+        if sub == "cancelok":
+            await ctx.to_contact(contact, ctx.t("appt.cancelled_by_confidant",
+                                                lang=case.language, **d), case=case)
+            return
+        text, rows = await slot_menu(ctx, case, await _first_week_with_slots(ctx, case) or 0, 0,
+                                     case.language)
+        await ctx.to_contact(contact, ctx.t("appt.moved_by_confidant", lang=case.language, **d)
+                             + "\n\n" + text, rows, case=case)
+        await ctx.reply(ctx.t("appt.move_sent", code=case.code))
+    else:
+        raise UserError("button.stale")
+
+
+async def _held(ctx: Ctx, appt: Appointment, case: Case) -> None:
+    """The talk took place: counts as the first conversation if none was recorded."""
+    if appt.status == "cancelled":
+        raise UserError("appt.gone")
+    if appt.starts_at > ctx.now:
+        raise UserError("appt.not_yet", when=ctx.when(appt.starts_at))
+    appt.status = "held"
+    first = case.heard_at is None
+    if first:
+        case.heard_at = appt.starts_at
+        await ctx.tx.audit.record(f"confidant:{ctx.confidant.name if ctx.confidant else ''}",
+                                  "case.heard", case.code, "talk")
+    await ctx.tx.audit.record("confidant", "appointment.held", case.code)
+    key = "appt.held_first" if first else "appt.held_done"
+    await ctx.reply(ctx.t(key, code=case.code, when=ctx.when(appt.starts_at)),
+                    case=_case_for_confidant(case, ctx.confidant))  # type: ignore[arg-type]
 
 
 async def confidant_offer(ctx: Ctx, case: Case) -> None:
-    raise UserError("appointment.unavailable")
-
-
-async def confidant_absence(ctx: Ctx, arg: str) -> None:
-    raise UserError("appointment.unavailable")
+    """``/offer``: the employee gets the confidant's next free slots as buttons."""
+    assert ctx.confidant is not None
+    contact = await ctx.tx.contacts.by_id(case.contact_id) if case.contact_id else None
+    if contact is None:
+        raise UserError("case.gone", code=case.code)
+    if not await free_slots(ctx, [ctx.confidant]):
+        raise UserError("appt.offer_none")
+    week = await _first_week_with_slots(ctx, case) or 0
+    text, rows = await slot_menu(ctx, case, week, 0, case.language)
+    await ctx.to_contact(contact, ctx.t("appt.offer_employee", lang=case.language,
+                                        name=ctx.confidant.name) + "\n\n" + text, rows, case=case)
+    await ctx.tx.audit.record(f"confidant:{ctx.confidant.name}", "appointment.offered", case.code)
+    await ctx.reply(ctx.t("appt.offer_sent", code=case.code), case=case)
 
 
 async def confirmation_document(ctx: Ctx, case: Case) -> None:
-    raise UserError("appointment.unavailable")
+    """The document confirming that the conversation took place: date,
+    confidant, organisation, case code; nothing of what was said."""
+    assert ctx.confidant is not None
+    held = await ctx.tx.appointments.for_case(case.id, status="held")
+    dates = [d for d in [case.heard_at, *(a.starts_at for a in held)] if d is not None]
+    if not dates:
+        raise UserError("appt.confirmation_not_yet", code=case.code)
+    first = min(dates)
+    lang = case.language
+    body = ctx.t("appt.confirmation.body", lang=lang, date=ctx.core.tr.day(lang, first),
+                 name=ctx.confidant.name, code=case.code,
+                 issued=ctx.core.tr.day(lang, ctx.now))
+    doc = Media(kind="document", data=(body + "\n").encode("utf-8"),
+                filename=f"confirmation-{case.code}.txt", mime_type="text/plain")
+    await ctx.tx.audit.record(f"confidant:{ctx.confidant.name}", "confirmation.issued", case.code)
+    await ctx.reply(ctx.t("appt.confirmation.ready", code=case.code), case=case, media=doc)
+
+
+_DATE_FORMATS = (re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$"),
+                 re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$"))
+
+
+def parse_date(text: str) -> date | None:
+    """``2026-12-01`` or ``1/12/2026`` (day first, as written in Belgium)."""
+    iso, dmy = _DATE_FORMATS
+    try:
+        if m := iso.match(text):
+            return date(int(m[1]), int(m[2]), int(m[3]))
+        if m := dmy.match(text):
+            return date(int(m[3]), int(m[2]), int(m[1]))
+    except ValueError:
+        return None
+    return None
+
+
+async def confidant_absence(ctx: Ctx, arg: str) -> None:
+    """``/absence FROM [TO]``: my own absence; booked talks in it are listed."""
+    assert ctx.confidant is not None
+    parts = arg.split()
+    if not 1 <= len(parts) <= 2:
+        raise UserError("appt.absence_usage")
+    start = parse_date(parts[0])
+    end = parse_date(parts[-1])
+    if start is None or end is None:
+        raise UserError("appt.absence_usage")
+    today = ctx.now.astimezone(ctx.settings.tz).date()
+    if start < today:
+        raise UserError("appt.absence_past")
+    if (end - start).days > MAX_ABSENCE_DAYS:
+        raise UserError("appt.absence_too_long", days=MAX_ABSENCE_DAYS)
+    try:
+        await ctx.tx.rota.add_absence(ctx.confidant, start, end)
+    except RotaError as err:
+        raise UserError(f"adm.rota_error.{err}") from err
+    await ctx.tx.audit.record(f"confidant:{ctx.confidant.name}", "absence.added",
+                              ctx.confidant.name, f"{start.isoformat()}..{end.isoformat()}")
+    tz = ctx.settings.tz
+    lo = datetime.combine(start, datetime.min.time(), tzinfo=tz)
+    hi = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+    clashes = await ctx.tx.appointments.booked_between(lo, hi, ctx.confidant.id)
+    text = ctx.t("appt.absence_added", start=start.isoformat(), end=end.isoformat())
+    rows: list[list[tuple[str, str]]] = []
+    if clashes:
+        text += "\n\n" + ctx.t("appt.absence_clashes", count=len(clashes))
+        for a in clashes:
+            case = await ctx.tx.cases.by_id(a.case_id)
+            code = case.code if case else "?"
+            rows.append([(f"{code} · {ctx.when(a.starts_at)} · {ctx.t('appt.move')}",
+                          f"appt:move:{a.id}")])
+    await ctx.reply(text, rows or None)
 
 
 async def confidant_duty(ctx: Ctx, arg: str = "") -> None:
-    """My shifts this week and my absences."""
+    """My weekly shifts and talk hours, my absences, and my booked talks."""
     assert ctx.confidant is not None
     shifts = await ctx.tx.rota.shifts(ctx.confidant.id)
     absences = await ctx.tx.rota.absences(ctx.confidant.id)
@@ -50,9 +534,54 @@ async def confidant_duty(ctx: Ctx, arg: str = "") -> None:
     if upcoming:
         lines.append(ctx.t("duty.absences"))
         lines += [f"• {a.start_date.isoformat()} → {a.end_date.isoformat()}" for a in upcoming]
-    await ctx.reply("\n".join(lines))
+    talks = await ctx.tx.appointments.booked_between(
+        ctx.now, ctx.now + timedelta(days=ctx.settings.days_ahead), ctx.confidant.id)
+    rows: list[list[tuple[str, str]]] = []
+    if talks:
+        lines.append(ctx.t("appt.duty_talks"))
+        rooms = {r.id: r for r in await ctx.tx.rota.rooms(active_only=False)}
+        for a in talks:
+            case = await ctx.tx.cases.by_id(a.case_id)
+            code = case.code if case else "?"
+            lines.append(f"• {ctx.when(a.starts_at)} — {code} — {_place(rooms.get(a.room_id))}")
+            rows.append([(f"{code} {ctx.when(a.starts_at)}: {ctx.t('appt.cancel')}",
+                          f"appt:cancel:{a.id}")])
+    await ctx.reply("\n".join(lines), rows or None)
+
+
+# ------------------------------------------------------------------- timers
 
 
 async def run_due(ctx: Ctx) -> None:
-    """Appointment reminders (none until booking exists)."""
-    return None
+    """Reminders the day before and one hour before, to both sides.  Driven by
+    stored times, so a restart in between loses none and sends none twice."""
+    for appt in await ctx.tx.appointments.due_hour_reminders(ctx.now):
+        appt.reminded_hour_at = ctx.now
+        if appt.reminded_day_at is None:
+            appt.reminded_day_at = ctx.now
+        await _remind(ctx, appt, "hour")
+    for appt in await ctx.tx.appointments.due_day_reminders(ctx.now):
+        appt.reminded_day_at = ctx.now
+        await _remind(ctx, appt, "day")
+
+
+async def _remind(ctx: Ctx, appt: Appointment, which: str) -> None:
+    case = await ctx.tx.cases.by_id(appt.case_id)
+    if case is None:
+        return
+    log.info("talk reminder kind=%s case=%s", which, case.code)
+    confidant = await ctx.tx.confidants.by_id(appt.confidant_id)
+    if confidant is not None:
+        lang = ctx.confidant_lang(confidant)
+        await ctx.to_confidant(confidant, ctx.t(f"appt.remind_{which}_confidant", lang=lang,
+                                                code=case.code,
+                                                **await _details(ctx, appt, lang)),
+                               case=_case_for_confidant(case, confidant),
+                               kind=OutboundKind.NOTICE)
+    if case.contact_id and case.status != "closed":
+        contact = await ctx.tx.contacts.by_id(case.contact_id)
+        if contact is not None:
+            await ctx.to_contact(contact, ctx.t(f"appt.remind_{which}_employee",
+                                                lang=case.language,
+                                                **await _details(ctx, appt, case.language)),
+                                 case=case)

@@ -24,7 +24,7 @@ class AppointmentRepo:
     async def _lock(self, *keys: str) -> None:
         """On PostgreSQL, serialise bookings per confidant and per room so the
         overlap check cannot race; SQLite already has a single writer."""
-        if self._s.bind.dialect.name != "postgresql":
+        if self._s.get_bind().dialect.name != "postgresql":
             return
         for key in sorted(set(keys)):
             await self._s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from handlers.slots import Away, Busy, TalkHours, generate, local_moment, week_start
@@ -47,7 +48,7 @@ def test_repeated_hour_in_october_gives_distinct_real_times() -> None:
     starts = [s.starts_at for s in slots]
     assert len(starts) == 3 and len(set(starts)) == 3
     assert starts == sorted(starts)
-    assert all(b - a >= timedelta(minutes=60) for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a >= timedelta(minutes=60) for a, b in pairwise(starts))
 
 
 def test_absence_and_holiday_remove_whole_days() -> None:
