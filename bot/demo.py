@@ -3,27 +3,48 @@
 SQLite and the key file in ./confidant-data, the web chat on
 127.0.0.1:8080, a demo confidant who is on duty around the clock, a room for
 talks, and a fresh one-time console link printed at every start.
+``CONFIDANT_DEMO_LISTEN=127.0.0.1:8181`` moves the web chat when 8080 is taken.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from datetime import UTC, datetime, time
 from pathlib import Path
 
 from bot.app import run_app
-from bot.config import default_config
+from bot.config import Config, ConfigError, default_config
+from bot.config_models import split_listen
 from store.crypto import create_key_file, load_master_key
 from store.migrate import upgrade
 from store.store import Store
 
 DEMO_NAME = "Demo Confidant"
+LISTEN_ENV = "CONFIDANT_DEMO_LISTEN"
+
+
+def demo_config(data_dir: Path) -> Config:
+    """The embedded configuration, with the web chat moved when ``LISTEN_ENV``
+    says so: port 8080 is often taken on a developer's machine."""
+    config = default_config(data_dir)
+    listen = os.environ.get(LISTEN_ENV, "").strip()
+    if not listen:
+        return config
+    try:
+        split_listen(listen)
+    except ValueError:
+        raise ConfigError(
+            [f'{LISTEN_ENV}: expected "host:port", e.g. "127.0.0.1:8181"']
+        ) from None
+    web = config.web.model_copy(update={"listen": listen})
+    return config.model_copy(update={"web": web})
 
 
 async def prepare_demo(data_dir: Path) -> tuple[str, str]:
     """Create what the demo needs (idempotent); returns the two URLs to print."""
-    config = default_config(data_dir)
+    config = demo_config(data_dir)
     create_key_file(config.store.key_file)
     await upgrade(config.store.url)
     store = Store.open(config.store.url, load_master_key(config.store.key_file))
@@ -37,7 +58,7 @@ async def prepare_demo(data_dir: Path) -> tuple[str, str]:
                     languages=["en", "nl", "fr"], attested_by="demo", now=now)
                 await tx.confidants.set_address(confidant, "web", secrets.token_urlsafe(16))
                 for day in range(7):
-                    await tx.rota.add_shift(confidant, day, time(0, 0), time(23, 59), "duty")
+                    await tx.rota.add_shift(confidant, day, time(0, 0), time(23, 59, 59), "duty")
                     await tx.rota.add_shift(confidant, day, time(9, 0), time(17, 0), "talks")
                 await tx.rota.add_room("Demo room", site="Head office",
                                        notes="Second floor, away from the open-plan office")
@@ -51,8 +72,9 @@ async def prepare_demo(data_dir: Path) -> tuple[str, str]:
 
 
 async def run_demo(data_dir: Path) -> None:
+    """Prepare, print the two addresses once the web chat listens, run until SIGTERM."""
     employee_url, console_url = await prepare_demo(data_dir)
-    config = default_config(data_dir)
+    config = demo_config(data_dir)
     ready = asyncio.Event()
 
     async def announce() -> None:

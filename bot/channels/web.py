@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import html
 import json
@@ -132,6 +133,8 @@ class WebChannel:
         clock: Callable[[], float] = time.time,
         max_text: int = MAX_TEXT,
         retention_days: int | None = None,
+        greet_new: bool = False,
+        console_opening: str | None = None,
     ) -> None:
         self.listen = listen
         self.public_url = public_url.rstrip("/") if public_url else None
@@ -143,6 +146,12 @@ class WebChannel:
         self.clock = clock
         self.max_text = max_text
         self.retention_seconds = retention_days * 86400 if retention_days else None
+        self.greet_new = greet_new
+        """Say ``/start`` to the core for every new identity, so the page opens
+        with the welcome and the privacy notice instead of an empty box."""
+        self.console_opening = console_opening
+        """Command sent for a console when its page loads (``/cases``), so the
+        confidant sees their cases and deadlines without typing."""
         self._secure_cookie = bool(self.public_url and self.public_url.startswith("https://"))
         self.cookie_name = "__Host-confidant" if self._secure_cookie else "confidant_console"
         self._on_inbound: InboundHandler | None = None
@@ -234,22 +243,37 @@ class WebChannel:
     async def send(self, out: Outbound, idempotency_key: str) -> SendResult:
         """Push a message to every open tab of the address and keep it in its
         history; a retried send with the same key is neither stored nor shown
-        twice."""
+        twice.  Controls riding on a message act after it is shown: ``forget``
+        erases the identity, ``case-erase`` drops that case from the history."""
         address = out.to.address
         if out.kind == OutboundKind.CONTROL:
             # Case-room housekeeping is a Matrix idea; the web shows nothing.
             return SendResult(platform_message_id=None)
+        if out.control == "forget":
+            farewell = self._item_from_outbound(dataclasses.replace(out, case=None, menu=None))
+            await self.forget(address, farewell=farewell)
+            return SendResult(platform_message_id=farewell["id"])
         async with self._locks[address]:
             history = await self._load_history(address)
             known = history["keys"].get(idempotency_key)
             if known is not None:
                 return SendResult(platform_message_id=known)
+            erased: str | None = None
+            if out.control == "case-erase" and out.case:
+                erased = str(out.case)
+                history["items"] = _without_case(history["items"], erased)
+                # The notice outlives the case, so it must not be tagged with it.
+                out = dataclasses.replace(out, case=None)
             item = self._item_from_outbound(out)
             history["items"].append(item)
             history["keys"][idempotency_key] = item["id"]
             await self._save_history(address, history)
             for tab in list(self._tabs.get(address, ())):
+                if erased is not None:
+                    await tab.push({"type": "case-erased", "case": erased})
                 await tab.push({"type": "message", "item": item})
+            if erased is not None:
+                log.info("web: case history dropped for case %s", erased)
             if out.case:
                 await self._maybe_receipt(address, str(out.case))
         return SendResult(platform_message_id=item["id"])
@@ -286,9 +310,10 @@ class WebChannel:
                 item["caption"] = media.caption
         return item
 
-    async def forget(self, address: str) -> None:
+    async def forget(self, address: str, farewell: dict[str, Any] | None = None) -> None:
         """Erase what the web channel keeps for an employee (history, resume
-        receipts) and clear their open tabs; called when they use ``/forget``."""
+        receipts) and clear their open tabs; called when they use ``/forget``.
+        ``farewell`` (the core's "all erased" message) is shown, never stored."""
         async with self._locks[address]:
             record = await self._employee_record(address)
             if record is not None:
@@ -296,8 +321,11 @@ class WebChannel:
                     await self.state.delete(_key("resume", code))
             await self.state.delete(_key("emp", address))
             await self.state.delete(_key("hist", address))
+            frame: dict[str, Any] = {"type": "forgotten"}
+            if farewell is not None:
+                frame["item"] = farewell
             for tab in list(self._tabs.get(address, ())):
-                await tab.push({"type": "forgotten"})
+                await tab.push(frame)
                 with contextlib.suppress(Exception):
                     await tab.ws.close()
         log.info("web: identity erased")
@@ -416,13 +444,15 @@ class WebChannel:
         try:
             hello = await self._read_hello(ws)
             identity = hello.get("identity")
+            opening: str | None = None
             if not (
                 isinstance(identity, str)
                 and len(identity) < 100
                 and await self._employee_record(identity) is not None
             ):
                 identity = await self._new_identity()
-            await self._serve(ws, identity, "employee", hello.get("language"))
+                opening = "/start" if self.greet_new else None
+            await self._serve(ws, identity, "employee", hello.get("language"), opening)
         except BadInput as err:
             await _refuse(ws, err.code)
         except Exception as exc:
@@ -442,7 +472,8 @@ class WebChannel:
             if address is None:
                 raise BadInput("login")
             hello = await self._read_hello(ws)
-            await self._serve(ws, address, "console", hello.get("language"))
+            opening = self.console_opening if hello.get("fresh") is True else None
+            await self._serve(ws, address, "console", hello.get("language"), opening)
         except BadInput as err:
             await _refuse(ws, err.code)
         except Exception as exc:
@@ -466,9 +497,15 @@ class WebChannel:
         return data
 
     async def _serve(
-        self, ws: web.WebSocketResponse, address: str, role: str, language: str | None
+        self,
+        ws: web.WebSocketResponse,
+        address: str,
+        role: str,
+        language: str | None,
+        opening: str | None = None,
     ) -> None:
-        """Send the history, register the tab, then handle its frames until it closes."""
+        """Send the history, register the tab, say ``opening`` to the core on
+        the person's behalf, then handle the tab's frames until it closes."""
         tab = _Tab(ws=ws, address=address, role=role, language=language)
         try:
             async with self._locks[address]:
@@ -487,6 +524,8 @@ class WebChannel:
                     for case in list(record["pending"]):
                         await self._issue_receipt(address, record, case)
             log.info("web: %s tab opened", role)
+            if opening is not None:
+                await self._say_for(tab, opening)
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
                     continue
@@ -505,6 +544,27 @@ class WebChannel:
             if not self._tabs[address]:
                 del self._tabs[address]
             log.info("web: %s tab closed", role)
+
+    async def _say_for(self, tab: _Tab, text: str) -> None:
+        """Hand the core a command the page did not type (the greeting, the
+        console's case list); it is not shown as the person's own words, and a
+        failure only costs the convenience, so it is logged and dropped."""
+        if self._on_inbound is None:
+            return
+        nonce = secrets.token_hex(8)
+        event_id = hashlib.sha256(f"{tab.address}\0open\0{nonce}".encode()).hexdigest()[:32]
+        inbound = Inbound(
+            channel=self.name,
+            sender=tab.address,
+            chat=tab.address,
+            event_id=event_id,
+            text=text,
+            language_hint=tab.language,
+        )
+        try:
+            await self._on_inbound(inbound)
+        except Exception as exc:
+            log.warning("web: opening command not recorded (%s)", type(exc).__name__)
 
     async def _handle_frame(self, tab: _Tab, data: dict[str, Any]) -> None:
         """One frame from a page: a message, a button press, or a keep-alive."""
@@ -720,6 +780,12 @@ class WebChannel:
             self._unknown_codes.popitem(last=False)
         log.info("web: wrong resume passphrase")
         return web.json_response({"error": "wrong"}, status=403)
+
+
+def _without_case(items: list[dict[str, Any]], case: str) -> list[dict[str, Any]]:
+    """History items that do not belong to ``case`` (codes compared loosely)."""
+    code = normalize_case_code(case)
+    return [i for i in items if normalize_case_code(str(i.get("case", ""))) != code]
 
 
 def _error(code: str, frame: dict[str, Any]) -> dict[str, Any]:

@@ -39,7 +39,12 @@
     done.focus();
   }
 
-  const chat = C.chat({
+  /* After "erase my data" the core's farewell stays in view, above the
+     fresh start, until the tab is closed; it is never stored anywhere. */
+  let farewell = null;
+  const log = document.getElementById("log");
+
+  const options = {
     path: "/ws",
     relayLabel: "relay",
     showCase: false,
@@ -48,6 +53,7 @@
     },
     onReady: function (d) {
       if (d.identity) C.store("confidant.identity", d.identity);
+      if (farewell) log.prepend(C.renderItem(farewell, options));
     },
     onButton: function (b, btn) {
       btn.classList.add("chosen");
@@ -57,9 +63,15 @@
       if (d.type === "receipt") showReceipt(d);
       if (d.type === "forgotten") {
         C.store("confidant.identity", null);
-        document.getElementById("log").textContent = "";
+        log.textContent = "";
+        receipts.textContent = "";
+        if (d.item) {
+          farewell = d.item;
+          log.appendChild(C.renderItem(farewell, options));
+        }
         chat.say("forgotten");
       }
     },
-  });
+  };
+  const chat = C.chat(options);
 })();

@@ -118,6 +118,7 @@
     li.className = "msg from-" + (item.from || "bot");
     if (item.id) li.dataset.id = item.id;
     if (item.cid) li.dataset.cid = item.cid;
+    if (item.case) li.dataset.case = item.case;
     const meta = document.createElement("div");
     meta.className = "meta";
     const who = document.createElement("span");
@@ -213,7 +214,8 @@
     function submit(frame, shownText) {
       frame.id = C.uuid();
       if (options.decorate) options.decorate(frame);
-      const li = C.renderItem({ from: "me", cid: frame.id, text: shownText }, options);
+      const li = C.renderItem({ from: "me", cid: frame.id, text: shownText, case: frame.case },
+        options);
       li.classList.add("pending");
       const note = document.createElement("div");
       note.className = "note";

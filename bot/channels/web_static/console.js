@@ -9,6 +9,7 @@
   const input = document.getElementById("compose-text");
   const cases = new Set();
   let current = null;
+  let fresh = true;
 
   function select(code) {
     current = code;
@@ -31,6 +32,23 @@
     b.setAttribute("aria-pressed", "false");
     li.appendChild(b);
     caseList.appendChild(li);
+  }
+
+  /* The case is gone (erased on the employee's request or after the
+     retention period): nothing of it may stay on screen. */
+  function erase(code) {
+    cases.delete(code);
+    caseList.querySelectorAll("button[data-case]").forEach(function (b) {
+      if (b.dataset.case === code) b.closest("li").remove();
+    });
+    document.querySelectorAll("#log li[data-case]").forEach(function (li) {
+      if (li.dataset.case === code) li.remove();
+    });
+    if (current === code) {
+      current = null;
+      currentLabel.textContent = C.t("no_case");
+      currentLabel.dataset.i18n = "no_case";
+    }
   }
 
   caseList.addEventListener("click", function (ev) {
@@ -71,12 +89,20 @@
     path: "/console/ws",
     relayLabel: "employee",
     showCase: true,
-    hello: function () { return { type: "hello", language: C.lang }; },
+    hello: function () {
+      // Only a page load asks for the case list, not every reconnect.
+      const hello = { type: "hello", language: C.lang, fresh: fresh };
+      fresh = false;
+      return hello;
+    },
     decorate: function (frame) { if (current) frame["case"] = current; },
     onItem: function (item) { remember(item["case"]); },
     onButton: function (b, btn) {
       btn.classList.add("chosen");
       chat.submit({ type: "button", token: b.token, label: b.label }, b.label);
+    },
+    onFrame: function (d) {
+      if (d.type === "case-erased" && typeof d["case"] === "string") erase(d["case"]);
     },
   });
 })();
