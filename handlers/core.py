@@ -20,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
+
 from handlers.i18n import Translator
 from handlers.info import InfoLibrary
 from handlers.types import (
@@ -224,10 +226,20 @@ class Core:
         (and must then be re-delivered by the platform).
         """
         delay = 0.05
+        raced = False
         for attempt in range(12):
             try:
                 await self._handle_once(inbound)
                 break
+            except IntegrityError:
+                # The same event handled concurrently (two deliveries racing):
+                # the loser's commit hits the handled-events key; once more, it
+                # finds the event seen and does nothing.
+                if raced:
+                    raise
+                raced = True
+                log.info("concurrent duplicate event, checking again channel=%s",
+                         inbound.channel)
             except Exception as exc:
                 if is_transient(exc) and attempt < 11:
                     log.warning("database busy, retrying event (attempt %d)", attempt + 1)
