@@ -107,7 +107,8 @@ class App:
             out["web"] = WebChannel(
                 cfg.web.listen, cfg.web.public_url, store.channel_state("web"),
                 self.redeem_login, cfg.organisation.languages, cfg.organisation.default_language,
-                cfg.organisation.name, retention_days=cfg.privacy.retention_days)
+                cfg.organisation.name, retention_days=cfg.privacy.retention_days,
+                greet_new=True, console_opening="/cases")
         if cfg.telegram.enabled:
             from bot.channels.telegram import TelegramChannel
 
