@@ -4,13 +4,20 @@ and confidants, and a Telegram employee through the Bot API double."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nio import RoomCreateResponse, RoomPreset, RoomPutStateError
 
 from handlers.i18n import LANGUAGE_NAMES, Translator
 from tests.support.app_runner import running_app
@@ -23,6 +30,7 @@ from tests.support.matrix_app import (
     numbered_choice,
 )
 from tests.support.synapse import SynapseServer
+from tests.support.telegram_double import TelegramDouble
 
 ORG = "Acme Logistics"
 TR = Translator("nl", ("nl", "fr", "en"), "Europe/Brussels", ORG)
@@ -198,3 +206,121 @@ async def test_full_conversation_in_two_languages_encrypted_and_anonymous(
             dumped = json.dumps(confidant.sources(), ensure_ascii=False)
             for mark in (emp.user_id, localpart, emp.display_name):
                 assert mark not in dumped, "employee identity reached a confidant"
+
+
+def _canonical(obj: dict[str, Any]) -> bytes:
+    """Matrix canonical JSON of a signed object (without ``signatures``/``unsigned``)."""
+    body = {k: v for k, v in obj.items() if k not in ("signatures", "unsigned")}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _b64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4))
+
+
+def _check_signed(obj: dict[str, Any], user_id: str, signer_pub: str) -> None:
+    """Ed25519 signature of ``signer_pub`` over ``obj``: present and valid (raises if not)."""
+    sig = obj["signatures"][user_id][f"ed25519:{signer_pub}"]
+    Ed25519PublicKey.from_public_bytes(_b64(signer_pub)).verify(_b64(sig), _canonical(obj))
+
+
+async def test_keys_query_shows_the_device_cross_signed(
+    synapse: SynapseServer, tmp_path: Path, peers: PeerFactory
+) -> None:
+    """Another account's /keys/query: device ← self-signing key ← master key."""
+    setup, bot_id = await matrix_setup(tmp_path / "bot", synapse)
+    other = await peers("other")
+    async with running_app(setup) as app:
+        device_id = app.channels["matrix"].device_id  # type: ignore[attr-defined]
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{synapse.url}/_matrix/client/v3/keys/query",
+                json={"device_keys": {bot_id: []}},
+                headers={"Authorization": f"Bearer {other.client.access_token}"},
+            ) as r:
+                assert r.status == 200
+                query = await r.json()
+    master = query["master_keys"][bot_id]
+    ssk = query["self_signing_keys"][bot_id]
+    device = query["device_keys"][bot_id][device_id]
+    assert master["usage"] == ["master"] and ssk["usage"] == ["self_signing"]
+    (master_pub,) = master["keys"].values()
+    (ssk_pub,) = ssk["keys"].values()
+    _check_signed(ssk, bot_id, master_pub)
+    _check_signed(device, bot_id, ssk_pub)
+    tampered = {**device, "device_id": "SOMEONEELSE"}
+    with pytest.raises(InvalidSignature):
+        _check_signed(tampered, bot_id, ssk_pub)
+
+
+async def test_unencrypted_dm_relays_nothing_until_encryption_is_on(
+    synapse: SynapseServer, tmp_path: Path, peers: PeerFactory
+) -> None:
+    """A DM without encryption (the bot may not turn it on): only the fixed notice
+    comes back and the core records nothing; once encrypted, the bot answers."""
+    setup, bot_id = await matrix_setup(tmp_path / "bot", synapse)
+    emp = await peers("emp")
+    resp = await emp.client.room_create(
+        is_direct=True, preset=RoomPreset.private_chat, invite=[bot_id]
+    )
+    assert isinstance(resp, RoomCreateResponse)
+    dm = str(resp.room_id)
+    async with running_app(setup):
+        await eventually(lambda: dm in emp.client.rooms and bot_id in emp.client.rooms[dm].users
+                         and bot_id not in emp.client.rooms[dm].invited_users, what="bot joined")
+        secret = f"my manager bullies me {secrets.token_hex(3)}"
+        await emp.say(dm, secret)
+        await emp.wait_text(lambda t: t.startswith("🔒"), dm, "not-encrypted notice")
+        await asyncio.sleep(1.0)
+        assert await setup.handled_events() == 0
+        assert not await setup.cases()
+        assert all(t.startswith("🔒") for t in emp.texts(dm))
+
+        put = await emp.client.room_put_state(
+            dm, "m.room.encryption", {"algorithm": "m.megolm.v1.aes-sha2"}
+        )
+        assert not isinstance(put, RoomPutStateError)
+        await eventually(lambda: emp.client.rooms[dm].encrypted, what="encrypted")
+        await emp.say(dm, "/start")
+        await emp.wait_text(starts(TR.t("nl", "welcome.first")[:30]), dm, "welcome")
+        assert await setup.handled_events() == 1
+    assert secret.encode() not in (setup.db_path.read_bytes())
+
+
+async def test_telegram_employee_with_matrix_confidant_both_ways(
+    synapse: SynapseServer, tmp_path: Path, peers: PeerFactory, telegram_double: TelegramDouble
+) -> None:
+    """Telegram employee ↔ Matrix confidant through the core, both ways, anonymous."""
+    double = telegram_double
+    setup, _ = await matrix_setup(
+        tmp_path / "bot", synapse, telegram_base_url=double.base_url,
+        telegram_token=double.token,
+    )
+    anna = await peers("anna")
+    await add_matrix_confidant(setup, "Anna", anna.user_id, languages=["en"])
+    user = double.user(424242, "Jan", "Peeters", username="janpeeters77", language_code="en")
+    async with running_app(setup):
+        await user.send_text("/talk")
+        await double.wait_for(user.id, lambda r: "first available" in json.dumps(
+            r.get("reply_markup") or {}), timeout=10)
+        await user.press(TR.t("en", "talk.first_available"))
+        opened = await double.wait_for(
+            user.id, lambda r: str(r.get("text", "")).startswith(
+                before(TR.t("en", "case.opened", code="@"))), timeout=10)
+        code = CASE_CODE.findall(opened["text"])[0]
+        note = await anna.wait_text(lambda t: f"/claim {code}" in t, what="notified")
+        anna_dm = await anna.wait_room_with(lambda t: f"/claim {code}" in t)
+        await anna.say(anna_dm, f"/claim {code}")
+        case_room = await eventually(room_named(anna, code), what="case room")
+        assert note and case_room != anna_dm
+
+        words = f"from telegram {secrets.token_hex(3)}"
+        await user.send_text(words)
+        await anna.wait_text(equals(f"[{code}] {words}"), case_room, "telegram → matrix")
+        answer = f"from matrix {secrets.token_hex(3)}"
+        await anna.say(case_room, answer)
+        await double.wait_for(user.id, lambda r: r.get("text") == TR.t(
+            "en", "relay.to_employee", name="Anna", text=answer), timeout=10)
+    dumped = json.dumps(anna.sources(), ensure_ascii=False)
+    for mark in ("424242", "janpeeters77", "Peeters"):
+        assert mark not in dumped, "Telegram identity reached the confidant"
