@@ -114,7 +114,10 @@ class App:
 
             assert cfg.telegram.token is not None
             base = cfg.telegram.base_url or None
-            file_base = base.replace("/bot", "/file/bot") if base else None
+            # Only the trailing "/bot" becomes "/file/bot": a host such as
+            # "https://bot.example.org/bot" must keep its name.
+            file_base = base[: -len("/bot")] + "/file/bot" if base and base.endswith(
+                "/bot") else None
             out["telegram"] = TelegramChannel(
                 cfg.telegram.token, base_url=base, base_file_url=file_base,
                 mode=cfg.telegram.mode, webhook_url=cfg.telegram.webhook_url,
