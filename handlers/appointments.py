@@ -103,7 +103,7 @@ def _place(room: Room | None) -> str:
 
 async def _details(ctx: Ctx, appt: Appointment, lang: str) -> dict[str, str]:
     confidant = await ctx.tx.confidants.by_id(appt.confidant_id)
-    room = await ctx.tx.session.get(Room, appt.room_id)
+    room = await ctx.tx.appointments.room(appt.room_id)
     return {"when": ctx.when(appt.starts_at, lang=lang, style="long"),
             "name": confidant.name if confidant else "?",
             "room": room.name if room else "?", "place": _place(room),
@@ -303,11 +303,11 @@ async def _confirm(ctx: Ctx, case: Case, appt: Appointment,
     if confidant is None:
         return
     lang = ctx.confidant_lang(confidant)
-    room = await ctx.tx.session.get(Room, appt.room_id)
+    room = await ctx.tx.appointments.room(appt.room_id)
     cd = await _details(ctx, appt, lang)
     tag = _case_for_confidant(case, confidant)
     if replaced is not None:
-        old_room = await ctx.tx.session.get(Room, replaced.room_id)
+        old_room = await ctx.tx.appointments.room(replaced.room_id)
         await ctx.to_confidant(confidant, ctx.t("appt.moved_confidant", lang=lang, code=case.code,
                                                 old=ctx.when(replaced.starts_at, lang=lang),
                                                 **cd), case=tag,
@@ -347,7 +347,7 @@ async def _cancel(ctx: Ctx, case: Case, appt: Appointment, *, by_employee: bool)
     if confidant is None:
         return
     lang = ctx.confidant_lang(confidant)
-    room = await ctx.tx.session.get(Room, appt.room_id)
+    room = await ctx.tx.appointments.room(appt.room_id)
     media = _ics(ctx, appt, case, room, lang, cancelled=True)
     cd = await _details(ctx, appt, lang)
     if by_employee:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.cases import OPEN_STATUSES
-from store.models import Appointment, Case, new_id
+from store.models import Appointment, Case, Room, new_id
 
 
 class SlotTaken(Exception):
@@ -81,6 +81,10 @@ class AppointmentRepo:
                 await self._s.refresh(replacing)
             raise
         return appt
+
+    async def room(self, room_id: str) -> Room | None:
+        """A talk's room, even one taken out of use since the booking."""
+        return await self._s.get(Room, room_id)
 
     async def by_id(self, appointment_id: str) -> Appointment | None:
         return await self._s.get(Appointment, appointment_id)
