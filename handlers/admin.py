@@ -59,7 +59,10 @@ async def dispatch(ctx: Ctx) -> None:
             if inb.button is not None else \
             await ctx.tx.buttons.resolve_number(ctx.sender_hash, int(text), ctx.now)
         if action is not None and action.startswith("adm:"):
-            await run_action(ctx, action[4:])
+            lang, _, rest = action[4:].partition(":")
+            if lang in ctx.settings.languages:
+                ctx.lang = lang  # a press carries no language hint; the menu's counts
+            await run_action(ctx, rest)
             return
         from handlers import employee
 
@@ -67,6 +70,14 @@ async def dispatch(ctx: Ctx) -> None:
         return
     cmd = split_command(text)
     await command(ctx, cmd[1] if cmd else "")
+
+
+async def _reply(ctx: Ctx, text: str, rows: MenuRows, media: Media | None = None) -> None:
+    """Reply with ``adm:`` buttons that remember the language they were shown in
+    (an admin need not have an employee profile that would keep it)."""
+    tagged = [[(label, f"adm:{ctx.lang}:{action[4:]}" if action.startswith("adm:") else action)
+               for label, action in row] for row in rows]
+    await ctx.reply(text, tagged, media=media)
 
 
 def _actor(ctx: Ctx) -> str:
@@ -120,7 +131,7 @@ async def command(ctx: Ctx, arg: str) -> None:
 
 async def show_menu(ctx: Ctx) -> None:
     t = ctx.t
-    await ctx.reply(t("adm.menu"), [
+    await _reply(ctx, t("adm.menu"), [
         [(t("adm.btn.confidants"), "adm:confidants"), (t("adm.btn.rota"), "adm:rota:")],
         [(t("adm.btn.absences"), "adm:absences"), (t("adm.btn.rooms"), "adm:rooms")],
         [(t("adm.btn.report"), "adm:report"), (t("adm.btn.help"), "adm:help")],
@@ -247,7 +258,7 @@ async def show_rota(ctx: Ctx, week_text: str = "") -> None:
     picture = week_png(grid, [ctx.t(f"weekday.{i}") for i in range(7)], label) if grid else None
     media = Media(kind="photo", data=picture, filename=f"rota-{label}.png",
                   mime_type="image/png") if picture else None
-    await ctx.reply("\n".join(lines), rows, media=media)
+    await _reply(ctx, "\n".join(lines), rows, media=media)
 
 
 async def report(ctx: Ctx, month_from: str = "", month_to: str = "") -> None:
@@ -313,9 +324,9 @@ def _date(text: str) -> date:
 
 async def _ask(ctx: Ctx, question: str, payload: list[str]) -> None:
     action = "adm:ok:" + SEP.join(payload)
-    if len(action) > 128 or any(SEP in p for p in payload[1:]):
+    if len(action) > 120 or any(SEP in p for p in payload[1:]):
         raise UserError("adm.too_long")
-    await ctx.reply(question, [[(ctx.t("adm.confirm_yes"), action),
+    await _reply(ctx, question, [[(ctx.t("adm.confirm_yes"), action),
                                 (ctx.t("adm.confirm_no"), "adm:no")]])
 
 
