@@ -22,7 +22,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from bot.app import App
 from bot.demo import DEMO_NAME, LISTEN_ENV, demo_config, prepare_demo
-from bot.logs import setup_logging
+from bot.logs import QUIET, setup_logging
 from handlers.i18n import Translator
 
 TIMEOUT = 10_000
@@ -95,6 +95,9 @@ async def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
 
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
+    quiet = {name: logging.getLogger(name).level for name in QUIET}
+    access = logging.getLogger("aiohttp.access")
+    access_disabled = access.disabled
     setup_logging("INFO")
     logs = io.StringIO()
     handler = root.handlers[0]
@@ -108,8 +111,11 @@ async def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
         yield state
     finally:
         await state.stop()
-        root.handlers[:], _ = saved
+        root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+        for name, level in quiet.items():
+            logging.getLogger(name).setLevel(level)
+        access.disabled = access_disabled
 
 
 async def _open(browser: Browser, locale: str, problems: list[str]) -> tuple[BrowserContext, Page]:
@@ -370,7 +376,7 @@ async def test_http_headers_assets_and_quiet_logs(live: Live) -> None:
             assert welcome["type"] == "message"
             assert welcome["item"]["text"].startswith(nl("welcome.first", org=ORG))
             await ws.send_json({"type": "message", "id": "msg-00000001", "text": EMPLOYEE_WORDS})
-            seen = []
+            seen: list[dict[str, object]] = []
             while not any(f.get("type") == "ack" for f in seen):
                 seen.append(await ws.receive_json(timeout=10))
             identity = ready["identity"]
