@@ -270,3 +270,27 @@ async def test_no_case_and_no_rota(harness: Harness) -> None:
     await sara.press("Claim")
     await sara.say("/offer")
     assert "no free talk hours" in sara.last
+
+
+async def test_first_available_shows_every_confidant(harness: Harness) -> None:
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    tom = await harness.add_confidant("Tom", "conf-tom")
+    async with harness.store.tx() as tx:
+        for name, day in (("Sara", 4), ("Tom", 3)):
+            c = await tx.confidants.by_name(name)
+            assert c is not None
+            await tx.rota.add_shift(c, day, time(9), time(10), "talks")
+        await tx.rota.add_room("Blue room")
+    emp = harness.person("emp-1")
+    await emp.say("/start")
+    await emp.say("/talk")
+    await emp.press("first available")
+    await emp.say("/appointment")
+    assert "first available confidant" in emp.last
+    labels = [b.label for b in emp.inbox[-1].menu.buttons()]  # type: ignore[union-attr]
+    assert labels[:2] == ["Thu 26 Nov, 09:00 · Tom · Blue room",
+                          "Fri 27 Nov, 09:00 · Sara · Blue room"]
+    await emp.press("Tom")
+    assert "with Tom" in emp.last
+    assert "in-person talk booked" in tom.last and tom.inbox[-1].case is None
+    assert not any("in-person talk booked" in t for t in sara.texts)
