@@ -20,9 +20,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from nio import RoomCreateResponse, RoomPreset, RoomPutStateError
 
 from handlers.i18n import LANGUAGE_NAMES, Translator
-from tests.support.app_runner import running_app
+from tests.support.app_runner import BotProcess, running_app
 from tests.support.matrix_app import (
     CASE_CODE,
+    ENCRYPTION,
     MatrixPeer,
     add_matrix_confidant,
     eventually,
@@ -324,3 +325,74 @@ async def test_telegram_employee_with_matrix_confidant_both_ways(
     dumped = json.dumps(anna.sources(), ensure_ascii=False)
     for mark in ("424242", "janpeeters77", "Peeters"):
         assert mark not in dumped, "Telegram identity reached the confidant"
+
+
+async def test_bot_sigkill_and_homeserver_restart_lose_and_duplicate_nothing(
+    synapse: SynapseServer, tmp_path: Path, peers: PeerFactory
+) -> None:
+    """The bot process is SIGKILLed mid-conversation and restarted, then Synapse
+    restarts: every message arrives, and exactly once."""
+    setup, bot_id = await matrix_setup(tmp_path / "bot", synapse, default_language="en")
+    anna = await peers("anna")
+    emp = await peers("emp")
+    await add_matrix_confidant(setup, "Anna", anna.user_id, languages=["en"])
+    proc = BotProcess(setup)
+    proc.start()
+    try:
+        resp = await emp.client.room_create(
+            is_direct=True, preset=RoomPreset.trusted_private_chat, invite=[bot_id],
+            initial_state=[ENCRYPTION])
+        assert isinstance(resp, RoomCreateResponse)
+        dm = str(resp.room_id)
+
+        def bot_joined() -> bool:
+            room = emp.client.rooms.get(dm)
+            return room is not None and bot_id in room.users and bot_id not in room.invited_users
+
+        await proc.wait_until(bot_joined, timeout=40)
+        await emp.say(dm, "hello")
+        await emp.wait_text(starts(TR.t("en", "welcome.first")[:30]), dm, "welcome")
+        await emp.say(dm, "/talk")
+        menu = await emp.wait_text(starts(TR.t("en", "talk.choose")), dm, "talk menu")
+        await emp.say(dm, numbered_choice(menu, TR.t("en", "talk.first_available")))
+        opened = await emp.wait_text(starts(before(TR.t("en", "case.opened", code="@"))), dm)
+        code = CASE_CODE.findall(opened)[0]
+        anna_dm = await anna.wait_room_with(lambda t: f"/claim {code}" in t)
+        await anna.say(anna_dm, f"/claim {code}")
+        case_room = await eventually(room_named(anna, code), what="case room")
+        await emp.wait_text(equals(TR.t("en", "claim.to_employee", name="Anna")), dm)
+
+        to_anna = [f"e{i} {secrets.token_hex(3)}" for i in range(9)]
+        to_emp = [f"a{i} {secrets.token_hex(3)}" for i in range(3)]
+        for text in to_anna[:4]:
+            await emp.say(dm, text)
+        await anna.say(case_room, to_emp[0])
+        proc.kill()  # mid-conversation: some of these are surely not handled yet
+        await emp.say(dm, to_anna[4])
+        await anna.say(case_room, to_emp[1])
+        proc.start()
+        await emp.say(dm, to_anna[5])
+        await anna.wait_text(equals(f"[{code}] {to_anna[5]}"), case_room, "after restart")
+
+        await emp.say(dm, to_anna[6])
+        await synapse.restart()
+        await emp.say(dm, to_anna[7])
+        await anna.say(case_room, to_emp[2])
+        await emp.say(dm, to_anna[8])
+
+        expected_anna = [f"[{code}] {t}" for t in to_anna]
+        expected_emp = [TR.t("en", "relay.to_employee", name="Anna", text=t) for t in to_emp]
+        await eventually(lambda: all(t in anna.texts(case_room) for t in expected_anna),
+                         timeout=45, what="every employee message at the confidant")
+        await eventually(lambda: all(t in emp.texts(dm) for t in expected_emp),
+                         timeout=45, what="every confidant message at the employee")
+        await asyncio.sleep(2.0)  # time for a duplicate to show up, if there were one
+        for t in expected_anna:
+            assert anna.texts(case_room).count(t) == 1, "duplicated at the confidant"
+        for t in expected_emp:
+            assert emp.texts(dm).count(t) == 1, "duplicated at the employee"
+    except BaseException:
+        print("bot log (tail):", proc.log()[-4000:])  # shown by pytest on failure
+        raise
+    finally:
+        await proc.stop()

@@ -208,6 +208,7 @@ class MatrixChannel:
         """Log in (or restore the stored device), make sure cross-signing holds,
         run a first full-state sync, then keep syncing in the background."""
         self._on_inbound = on_inbound
+        _quiet_nio()
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="matrix-inbound")
         self.store_dir.mkdir(parents=True, exist_ok=True)
         client = AsyncClient(
@@ -879,6 +880,14 @@ class MatrixChannel:
         if self._client is None:
             raise RetryLater("matrix channel not running")
         return self._client
+
+
+def _quiet_nio() -> None:
+    """matrix-nio logs user, device and room ids even at INFO and WARNING; our
+    logs must carry none, so only its errors pass (whatever the app set up)."""
+    nio_log = logging.getLogger("nio")
+    if nio_log.getEffectiveLevel() < logging.ERROR:
+        nio_log.setLevel(logging.ERROR)
 
 
 def _user(out: Outbound) -> str | None:
