@@ -87,5 +87,10 @@ async def run_demo(data_dir: Path) -> None:
     waiter = asyncio.create_task(announce())
     try:
         await run_app(config, ready)
+    except ConfigError as err:
+        if err.problems and err.problems[0].startswith("web.listen"):
+            hint = f"{err.problems[0]} Set {LISTEN_ENV}=127.0.0.1:8181 to use another port."
+            raise ConfigError([hint]) from None
+        raise
     finally:
         waiter.cancel()

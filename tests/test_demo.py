@@ -171,3 +171,19 @@ def test_demo_listens_on_8080_unless_told_otherwise(
     monkeypatch.setenv(LISTEN_ENV, "8181")
     with pytest.raises(ConfigError, match=LISTEN_ENV):
         demo_config(tmp_path)
+
+
+async def test_a_taken_port_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.demo import run_demo
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv(LISTEN_ENV, f"127.0.0.1:{taken.getsockname()[1]}")
+        with pytest.raises(ConfigError) as raised:
+            await asyncio.wait_for(run_demo(tmp_path), 30)
+    [line] = raised.value.problems
+    assert line.startswith("web.listen: cannot listen on 127.0.0.1:")
+    assert LISTEN_ENV in line

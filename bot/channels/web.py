@@ -39,6 +39,7 @@ from bot.channels.web_resume import (
     normalize_case_code,
 )
 from bot.channels.web_security import add_security_headers, allowed_origins, same_origin
+from bot.config import ConfigError
 from handlers.types import (
     ChannelName,
     Inbound,
@@ -214,7 +215,16 @@ class WebChannel:
         self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host or "127.0.0.1", int(port))
-        await site.start()
+        try:
+            await site.start()
+        except OSError as err:
+            await self._runner.cleanup()
+            self._runner = None
+            reason = err.strerror or type(err).__name__
+            raise ConfigError(
+                [f"web.listen: cannot listen on {self.listen} ({reason}); "
+                 "is another program using that port?"]
+            ) from None
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self._port = sockets[0].getsockname()[1] if sockets else int(port)
