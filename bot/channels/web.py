@@ -18,6 +18,7 @@ import hashlib
 import html
 import json
 import logging
+import os
 import re
 import secrets
 import time
@@ -220,7 +221,7 @@ class WebChannel:
         except OSError as err:
             await self._runner.cleanup()
             self._runner = None
-            reason = err.strerror or type(err).__name__
+            reason = os.strerror(err.errno) if err.errno else type(err).__name__
             raise ConfigError(
                 [f"web.listen: cannot listen on {self.listen} ({reason}); "
                  "is another program using that port?"]
