@@ -20,8 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import IntegrityError
-
 from handlers.i18n import Translator
 from handlers.info import InfoLibrary
 from handlers.types import (
@@ -34,7 +32,7 @@ from handlers.types import (
     OutboundKind,
     Role,
 )
-from store.db import is_transient
+from store.db import is_conflict, is_transient
 from store.models import Case, Confidant, Contact
 from store.store import Store, Tx
 
@@ -231,16 +229,15 @@ class Core:
             try:
                 await self._handle_once(inbound)
                 break
-            except IntegrityError:
-                # The same event handled concurrently (two deliveries racing):
-                # the loser's commit hits the handled-events key; once more, it
-                # finds the event seen and does nothing.
-                if raced:
-                    raise
-                raced = True
-                log.info("concurrent duplicate event, checking again channel=%s",
-                         inbound.channel)
             except Exception as exc:
+                if is_conflict(exc) and not raced:
+                    # The same event handled concurrently (two deliveries racing):
+                    # the loser's commit hits the handled-events key; once more,
+                    # it finds the event seen and does nothing.
+                    raced = True
+                    log.info("concurrent duplicate event, checking again channel=%s",
+                             inbound.channel)
+                    continue
                 if is_transient(exc) and attempt < 11:
                     log.warning("database busy, retrying event (attempt %d)", attempt + 1)
                     await asyncio.sleep(delay)

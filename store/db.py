@@ -148,3 +148,11 @@ def _is_transient_one(exc: BaseException) -> bool:
         text = str(exc).lower()
         return any(word in text for word in _TRANSIENT_SQLITE_WORDS)
     return isinstance(exc, ConnectionError | TimeoutError)
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A unique key already taken: e.g. the same platform event handled by two
+    racing deliveries, where the loser must simply look again."""
+    from sqlalchemy.exc import IntegrityError
+
+    return isinstance(exc, IntegrityError)

@@ -78,6 +78,15 @@ class Store:
         async with self._sessions() as session, session.begin():
             yield Tx(session, self.crypto)
 
+    async def healthy(self) -> bool:
+        """One trivial query, for the health probe; reads no data."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(select(1))
+        except Exception:
+            return False
+        return True
+
     def channel_state(self, channel: str) -> StoreChannelState:
         return StoreChannelState(self, channel)
 
