@@ -91,6 +91,11 @@ async def test_relay_both_ways_with_case_code(harness: Harness, lang: str) -> No
     assert "Sara" in emp.last and "I hear you" in emp.last
     assert emp.inbox[-1].kind is OutboundKind.RELAY
     assert code not in emp.last  # the employee sees words, the confidant sees codes
+    tr = harness.core.tr
+    assert emp.last == tr.t(lang, "relay.to_employee", name="Sara", text="I hear you")
+    joined = tr.t(lang, "claim.to_employee", name="Sara")
+    assert joined in emp.texts
+    assert (joined != tr.t("en", "claim.to_employee", name="Sara")) is (lang != "en")
     # every message the confidant got about this case names the case code
     about = [o for o in sara.inbox if o.case == code]
     assert about and all(code in o.text for o in about), [o.text for o in about]
@@ -262,6 +267,10 @@ async def test_close_with_theme(harness: Harness, lang: str) -> None:
     assert f"Case {code} is closed (theme: bullying)" in sara.last
     assert sara.inbox[-1].control == "case-close"
     assert str(harness.core.settings.retention_days) in emp.last
+    closed = harness.core.tr.t(lang, "close.to_employee",
+                               days=harness.core.settings.retention_days)
+    assert emp.last == closed
+    assert (closed != harness.core.tr.t("en", "close.to_employee", days=90)) is (lang != "en")
     case = await case_row(harness, code)
     assert case.status == "closed" and case.theme == "bullying"
     async with harness.store.tx() as tx:
