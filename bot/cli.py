@@ -216,9 +216,15 @@ def _late(module: str, name: str) -> Any:
 
 
 def _setup_logging(level: str) -> None:
-    """Plain log lines on stderr; what is logged never holds content or identities."""
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """Logging as `bot.logs` configures it (JSON lines, chatty libraries turned
+    down); plain lines on stderr if that module is missing."""
+    try:
+        setup = importlib.import_module("bot.logs").setup_logging
+    except (ModuleNotFoundError, AttributeError):
+        logging.basicConfig(level=level, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return
+    setup(level)
 
 
 def _db_reason(exc: SQLAlchemyError | OSError) -> str:
