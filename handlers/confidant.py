@@ -279,6 +279,8 @@ async def claim(ctx: Ctx, case: Case) -> None:
     if case.chosen_confidant_id and case.chosen_confidant_id != confidant.id:
         raise UserError("claim.chosen_other", code=case.code)
     if not await ctx.tx.cases.claim(case, confidant.id, ctx.now):
+        if case.confidant_id is None:  # the employee ended it before anyone took it
+            raise UserError("stop.to_confidant", code=case.code)
         holder = await ctx.tx.confidants.by_id(case.confidant_id) if case.confidant_id else None
         raise UserError("claim.too_late", code=case.code, name=holder.name if holder else "")
     confidant.current_case_id = case.id

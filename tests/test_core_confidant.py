@@ -364,3 +364,13 @@ async def test_deadline_shown_in_brussels_time(harness: Harness) -> None:
     assert "March 31" in sara.texts[-1] or "31 March" in sara.texts[-1]
     assert "01:30" in sara.texts[-1]
     assert code in sara.texts[-1]
+
+
+async def test_claim_after_the_employee_stopped_says_closed(harness: Harness) -> None:
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    emp = harness.person("emp-1")
+    code = await open_case(emp)
+    await emp.say("/stop")
+    await sara.press(f"Claim {code}")
+    assert f"Case {code}: the employee has ended the conversation" in sara.last
+    assert (await case_row(harness, code)).confidant_id is None
