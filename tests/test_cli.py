@@ -331,3 +331,54 @@ def test_entry_point_python_m_bot(tmp_path: Path) -> None:
     refused = _python_m_bot("admin", "confidant", "add", "--name", "An", cwd=tmp_path)
     assert refused.returncode == 1 and "--attest-eligible" in refused.stderr
     assert _python_m_bot("nonsense", cwd=tmp_path).returncode == 2
+
+
+def test_commands_on_postgresql(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                postgres_server: Any) -> None:
+    """The same commands on PostgreSQL, the URL given as an env: secret."""
+    name = asyncio.run(postgres_server.create_database())
+    try:
+        monkeypatch.setenv("CONFIDANT_STORE_URL", postgres_server.url(name))
+        env = make_env(tmp_path, init=False)
+        text = env.config.read_text().replace(
+            'url = "sqlite+aiosqlite:///confidant-data/confidant.db"',
+            'url = "env:CONFIDANT_STORE_URL"')
+        env.config.write_text(text)
+        first = env("init")
+        assert first.rc == 0, first.err
+        assert "created database" in first.out
+        assert (postgres_server.admin_url.password or "\0") not in first.out
+        assert env("init").rc == 0
+        assert env("check-config").rc == 0
+        assert env("admin", "confidant", "add", "--name", "An", "--telegram", "99",
+                   "--attest-eligible").rc == 0
+        assert env("admin", "rota", "add", "--confidant", "An", "--day", "mon", "--start",
+                   "09:00", "--end", "10:00").rc == 0
+        assert env("keys", "rotate").rc == 0
+
+        async def lookup(tx: Tx) -> str | None:
+            found = await tx.confidants.find_by_address("telegram", "99")
+            return None if found is None else found.name
+
+        assert env.with_store(lookup) == "An"
+        assert "mon" in env("admin", "rota", "show").out
+    finally:
+        asyncio.run(postgres_server.drop_database(name))
+
+
+def test_unreachable_database_is_one_line_without_password(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = make_env(tmp_path)
+    text = env.config.read_text().replace(
+        'url = "sqlite+aiosqlite:///confidant-data/confidant.db"',
+        f'url = "postgresql+asyncpg://hr:s3cretpw@127.0.0.1:{port}/confidant"')
+    env.config.write_text(text)
+    for argv in (("admin", "room", "list"), ("migrate",), ("keys", "rotate"),
+                 ("report", "--from", "2025-01", "--to", "2025-02")):
+        result = env(*argv)
+        line = result.one_line_error()
+        assert "s3cretpw" not in line and "s3cretpw" not in result.out, argv
