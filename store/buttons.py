@@ -7,7 +7,9 @@ from anyone else resolves to nothing.
 
 from __future__ import annotations
 
+import itertools
 import secrets
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -19,6 +21,13 @@ from store.models import ButtonToken, new_id
 
 TOKEN_LIFETIME = timedelta(days=30)
 
+_serials = itertools.count()
+
+
+def _next_serial() -> int:
+    """Increasing across restarts (wall clock in µs) and within one (counter)."""
+    return time.time_ns() // 1000 * 1000 + next(_serials) % 1000
+
 
 class ButtonRepo:
     def __init__(self, session: AsyncSession) -> None:
@@ -29,6 +38,7 @@ class ButtonRepo:
     ) -> Menu:
         """Turn rows of (label, action) into a `Menu` of tokens for one person."""
         menu_id = new_id()
+        serial = _next_serial()
         position = 0
         out_rows: list[tuple[Button, ...]] = []
         for row in rows:
@@ -37,7 +47,8 @@ class ButtonRepo:
                 position += 1
                 token = secrets.token_urlsafe(12)
                 self._s.add(ButtonToken(token=token, owner_hash=owner_hash, menu_id=menu_id,
-                                        position=position, action=action, created_at=now,
+                                        position=position, serial=serial, action=action,
+                                        created_at=now,
                                         expires_at=now + TOKEN_LIFETIME))
                 buttons.append(Button(label=label, token=token))
             out_rows.append(tuple(buttons))
@@ -56,7 +67,7 @@ class ButtonRepo:
         latest = await self._s.scalar(
             select(ButtonToken.menu_id)
             .where(ButtonToken.owner_hash == owner_hash)
-            .order_by(ButtonToken.created_at.desc())
+            .order_by(ButtonToken.serial.desc())
             .limit(1)
         )
         if latest is None:

@@ -285,6 +285,9 @@ class ButtonToken(Base):
     owner_hash: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
     menu_id: Mapped[str] = mapped_column(String(32), index=True)
     position: Mapped[int] = mapped_column(Integer)
+    serial: Mapped[int] = mapped_column(BigInteger)
+    """Issue order: menus sent in one step share a timestamp, and a typed
+    number must answer the one sent last."""
     action: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -49,6 +49,7 @@ def upgrade() -> None:
         sa.Column("owner_hash", sa.LargeBinary(length=32), nullable=False),
         sa.Column("menu_id", sa.String(length=32), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("serial", sa.BigInteger(), nullable=False),
         sa.Column("action", sa.String(length=128), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
