@@ -230,6 +230,8 @@ def _setup_logging(level: str) -> None:
 def _db_reason(exc: SQLAlchemyError | OSError) -> str:
     """One line about a database failure, without the driver's message (it may
     hold values or a password)."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or type(exc).__name__}"
     if isinstance(exc, IntegrityError):
         return "the change conflicts with existing data (a name or entry already exists?)"
     inner = getattr(exc, "orig", None) or exc

@@ -382,3 +382,18 @@ def test_unreachable_database_is_one_line_without_password(tmp_path: Path) -> No
         result = env(*argv)
         line = result.one_line_error()
         assert "s3cretpw" not in line and "s3cretpw" not in result.out, argv
+
+
+def test_unwritable_data_folder_is_one_line(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        # root writes anywhere: make the key file's parent a file instead.
+        env = make_env(tmp_path, init=False)
+        (tmp_path / "confidant-data").write_text("not a folder")
+    else:
+        env = make_env(tmp_path, init=False)
+        tmp_path.chmod(0o500)
+    try:
+        line = env("init").one_line_error()
+        assert "confidant-data" in line
+    finally:
+        tmp_path.chmod(0o700)
