@@ -58,7 +58,7 @@ conversations = st.tuples(
     st.sampled_from(OPENINGS),
     st.lists(st.one_of(st.tuples(st.just("employee"), st.sampled_from(EMPLOYEE_ACTIONS)),
                        st.tuples(st.just("confidant"), st.sampled_from(CONFIDANT_ACTIONS))),
-             min_size=1, max_size=5),
+             min_size=1, max_size=4),
 ).map(lambda parts: list(parts[0]) + parts[1])
 phrases = st.lists(st.sampled_from(WORDS), min_size=1, max_size=3).map(" ".join)
 
