@@ -178,22 +178,33 @@ async def relay_to_confidant(ctx: Ctx, case: Case, confidant: Confidant, text: s
                            kind=OutboundKind.URGENT if urgent else OutboundKind.RELAY)
 
 
-async def employee_stopped(ctx: Ctx, case: Case) -> None:
+async def _told_of(ctx: Ctx, case: Case) -> list[Confidant]:
+    """Who knows of the case: its confidant, or, while unclaimed, everyone it
+    was announced to (so nobody tries to claim a case that is gone)."""
     if case.confidant_id:
         c = await ctx.tx.confidants.by_id(case.confidant_id)
-        if c is not None:
-            await ctx.to_confidant(c, ctx.t("stop.to_confidant", lang=ctx.confidant_lang(c),
-                                            code=case.code), case=case, control="case-close")
+        return [c] if c is not None else []
+    if case.announced_at is None:
+        return []
+    return await candidates(ctx, case) if case.escalated_at is None \
+        else await ctx.tx.confidants.all()
+
+
+async def employee_stopped(ctx: Ctx, case: Case) -> None:
+    for c in await _told_of(ctx, case):
+        await ctx.to_confidant(c, ctx.t("stop.to_confidant", lang=ctx.confidant_lang(c),
+                                        code=case.code),
+                               case=case if case.confidant_id else None,
+                               case_code=None if case.confidant_id else case.code,
+                               control="case-close")
 
 
 async def case_erased(ctx: Ctx, case: Case) -> None:
-    if case.confidant_id:
-        c = await ctx.tx.confidants.by_id(case.confidant_id)
-        if c is not None:
-            # Sealed with the system key: the case key is shredded right after.
-            await ctx.to_confidant(c, ctx.t("forget.to_confidant", lang=ctx.confidant_lang(c),
-                                            code=case.code), control="case-erase",
-                                   case_code=case.code, kind=OutboundKind.NOTICE)
+    for c in await _told_of(ctx, case):
+        # Sealed with the system key: the case key is shredded right after.
+        await ctx.to_confidant(c, ctx.t("forget.to_confidant", lang=ctx.confidant_lang(c),
+                                        code=case.code), control="case-erase",
+                               case_code=case.code, kind=OutboundKind.NOTICE)
 
 
 async def recipient_unreachable(ctx: Ctx, out: Outbound) -> None:

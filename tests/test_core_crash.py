@@ -22,13 +22,7 @@ from sqlalchemy import func, select
 from handlers.types import Inbound, RetryLater
 from store.models import HandledEvent, OutboxMessage
 from tests.support.core_process import run_process
-from tests.support.memory_channel import MEMORY, Harness, Person, make_harness
-
-
-def code_of(person: Person) -> str:
-    codes = [o.case for o in person.inbox if o.case]
-    assert codes, person.texts
-    return str(codes[-1])
+from tests.support.memory_channel import MEMORY, Harness, Person, code_of, make_harness
 
 
 async def open_case(emp: Person, confidant: Person | None = None) -> str:

@@ -11,16 +11,10 @@ from sqlalchemy import func, select
 
 from handlers.types import OutboundKind
 from store.models import Case, CaseStatistic, Contact, DataKey, Declaration
-from tests.support.memory_channel import Harness, Person
+from tests.support.memory_channel import Harness, Person, code_of
 
 LANGS = ("nl", "fr", "en")
 
-
-def code_of(person: Person) -> str:
-    """The case code the employee was given (the last one, if several)."""
-    codes = [o.case for o in person.inbox if o.case]
-    assert codes, f"no case code among {person.texts}"
-    return str(codes[-1])
 
 
 async def case_row(h: Harness, code: str) -> Case | None:

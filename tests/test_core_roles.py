@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from handlers.types import Inbound
 from store.models import Case, CaseMessage, CaseStatistic, Confidant, Consent, Declaration, Note
-from tests.support.memory_channel import Harness, Person
+from tests.support.memory_channel import Harness, Person, code_of
 
 STATE_TABLES = (Case, Consent, Note, CaseMessage, CaseStatistic, Declaration, Confidant)
 
@@ -27,11 +27,6 @@ async def snapshot(h: Harness) -> dict[str, list[tuple[Any, ...]]]:
                 tuple(repr(getattr(r, c)) for c in cols) for r in rows)
     return out
 
-
-def code_of(person: Person) -> str:
-    codes = [o.case for o in person.inbox if o.case]
-    assert codes, person.texts
-    return str(codes[-1])
 
 
 async def open_case(emp: Person, confidant: Person | None = None) -> str:

@@ -16,7 +16,7 @@ from handlers.types import OutboundKind
 from store.crypto import load_master_key
 from store.models import CaseStatistic, DataKey
 from store.store import Store
-from tests.support.memory_channel import FakeClock, Harness, Person, make_harness
+from tests.support.memory_channel import FakeClock, Harness, Person, code_of, make_harness
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -56,11 +56,6 @@ async def rig(tmp_path: Path) -> AsyncIterator[Restartable]:
     yield r
     await r.close()
 
-
-def code_of(person: Person) -> str:
-    codes = [o.case for o in person.inbox if o.case]
-    assert codes, person.texts
-    return str(codes[-1])
 
 
 async def open_case(emp: Person, confidant: Person | None = None) -> str:

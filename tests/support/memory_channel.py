@@ -137,6 +137,13 @@ class Person:
         self.h.channel.received[self.id].clear()
 
 
+def code_of(person: Person) -> str:
+    """The case code the person was last given."""
+    codes = [o.case for o in person.inbox if o.case]
+    assert codes, f"no case code among {person.texts}"
+    return str(codes[-1])
+
+
 class Harness:
     def __init__(self, store: Store, clock: FakeClock, settings: CoreSettings) -> None:
         self.store = store
