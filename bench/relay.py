@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.double import BenchDouble, tagged
+from bench.plans import QueryPlan, hot_query_plans
 from bench.procstat import cpu_seconds, memory_kib
 from bench.seed import count_open, seed_employees, seed_history
 from tests.support.app_runner import REPO, BotSetup, make_setup
@@ -24,7 +25,11 @@ from tests.support.app_runner import REPO, BotSetup, make_setup
 EMPLOYEE_BASE = 6_100_000_000
 CONFIDANT_BASE = 7_300_000_000
 SETTLE_SECONDS = 30.0
-"""How long to wait for stragglers after the offered load ended."""
+"""How long the warm-up may take to come back."""
+STALL_SECONDS = 10.0
+"""After the offered load, stop waiting once nothing arrived for this long…"""
+DRAIN_CAP_SECONDS = 240.0
+"""…or after this long in any case (a saturated bot drains a backlog)."""
 
 
 @dataclass
@@ -60,6 +65,7 @@ class RelayResult:
     peak_rss_kib: int = 0
     rss_kib: int = 0
     setup_seconds: float = 0.0
+    plans: list[QueryPlan] = field(default_factory=list)
 
     @property
     def throughput(self) -> float:
@@ -162,12 +168,7 @@ async def _measure(double: BenchDouble, child: Child, users: list[int], wl: Work
     t0 = time.perf_counter()
     await _offer(double, users, first, total, wl.rate)
     wanted = range(first, first + total)
-    try:
-        await _until(lambda: all(s in double.received_at for s in wanted), SETTLE_SECONDS,
-                     "relay", child)
-    except RuntimeError:
-        if not child.alive():
-            raise
+    await _drain(double, child, wanted)
     got = [s for s in wanted if s in double.received_at]
     last = max((double.received_at[s] for s in got), default=t0)
     result.cpu_seconds = cpu_seconds(child.pid) - cpu0
@@ -179,6 +180,24 @@ async def _measure(double: BenchDouble, child: Child, users: list[int], wl: Work
     result.elapsed = last - t0
     result.latencies_ms = [1000.0 * (double.received_at[s] - double.delivered_at[s])
                            for s in got if s in double.delivered_at]
+
+
+async def _drain(double: BenchDouble, child: Child, wanted: range) -> None:
+    """Wait for the backlog: until every message came back, nothing came back
+    for `STALL_SECONDS`, or `DRAIN_CAP_SECONDS` passed."""
+    cap = time.monotonic() + DRAIN_CAP_SECONDS
+    seen, last_progress = -1, time.monotonic()
+    while time.monotonic() < cap:
+        if not child.alive():
+            raise RuntimeError(f"the bot process exited\n{child.log_tail()}")
+        got = sum(1 for s in wanted if s in double.received_at)
+        if got == len(wanted):
+            return
+        if got != seen:
+            seen, last_progress = got, time.monotonic()
+        elif time.monotonic() - last_progress > STALL_SECONDS:
+            return
+        await asyncio.sleep(0.1)
 
 
 async def run_echo(folder: Path, wl: Workload) -> RelayResult:
@@ -226,9 +245,10 @@ async def prepare_bot(folder: Path, double: BenchDouble, wl: Workload,
 
 
 async def run_bot(folder: Path, wl: Workload, name: str = "Confidant",
-                  profile: Path | None = None) -> RelayResult:
+                  profile: Path | None = None, explain: bool = False) -> RelayResult:
     """The real bot (subprocess, relaxed rate limiter) under the workload;
-    with ``profile``, py-spy (if installed) samples it during the measured part."""
+    with ``profile``, py-spy (if installed) samples it during the measured part;
+    with ``explain``, the hot queries are explained on the store afterwards."""
     folder.mkdir(parents=True, exist_ok=True)
     double = BenchDouble()
     await double.start()
@@ -251,6 +271,9 @@ async def run_bot(folder: Path, wl: Workload, name: str = "Confidant",
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=30)
+        await child.stop()
+        if explain:
+            result.plans = await hot_query_plans(setup, emp_users[0], conf_users[0], codes[0])
     finally:
         if child is not None:
             await child.stop()
@@ -270,3 +293,65 @@ def _start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
 async def _all_open(setup: BotSetup, codes: list[str]) -> bool:
     await asyncio.sleep(0.2)
     return await count_open(setup, codes) == len(codes)
+
+
+@dataclass
+class MemoryResult:
+    """Resident memory of the bot with every channel up and a full store."""
+
+    channels: str
+    open_cases: int
+    rss_kib: int = 0
+    peak_rss_kib: int = 0
+    relayed: int = 0
+
+
+async def run_memory(folder: Path, open_cases: int, confidants: int = 20,
+                     rate: float = 20.0, seconds: float = 10.0) -> MemoryResult:
+    """Telegram (the double), Matrix (a real Synapse on 127.0.0.1) and the web
+    channel (a free loopback port) in one bot process over ``open_cases``
+    open cases; after a short relay load, read VmRSS and VmHWM."""
+    from tests.support.matrix_app import PASSWORD_ENV
+    from tests.support.synapse import SynapseServer
+    from tests.support.telegram_double import free_port
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "synapse").mkdir(exist_ok=True)
+    synapse = SynapseServer(folder / "synapse")
+    await asyncio.to_thread(synapse.start)
+    double = BenchDouble()
+    await double.start()
+    child: Child | None = None
+    result = MemoryResult("telegram, matrix, web", open_cases)
+    try:
+        bot_user, password = "confidant-bench", "pw-bench-" + os.urandom(6).hex()
+        user_id, _, _ = await synapse.register(bot_user, password)
+        web_port = free_port()
+        extra: dict[str, dict[str, object]] = {
+            "matrix": {"enabled": True, "homeserver": synapse.url, "user_id": user_id,
+                       "password": f"env:{PASSWORD_ENV}", "device_name": "Confidant bench",
+                       "store_dir": str(folder / "data" / "matrix-store")},
+            "web": {"enabled": True, "listen": f"127.0.0.1:{web_port}",
+                    "public_url": f"http://127.0.0.1:{web_port}"},
+        }
+        wl = Workload(employees=50, confidants=confidants, rate=rate, seconds=seconds,
+                      warmup_seconds=1.0, open_cases=open_cases)
+        setup, conf_users, emp_users, codes = await prepare_bot(folder, double, wl, extra)
+        setup.env[PASSWORD_ENV] = password
+        child = Child([sys.executable, "-m", "bench.botproc", str(setup.config_path)],
+                      folder / "bot.log", setup.env)
+        await _until(lambda: "confidant running" in child.log_tail(), 120, "all channels",
+                     child)
+        for i, code in enumerate(codes):
+            await double.users[conf_users[i % len(conf_users)]].send_text(f"/claim {code}")
+        await _until(lambda: _all_open(setup, codes), 120, "claims", child)
+        relay = RelayResult("memory", wl)
+        await _measure(double, child, emp_users, wl, relay)
+        result.relayed = relay.delivered
+        result.rss_kib, result.peak_rss_kib = relay.rss_kib, relay.peak_rss_kib
+    finally:
+        if child is not None:
+            await child.stop()
+        await double.stop()
+        await asyncio.to_thread(synapse.stop)
+    return result
