@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--overall-rate", type=float, default=10_000.0)
     parser.add_argument("--per-chat-rate", type=float, default=1_000.0)
     args = parser.parse_args()
-    telegram_module.RateLimiter = functools.partial(  # type: ignore[misc]
+    telegram_module.RateLimiter = functools.partial(  # type: ignore[misc,assignment]
         RateLimiter, overall_rate=args.overall_rate, overall_burst=int(args.overall_rate),
         per_chat_rate=args.per_chat_rate, per_chat_burst=int(args.per_chat_rate))
     config = load_config(args.config)

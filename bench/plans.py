@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import event
 
+from bot.channels.base import InboundHandler
 from bot.delivery import DeliveryWorker
 from handlers.core import Core, CoreSettings
 from handlers.info import InfoLibrary
@@ -53,6 +54,14 @@ class _Stub:
     """A channel that accepts every message and names it `LINK_ID`."""
 
     name = ChannelName("telegram")
+    numbered_menus = False
+    idempotent_sends = False
+
+    async def start(self, on_inbound: InboundHandler) -> None:
+        """Nothing to receive: the plan check feeds the core directly."""
+
+    async def stop(self) -> None:
+        """Nothing to close."""
 
     async def send(self, out: Outbound, idempotency_key: str) -> SendResult:
         """Pretend the platform took the message."""

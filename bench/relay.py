@@ -7,6 +7,7 @@ back.  Works for the real bot and for the bare python-telegram-bot echo bot.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import subprocess
@@ -80,7 +81,7 @@ class RelayResult:
         if not self.latencies_ms:
             return float("nan")
         data = sorted(self.latencies_ms)
-        rank = max(0, min(len(data) - 1, int(round(q / 100.0 * len(data) + 0.5)) - 1))
+        rank = max(0, min(len(data) - 1, math.ceil(q / 100.0 * len(data)) - 1))
         return data[rank]
 
 

@@ -76,7 +76,7 @@ async def run(args: argparse.Namespace, command: str) -> Report:
         base = dict(employees=args.employees, confidants=args.confidants,
                     seconds=args.seconds, warmup_seconds=1.0 if args.quick else 3.0)
         for rate in dict.fromkeys((args.rate, args.sustained_rate)):
-            wl = Workload(rate=rate, **base)  # type: ignore[arg-type]
+            wl = Workload(rate=rate, **base)
             print(f"bench: echo bot at {rate:g} msg/s", file=sys.stderr)
             echo = await run_echo(work / f"echo-{rate:g}", wl)
             print(f"bench: Confidant at {rate:g} msg/s", file=sys.stderr)
@@ -86,7 +86,7 @@ async def run(args: argparse.Namespace, command: str) -> Report:
         if not args.skip_scale:
             empty = report.pairs[-1][1]
             wl = Workload(rate=args.sustained_rate, open_cases=args.open_cases,
-                          closed_cases=args.closed_cases, **base)  # type: ignore[arg-type]
+                          closed_cases=args.closed_cases, **base)
             print("bench: Confidant on the big store", file=sys.stderr)
             big = await run_bot(work / "bot-big", wl, explain=True)
             report.scale = (empty, big)

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from store.cases import new_case_code
 from store.crypto import Crypto
@@ -120,7 +120,7 @@ async def seed_history(store: Store, open_cases: int, closed_cases: int,
             for c in contacts:
                 if c["active_case_id"]:
                     await tx.session.execute(
-                        Contact.__table__.update().where(Contact.id == c["id"])
+                        update(Contact).where(Contact.id == c["id"])
                         .values(active_case_id=c["active_case_id"]))
     for start in range(0, closed_cases, chunk):
         keys, cases, outbox, links = [], [], [], []
