@@ -14,6 +14,7 @@ import sys
 from datetime import UTC, datetime
 
 QUIET = ("httpx", "httpcore", "telegram", "aiohttp.access", "aiohttp.server", "nio",
+         "aiosqlite", "asyncpg",  # at DEBUG they log SQL with its parameters
          "peewee", "asyncio", "sqlalchemy", "alembic")
 
 
