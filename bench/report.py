@@ -181,7 +181,7 @@ def chart(report: Report, path: Path, width: int = 960, height: int = 560) -> No
         draw.line((x, top, x, bottom), fill=(220, 220, 220))
         draw.text((x - 12, bottom + 6), f"{decade:g}", fill="black")
         decade *= 10
-    for frac in (0.0, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0):
+    for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
         y = y_of(frac)
         draw.line((left, y, right, y), fill=(235, 235, 235))
         draw.text((18, y - 6), f"{frac:.2f}", fill="black")
