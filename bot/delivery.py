@@ -14,18 +14,22 @@ import logging
 import random
 import time
 from collections.abc import Mapping
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from bot import metrics
 from bot.channels.base import Channel
 from handlers.core import Core
-from handlers.types import RetryLater, Unreachable
+from handlers.types import Outbound, RetryLater, SendResult, Unreachable
 from store.db import is_transient
+from store.keyring import KeyringError
 from store.outbox import DueMessage
 
 log = logging.getLogger("confidant.delivery")
 
 MAX_BACKOFF = 300.0
+RECORD_SENT_PATIENCE = 300.0
+"""How long a sent message waits for the database to record it as sent."""
 
 
 def backoff(attempts: int) -> float:
@@ -84,52 +88,93 @@ class DeliveryWorker:
                 return
 
     async def deliver_due(self) -> int:
+        """One pass: load the heads of every recipient's queue in one
+        transaction, send them concurrently, record every outcome in one more.
+
+        Two transactions per pass, whatever its size, keep the database out
+        of the hot path; a crash between sending and recording re-sends (the
+        window the README describes), never loses.
+        """
+        now = self.core.clock.now()
         async with self.core.store.tx() as tx:
-            due = await tx.outbox.due(self.core.clock.now(), limit=64)
+            due = await tx.outbox.due(now, limit=64)
+            loaded: list[tuple[DueMessage, Outbound | None]] = []
+            for row in due:
+                try:
+                    loaded.append((row, await tx.outbox.load(row.seq)))
+                except KeyringError:  # its key was shredded: the case is gone
+                    loaded.append((row, None))
         if not due:
             return 0
-        await asyncio.gather(*(self._deliver(row) for row in due))
+        outcomes = await asyncio.gather(*(self._send(row, out, now) for row, out in loaded))
+        await self._record(outcomes)
+        for outcome in outcomes:
+            if outcome.kind == "unreachable" and outcome.out is not None:
+                await self.core.unreachable(outcome.out)
         return len(due)
 
-    async def _deliver(self, row: DueMessage) -> None:
+    async def _send(self, row: DueMessage, out: Outbound | None, now: datetime) -> _Outcome:
+        if out is None:
+            return _Outcome(row, None, "gone")
+        channel = self.channels.get(row.channel)
+        if channel is None:
+            metrics.count_delivery(row.channel, "retried")
+            log.warning("no running channel for a pending message channel=%s", row.channel)
+            return _Outcome(row, out, "retry", now + timedelta(seconds=MAX_BACKOFF))
         async with self._sem:
-            now = self.core.clock.now()
-            async with self.core.store.tx() as tx:
-                out = await tx.outbox.load(row.seq)
-            if out is None:
-                return
-            channel = self.channels.get(row.channel)
-            if channel is None:
-                async with self.core.store.tx() as tx:
-                    await tx.outbox.retry(row.seq, now + timedelta(seconds=MAX_BACKOFF))
-                metrics.count_delivery(row.channel, "retried")
-                log.warning("no running channel for a pending message channel=%s", row.channel)
-                return
             started = time.perf_counter()
             try:
                 result = await channel.send(out, row.ref)
             except Unreachable:
                 metrics.count_delivery(row.channel, "failed")
                 log.warning("recipient unreachable channel=%s case=%s", row.channel, out.case)
-                async with self.core.store.tx() as tx:
-                    await tx.outbox.fail(row.seq, now)
-                await self.core.unreachable(out)
-                return
+                return _Outcome(row, out, "unreachable")
             except Exception as exc:
                 after = exc.after if isinstance(exc, RetryLater) and exc.after else None
                 delay = max(after or 0.0, backoff(row.attempts))
                 metrics.count_delivery(row.channel, "retried")
                 log.info("delivery retry channel=%s attempt=%d kind=%s", row.channel,
                          row.attempts + 1, type(exc).__name__)
+                return _Outcome(row, out, "retry", now + timedelta(seconds=delay))
+        self.sent_count += 1
+        metrics.count_delivery(row.channel, "sent", time.perf_counter() - started)
+        return _Outcome(row, out, "sent", result=result)
+
+    async def _record(self, outcomes: list[_Outcome]) -> None:
+        """Record a pass, waiting out a busy or restarting database: giving up
+        here would send messages a second time although nothing crashed."""
+        delay = 0.1
+        deadline = time.monotonic() + RECORD_SENT_PATIENCE
+        while True:
+            try:
                 async with self.core.store.tx() as tx:
-                    await tx.outbox.retry(row.seq, now + timedelta(seconds=delay))
+                    now = self.core.clock.now()
+                    for o in outcomes:
+                        if o.kind == "sent":
+                            await tx.outbox.mark_sent(o.row.seq, now)
+                            pid = o.result.platform_message_id if o.result else None
+                            if pid and o.out is not None and o.row.case_id:
+                                await tx.links.record(o.out.to.channel, o.out.to.address, pid,
+                                                      o.row.case_id)
+                        elif o.kind == "retry":
+                            assert o.retry_at is not None
+                            await tx.outbox.retry(o.row.seq, o.retry_at)
+                        else:  # unreachable, or its case is gone
+                            await tx.outbox.fail(o.row.seq, now)
                 return
-            async with self.core.store.tx() as tx:
-                await tx.outbox.mark_sent(row.seq, self.core.clock.now())
-                if result.platform_message_id and out.case:
-                    case = await tx.cases.by_code(out.case)
-                    if case is not None:
-                        await tx.links.record(out.to.channel, out.to.address,
-                                              result.platform_message_id, case.id)
-            self.sent_count += 1
-            metrics.count_delivery(row.channel, "sent", time.perf_counter() - started)
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() > deadline:
+                    raise
+                log.warning("database busy, retrying delivery record")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    row: DueMessage
+    out: Outbound | None
+    kind: str
+    """``sent`` | ``retry`` | ``unreachable`` | ``gone``."""
+    retry_at: datetime | None = None
+    result: SendResult | None = None

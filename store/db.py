@@ -79,10 +79,20 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         file = _sqlite_file(parsed)
         if file is not None:
             file.expanduser().parent.mkdir(parents=True, exist_ok=True)
+        pool: dict[str, Any] = {} if file is None else dict(
+            # SQLite writes one transaction at a time anyway: queueing for the
+            # one connection in asyncio beats several connections spinning in
+            # SQLite's busy handler (measured in bench/).  Nothing in the bot
+            # holds two transactions at once; the timeout makes a slip loud.
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000 * 3,
+        )
         engine = _create_async_engine(
             parsed,
             echo=echo,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            **pool,
         )
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         return engine

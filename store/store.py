@@ -28,7 +28,7 @@ from store.models import ChannelStateEntry, DataKey, utcnow
 from store.outbox import OutboxRepo
 from store.register import RegisterRepo
 from store.rota import RotaRepo
-from store.vault import Vault
+from store.vault import KeyCache, Vault
 
 SYSTEM_KEY_ID = "system"
 
@@ -36,9 +36,10 @@ SYSTEM_KEY_ID = "system"
 class Tx:
     """One transaction and the repositories bound to it."""
 
-    def __init__(self, session: AsyncSession, crypto: Crypto) -> None:
+    def __init__(self, session: AsyncSession, crypto: Crypto,
+                 keys: KeyCache | None = None) -> None:
         self.session = session
-        self.vault = Vault(session, crypto)
+        self.vault = Vault(session, crypto, keys)
         self.events = EventRepo(session)
         self.audit = AuditRepo(session)
         self.buttons = ButtonRepo(session)
@@ -68,6 +69,7 @@ class Store:
         self.engine = engine
         self.crypto = crypto
         self._sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
+        self.keys = KeyCache()
 
     @classmethod
     def open(cls, url: str, master_key: bytes) -> Store:
@@ -75,8 +77,14 @@ class Store:
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:
-        async with self._sessions() as session, session.begin():
-            yield Tx(session, self.crypto)
+        async with self._sessions() as session:
+            tx = Tx(session, self.crypto, self.keys)
+            try:
+                async with session.begin():
+                    yield tx
+            except BaseException:
+                tx.vault.rolled_back()
+                raise
 
     async def healthy(self) -> bool:
         """One trivial query, for the health probe; reads no data."""

@@ -7,6 +7,8 @@ without caring how keys are wrapped, cached or shredded.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import keyring
@@ -18,27 +20,70 @@ def associated_data(column: str, row_id: str) -> str:
     return f"{column}:{row_id}"
 
 
-class Vault:
-    """Per-transaction access to data keys; unwrapped keys live only as long as it."""
+class KeyCache:
+    """Unwrapped data keys shared by the transactions of one process.
 
-    def __init__(self, session: AsyncSession, crypto: Crypto) -> None:
+    Unwrapping is an AES-GCM operation and a row read; a busy case needs its
+    key for every message.  Shredding evicts the key here in the same step
+    that clears it in the database, so an erased case is unreadable at once.
+    Bounded, least recently used first out.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._keys: OrderedDict[str, bytes] = OrderedDict()
+
+    def get(self, key_id: str) -> bytes | None:
+        key = self._keys.get(key_id)
+        if key is not None:
+            self._keys.move_to_end(key_id)
+        return key
+
+    def put(self, key_id: str, key: bytes) -> None:
+        self._keys[key_id] = key
+        self._keys.move_to_end(key_id)
+        while len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+
+    def evict(self, key_id: str) -> None:
+        self._keys.pop(key_id, None)
+
+    def clear(self) -> None:
+        self._keys.clear()
+
+
+class Vault:
+    """Per-transaction access to data keys, through the process's `KeyCache`."""
+
+    def __init__(self, session: AsyncSession, crypto: Crypto,
+                 cache: KeyCache | None = None) -> None:
         self._session = session
         self.crypto = crypto
-        self._keys: dict[str, bytes] = {}
+        self._cache = cache if cache is not None else KeyCache()
+        self._new: list[str] = []
 
     async def new_key(self, purpose: str) -> str:
         key_id, key = await keyring.new_key(self._session, self.crypto, purpose)
-        self._keys[key_id] = key
+        self._cache.put(key_id, key)
+        self._new.append(key_id)
         return key_id
 
     async def key(self, key_id: str) -> bytes:
-        if key_id not in self._keys:
-            self._keys[key_id] = await keyring.load_key(self._session, self.crypto, key_id)
-        return self._keys[key_id]
+        key = self._cache.get(key_id)
+        if key is None:
+            key = await keyring.load_key(self._session, self.crypto, key_id)
+            self._cache.put(key_id, key)
+        return key
 
     async def shred(self, key_id: str) -> None:
-        self._keys.pop(key_id, None)
+        self._cache.evict(key_id)
         await keyring.shred(self._session, key_id)
+
+    def rolled_back(self) -> None:
+        """Keys created by a transaction that did not commit never existed."""
+        for key_id in self._new:
+            self._cache.evict(key_id)
+        self._new.clear()
 
     async def seal(self, key_id: str, plaintext: str | bytes, column: str, row_id: str) -> bytes:
         data = plaintext.encode() if isinstance(plaintext, str) else plaintext

@@ -330,6 +330,7 @@ async def test_forged_callbacks_change_nothing(bot: tuple[App, BotSetup],
     await expect(p.bram, t("nl", "privacy.channel.telegram"), n)
     code = await start_and_open(p, p.alice, "en")
     note = await expect(p.carla, lambda s: code in s and "/claim" in s, 0)
+    await expect(p.dirk, lambda s: code in s and "/claim" in s, 0)  # both told before we look
     claim_token = note["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
     alice_menu = next(r for r in p.double.sent_to(p.alice.id) if r.get("reply_markup"))
     alice_token = alice_menu["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
