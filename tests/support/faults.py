@@ -19,8 +19,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,14 +176,16 @@ class FlakyApi:
 # ------------------------------------------------------------------ SQLite lock
 
 
-@contextmanager
-def sqlite_locked(db_path: Path) -> Iterator[threading.Event]:
-    """Hold an exclusive lock on a SQLite database from another connection,
-    as a backup tool or a stuck admin command would, until the block ends.
+@asynccontextmanager
+async def sqlite_locked(db_path: Path) -> AsyncIterator[threading.Event]:
+    """Hold SQLite's write lock from another connection, as a backup tool or a
+    stuck admin command would, until the block ends: nobody else can record
+    anything (in WAL mode readers still read; a stronger lock is not
+    possible while the bot keeps its connections open).
 
-    ``locking_mode=EXCLUSIVE`` plus a write keeps every other connection out,
-    readers included (in WAL mode a plain ``BEGIN EXCLUSIVE`` still lets
-    readers in).  Yields an event that is set once the lock is held.
+    Yields an event that is set once the lock is held.  The wait for the lock
+    must not block the event loop: the bot in this process may be in the
+    middle of a transaction that needs the loop to finish.
     """
     held = threading.Event()
     release = threading.Event()
@@ -192,7 +194,6 @@ def sqlite_locked(db_path: Path) -> Iterator[threading.Event]:
     def hold() -> None:
         conn = sqlite3.connect(db_path, timeout=30, isolation_level=None)
         try:
-            conn.execute("PRAGMA locking_mode = EXCLUSIVE")
             conn.execute("BEGIN EXCLUSIVE")
             conn.execute("CREATE TABLE IF NOT EXISTS fault_lock_probe (x INTEGER)")
             conn.execute("INSERT INTO fault_lock_probe VALUES (1)")
@@ -207,14 +208,14 @@ def sqlite_locked(db_path: Path) -> Iterator[threading.Event]:
 
     thread = threading.Thread(target=hold, name="sqlite-lock", daemon=True)
     thread.start()
-    if not held.wait(30) or failure:
+    if not await asyncio.to_thread(held.wait, 30) or failure:
         release.set()
         raise AssertionError(f"could not take the SQLite lock: {failure!r}")
     try:
         yield held
     finally:
         release.set()
-        thread.join(30)
+        await asyncio.to_thread(thread.join, 30)
 
 
 def checkpointed_bytes(db_path: Path) -> bytes:
