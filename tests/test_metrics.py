@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot import metrics
-from bot.app import App, run_app
+from bot.app import DRAIN_SECONDS, App, run_app
 from bot.channels.base import InboundHandler
 from bot.config import load_config
 from bot.config_models import Config
@@ -343,3 +343,38 @@ async def test_sigterm_delivers_pending_outbox_rows_before_exit(
         signal.signal(signal.SIGINT, signal.default_int_handler)
     assert len(channel.sent) == queued and {to for to, _ in channel.sent} == {SENDER}
     assert await pending_rows(config) == 0
+
+
+# --- the systemd unit -----------------------------------------------------------------
+
+
+def test_systemd_unit_is_hardened_and_runs_the_documented_command() -> None:
+    unit = Path(__file__).resolve().parent.parent / "deploy" / "confidant.service"
+    entries: dict[str, list[str]] = {}
+    section = ""
+    for raw in unit.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, _, value = line.partition("=")
+        entries.setdefault(f"{section}.{key}", []).append(value)
+    expected = {
+        "Service.User": "confidant", "Service.Group": "confidant",
+        "Service.ExecStart":
+            "/opt/confidant/.venv/bin/confidant run --config /etc/confidant/config.toml",
+        "Service.NoNewPrivileges": "yes", "Service.ProtectSystem": "strict",
+        "Service.ReadWritePaths": "/var/lib/confidant", "Service.PrivateTmp": "yes",
+        "Service.ProtectHome": "yes",
+        "Service.RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
+        "Service.UMask": "0077", "Service.KillSignal": "SIGTERM",
+        "Service.TimeoutStopSec": "30", "Service.Restart": "on-failure",
+        "Service.CapabilityBoundingSet": "", "Service.LimitCORE": "0",
+        "Install.WantedBy": "multi-user.target",
+    }
+    for key, value in expected.items():
+        assert entries.get(key) == [value], f"{key}: {entries.get(key)}"
+    # the outbox drain must fit inside the stop timeout
+    assert DRAIN_SECONDS < int(expected["Service.TimeoutStopSec"])
