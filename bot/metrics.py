@@ -23,7 +23,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from sqlalchemy import text
 
 from bot.channels.base import InboundHandler
 from handlers.types import Inbound
@@ -106,13 +105,10 @@ def sample(name: str, labels: Mapping[str, str] | None = None) -> float:
 
 async def store_answers(store: Store) -> bool:
     """The health probe's database check: one trivial query, no data read."""
-    try:
-        async with store.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        log.warning("health check: store unavailable kind=%s", type(exc).__name__)
-        return False
-    return True
+    ok = await store.healthy()
+    if not ok:
+        log.warning("health check: store unavailable")
+    return ok
 
 
 async def pending_messages(store: Store) -> int:
