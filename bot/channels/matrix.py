@@ -118,6 +118,10 @@ _COMMAND = re.compile(r"^!(?=[A-Za-z])")
 _CHECKPOINT_IDLE = 60.0
 """Seconds between saved sync positions when no event arrived (fewer writes)."""
 
+_SYNC_FILTER = {"room": {"timeline": {"limit": 1000}}}
+"""Synapse cuts a sync's timeline to 10 events per room by default: after a
+crash, the events since the saved position would be skipped beyond that."""
+
 
 class _Checkpoint:
     """Marker queued after a sync's events: once the dispatcher reaches it, all of
@@ -373,6 +377,7 @@ class MatrixChannel:
         try:
             resp = await client.sync(
                 timeout=0 if full_state else self._sync_timeout_ms,
+                sync_filter=_SYNC_FILTER,
                 full_state=full_state,
                 since=since,
             )

@@ -35,7 +35,8 @@ from tests.support.telegram_double import FakeUser, Injection, TelegramDouble
 # ------------------------------------------------------------------ bot process
 
 _PACED_MAIN = (
-    "import functools, sys\n"
+    "import faulthandler, functools, signal, sys\n"
+    "faulthandler.register(signal.SIGUSR1, all_threads=True)\n"
     "import bot.channels.telegram as tg\n"
     "from bot.ratelimit import RateLimiter\n"
     "tg.RateLimiter = functools.partial(RateLimiter, per_chat_rate={chat}, per_chat_burst=5,"
@@ -79,6 +80,14 @@ class PacedBotProcess(BotProcess):
             )
         self.starts += 1
         self.start_times.append(time.time())
+
+    def dump_stacks(self) -> None:
+        """Ask a live process to write every thread's stack to its log (on a hang)."""
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(0.5)
 
     def kill(self) -> None:
         """SIGKILL, remembering when (to tell crash-window duplicates from others)."""
