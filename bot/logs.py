@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 
 QUIET = ("httpx", "httpcore", "telegram", "aiohttp.access", "aiohttp.server", "nio",
          "aiosqlite", "asyncpg",  # at DEBUG they log SQL with its parameters
-         "peewee", "asyncio", "sqlalchemy", "alembic")
+         "peewee", "asyncio", "sqlalchemy", "alembic",
+         "PIL")  # at DEBUG, Pillow logs every EXIF tag: phone owner, GPS position
 
 
 class JsonFormatter(logging.Formatter):
