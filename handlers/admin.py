@@ -55,9 +55,8 @@ async def dispatch(ctx: Ctx) -> None:
     text = inb.text or ""
     if inb.button is not None or (text.isdigit()
                                   and inb.channel in ctx.settings.numbered_channels):
-        action = await ctx.tx.buttons.resolve(ctx.sender_hash, inb.button, ctx.now) \
-            if inb.button is not None else \
-            await ctx.tx.buttons.resolve_number(ctx.sender_hash, int(text), ctx.now)
+        action = await ctx.button_action() if inb.button is not None \
+            else await ctx.number_action()
         if action is not None and action.startswith("adm:"):
             lang, _, rest = action[4:].partition(":")
             if lang in ctx.settings.languages:

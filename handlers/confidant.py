@@ -33,30 +33,15 @@ CONSENT_FORMS = ("supervisor", "advisor", "reconcile")
 async def dispatch(ctx: Ctx) -> None:
     inb = ctx.inbound
     if inb.button is not None:
-        action = await ctx.tx.buttons.resolve(ctx.sender_hash, inb.button, ctx.now)
-        if action is None:
-            await ctx.reply(ctx.t("button.stale"))
-            return
-        name, _, arg = action.partition(":")
-        step = ACTIONS.get(name)
-        if step is None:
-            await ctx.reply(ctx.t("button.stale"))
-            return
-        await step(ctx, arg)
+        await _run_action(ctx, await ctx.button_action())
         return
-    if inb.unsupported is not None:
-        key = "media.too_large" if inb.unsupported == "too_large" else "media.unsupported"
-        await ctx.reply(ctx.t(key))
+    if (refusal := ctx.unsupported_key()) is not None:
+        await ctx.reply(ctx.t(refusal))
         return
     text = inb.text or ""
-    if text.isdigit() and inb.channel in ctx.settings.numbered_channels:
-        action = await ctx.tx.buttons.resolve_number(ctx.sender_hash, int(text), ctx.now)
-        if action is not None:
-            name, _, arg = action.partition(":")
-            step = ACTIONS.get(name)
-            if step is not None:
-                await step(ctx, arg)
-                return
+    if (action := await ctx.number_action()) is not None:
+        await _run_action(ctx, action)
+        return
     cmd = split_command(text)
     if cmd is not None:
         name, arg = cmd
@@ -67,6 +52,15 @@ async def dispatch(ctx: Ctx) -> None:
         await command(ctx, arg)
         return
     await relay_from_confidant(ctx, text, inb.media)
+
+
+async def _run_action(ctx: Ctx, action: str | None) -> None:
+    name, _, arg = (action or "").partition(":")
+    step = ACTIONS.get(name)
+    if step is None:
+        await ctx.reply(ctx.t("button.stale"))
+        return
+    await step(ctx, arg)
 
 
 def me(ctx: Ctx) -> Confidant:

@@ -170,6 +170,28 @@ class Ctx:
                             media=media, control=control, case_code=case_code,
                             extra={"role": Role.CONFIDANT.value})
 
+    async def button_action(self) -> str | None:
+        """The action behind the pressed button, if it was sent to this very
+        person; None for a stale, forged or someone else's token."""
+        if self.inbound.button is None:
+            return None
+        return await self.tx.buttons.resolve(self.sender_hash, self.inbound.button, self.now)
+
+    async def number_action(self) -> str | None:
+        """On channels that show menus as numbered lists, a bare number picks
+        from the last menu this person was sent."""
+        text = self.inbound.text or ""
+        if not text.isdigit() or self.inbound.channel not in self.settings.numbered_channels:
+            return None
+        return await self.tx.buttons.resolve_number(self.sender_hash, int(text), self.now)
+
+    def unsupported_key(self) -> str | None:
+        """The refusal for content that cannot be relayed, or None."""
+        if self.inbound.unsupported is None:
+            return None
+        return "media.too_large" if self.inbound.unsupported == "too_large" \
+            else "media.unsupported"
+
     def confidant_lang(self, confidant: Confidant) -> str:
         langs = [lang for lang in confidant.languages.split(",") if lang]
         for lang in langs:

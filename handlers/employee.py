@@ -34,7 +34,7 @@ async def dispatch(ctx: Ctx) -> None:
         await ctx.tx.contacts.update_chat(ctx.contact, inb.chat, ctx.now)
 
     if inb.button is not None:
-        action = await ctx.tx.buttons.resolve(ctx.sender_hash, inb.button, ctx.now)
+        action = await ctx.button_action()
         if action is None:
             await ctx.reply(ctx.t("button.stale"), main_menu(ctx))
             return
@@ -47,17 +47,14 @@ async def dispatch(ctx: Ctx) -> None:
         if inb.text is None or (cmd is not None and cmd[0] == "start"):
             return
 
-    if inb.unsupported is not None:
-        key = "media.too_large" if inb.unsupported == "too_large" else "media.unsupported"
-        await ctx.reply(ctx.t(key))
+    if (refusal := ctx.unsupported_key()) is not None:
+        await ctx.reply(ctx.t(refusal))
         return
 
     text = inb.text or ""
-    if text.isdigit() and inb.channel in ctx.settings.numbered_channels:
-        action = await ctx.tx.buttons.resolve_number(ctx.sender_hash, int(text), ctx.now)
-        if action is not None:
-            await run_action(ctx, action)
-            return
+    if (action := await ctx.number_action()) is not None:
+        await run_action(ctx, action)
+        return
 
     cmd = split_command(text)
     if cmd is not None:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from handlers.types import OutboundKind
 from store.models import Case, CaseStatistic, Consent, Note
-from tests.support.memory_channel import Harness, Person, code_of
+from tests.support.memory_channel import Harness, Person, open_case
 
 LANGS = ("nl", "fr", "en")
 
@@ -23,14 +23,6 @@ async def case_row(h: Harness, code: str) -> Case:
     assert case is not None
     return case
 
-
-async def open_case(emp: Person, confidant: Person | None = None) -> str:
-    await emp.say("/talk")
-    await emp.press_token(emp.inbox[-1].menu.rows[0][0].token)  # type: ignore[union-attr]
-    code = code_of(emp)
-    if confidant is not None:
-        await confidant.say(f"/claim {code}")
-    return code
 
 
 def case_messages(p: Person, code: str) -> list[str]:

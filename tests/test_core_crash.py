@@ -22,16 +22,7 @@ from sqlalchemy import func, select
 from handlers.types import Inbound, RetryLater
 from store.models import HandledEvent, OutboxMessage
 from tests.support.core_process import run_process
-from tests.support.memory_channel import MEMORY, Harness, Person, code_of, make_harness
-
-
-async def open_case(emp: Person, confidant: Person | None = None) -> str:
-    await emp.say("/talk")
-    await emp.press_token(emp.inbox[-1].menu.rows[0][0].token)  # type: ignore[union-attr]
-    code = code_of(emp)
-    if confidant is not None:
-        await confidant.say(f"/claim {code}")
-    return code
+from tests.support.memory_channel import MEMORY, Harness, make_harness, open_case
 
 
 async def outbox_rows(h: Harness) -> list[OutboxMessage]:

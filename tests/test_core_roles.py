@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from handlers.types import Inbound
 from store.models import Case, CaseMessage, CaseStatistic, Confidant, Consent, Declaration, Note
-from tests.support.memory_channel import Harness, Person, code_of
+from tests.support.memory_channel import Harness, Person, code_of, open_case
 
 STATE_TABLES = (Case, Consent, Note, CaseMessage, CaseStatistic, Declaration, Confidant)
 
@@ -28,14 +28,6 @@ async def snapshot(h: Harness) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
-
-async def open_case(emp: Person, confidant: Person | None = None) -> str:
-    await emp.say("/talk")
-    await emp.press_token(emp.inbox[-1].menu.rows[0][0].token)  # type: ignore[union-attr]
-    code = code_of(emp)
-    if confidant is not None:
-        await confidant.say(f"/claim {code}")
-    return code
 
 
 @pytest.fixture

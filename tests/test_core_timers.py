@@ -16,7 +16,13 @@ from handlers.types import OutboundKind
 from store.crypto import load_master_key
 from store.models import CaseStatistic, DataKey
 from store.store import Store
-from tests.support.memory_channel import FakeClock, Harness, Person, code_of, make_harness
+from tests.support.memory_channel import (
+    FakeClock,
+    Harness,
+    Person,
+    make_harness,
+    open_case,
+)
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -57,14 +63,6 @@ async def rig(tmp_path: Path) -> AsyncIterator[Restartable]:
     await r.close()
 
 
-
-async def open_case(emp: Person, confidant: Person | None = None) -> str:
-    await emp.say("/talk")
-    await emp.press_token(emp.inbox[-1].menu.rows[0][0].token)  # type: ignore[union-attr]
-    code = code_of(emp)
-    if confidant is not None:
-        await confidant.say(f"/claim {code}")
-    return code
 
 
 def again(h: Harness, person: Person) -> Person:

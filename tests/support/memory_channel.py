@@ -144,6 +144,17 @@ def code_of(person: Person) -> str:
     return str(codes[-1])
 
 
+async def open_case(emp: Person, confidant: Person | None = None) -> str:
+    """The employee opens a case with "first available"; the confidant, if
+    given, claims it.  Returns the case code."""
+    await emp.say("/talk")
+    await emp.press_token(emp.inbox[-1].menu.rows[0][0].token)  # type: ignore[union-attr]
+    code = code_of(emp)
+    if confidant is not None:
+        await confidant.say(f"/claim {code}")
+    return code
+
+
 class Harness:
     def __init__(self, store: Store, clock: FakeClock, settings: CoreSettings) -> None:
         self.store = store
