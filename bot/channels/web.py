@@ -447,50 +447,52 @@ class WebChannel:
 
     async def _employee_ws(self, request: web.Request) -> web.StreamResponse:
         """Employee tab: identity comes from the page's ``hello`` frame."""
-        if not same_origin(request, self._origins, strict=self.public_url is not None):
-            log.info("web: cross-origin websocket refused")
-            raise web.HTTPForbidden(text="This page can only be used from its own site.")
-        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_WS_FRAME)
-        await ws.prepare(request)
-        try:
-            hello = await self._read_hello(ws)
-            identity = hello.get("identity")
-            opening: str | None = None
-            if not (
-                isinstance(identity, str)
-                and len(identity) < 100
-                and await self._employee_record(identity) is not None
-            ):
-                identity = await self._new_identity()
-                opening = "/start" if self.greet_new else None
-            await self._serve(ws, identity, "employee", hello.get("language"), opening)
-        except BadInput as err:
-            await _refuse(ws, err.code)
-        except Exception as exc:
-            log.error("web: employee tab failed (%s)", type(exc).__name__)
-            await _refuse(ws, "unavailable")
-        return ws
+        return await self._websocket(request, "employee", self._employee_tab)
 
     async def _console_ws(self, request: web.Request) -> web.StreamResponse:
         """Confidant tab: identity comes from the HttpOnly session cookie."""
+        return await self._websocket(request, "console", self._console_tab)
+
+    async def _websocket(
+        self, request: web.Request, role: str,
+        serve: Callable[[web.Request, web.WebSocketResponse], Awaitable[None]],
+    ) -> web.StreamResponse:
+        """Same-origin check, then one tab served until it closes; a failure
+        is answered kindly in the tab and logged by its kind only."""
         if not same_origin(request, self._origins, strict=self.public_url is not None):
             log.info("web: cross-origin websocket refused")
             raise web.HTTPForbidden(text="This page can only be used from its own site.")
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_WS_FRAME)
         await ws.prepare(request)
         try:
-            address = await self._console_address(request)
-            if address is None:
-                raise BadInput("login")
-            hello = await self._read_hello(ws)
-            opening = self.console_opening if hello.get("fresh") is True else None
-            await self._serve(ws, address, "console", hello.get("language"), opening)
+            await serve(request, ws)
         except BadInput as err:
             await _refuse(ws, err.code)
         except Exception as exc:
-            log.error("web: console tab failed (%s)", type(exc).__name__)
+            log.error("web: %s tab failed (%s)", role, type(exc).__name__)
             await _refuse(ws, "unavailable")
         return ws
+
+    async def _employee_tab(self, request: web.Request, ws: web.WebSocketResponse) -> None:
+        hello = await self._read_hello(ws)
+        identity = hello.get("identity")
+        opening: str | None = None
+        if not (
+            isinstance(identity, str)
+            and len(identity) < 100
+            and await self._employee_record(identity) is not None
+        ):
+            identity = await self._new_identity()
+            opening = "/start" if self.greet_new else None
+        await self._serve(ws, identity, "employee", hello.get("language"), opening)
+
+    async def _console_tab(self, request: web.Request, ws: web.WebSocketResponse) -> None:
+        address = await self._console_address(request)
+        if address is None:
+            raise BadInput("login")
+        hello = await self._read_hello(ws)
+        opening = self.console_opening if hello.get("fresh") is True else None
+        await self._serve(ws, address, "console", hello.get("language"), opening)
 
     async def _read_hello(self, ws: web.WebSocketResponse) -> dict[str, Any]:
         try:
