@@ -24,6 +24,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -89,6 +90,11 @@ def photo(caption_owner: str) -> bytes:
     return buf.getvalue()
 
 
+def containing(text: str) -> Callable[[dict[str, Any]], bool]:
+    """A `TelegramDouble.wait_for` predicate: the message's text contains ``text``."""
+    return lambda r: text in (r.get("text") or "")
+
+
 async def telegram_conversation(d: TelegramDouble, conv: Conversation) -> None:
     """/start, /info, a case per employee, words both ways, a photo, a note, /close."""
     for pair in conv.pairs:
@@ -100,10 +106,10 @@ async def telegram_conversation(d: TelegramDouble, conv: Conversation) -> None:
         await open_pair(d, pair)
         words = conv.say("my shift lead Zwartkop humiliates me")
         await emp.send_text(words)
-        relayed = await d.wait_for(conf.id, lambda r, w=words: w in (r.get("text") or ""), 20)
+        relayed = await d.wait_for(conf.id, containing(words), 20)
         answer = conv.say("Thank you for trusting me with the Zwartkop matter")
         await conf.reply_to(relayed, answer)
-        await d.wait_for(emp.id, lambda r, a=answer: a in (r.get("text") or ""), 20)
+        await d.wait_for(emp.id, containing(answer), 20)
         caption = conv.say("photo of the note left on my desk")
         await emp.send_photo(photo(f"{emp.first_name}PhoneMaker"), caption=caption)
         await d.wait_for(conf.id, lambda r: r.get("method") == "sendPhoto", 20)
