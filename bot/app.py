@@ -79,12 +79,14 @@ class App:
         self.channels = self._build_channels(store, core)
         self.worker = DeliveryWorker(core, self.channels)
         await self._start_metrics(store)
-        self._tasks.append(asyncio.create_task(self.worker.run(), name="delivery"))
-        self._tasks.append(asyncio.create_task(self._timers(), name="timers"))
         for name, channel in self.channels.items():
             await channel.start(metrics.instrument(core.handle))
             self.started.add(name)
             log.info("channel started channel=%s", name)
+        # Delivery starts once every channel can send: a pending message is
+        # not pushed into a retry (and a growing backoff) by our own start-up.
+        self._tasks.append(asyncio.create_task(self.worker.run(), name="delivery"))
+        self._tasks.append(asyncio.create_task(self._timers(), name="timers"))
 
     async def _start_metrics(self, store: Store) -> None:
         """Serve /healthz and /metrics before the channels start, so a probe
