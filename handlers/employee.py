@@ -236,12 +236,15 @@ async def cmd_talk(ctx: Ctx, arg: str = "") -> None:
         await ctx.reply(ctx.t("talk.already", code=case.code), case=case)
         return
     rows = [[(ctx.t("talk.first_available"), "open:any")]]
+    lines = [ctx.t("talk.choose")]
     for c in await ctx.tx.confidants.all():
         duty = await ctx.tx.rota.on_duty(c.id, ctx.now, ctx.settings.tz)
         mark = ctx.t("confidants.on_duty") if duty else ctx.t("confidants.off_duty")
         rows.append([(f"{c.name} ({mark})", f"open:{c.id}")])
+        lines.append(await confidant_line(ctx, c))
     rows.append([(ctx.t("menu.back"), "menu")])
-    await ctx.reply(ctx.t("talk.choose"), rows)
+    # Name, short bio, languages and duty: enough to choose by trust or affinity.
+    await ctx.reply("\n\n".join(lines), rows)
 
 
 async def open_case(ctx: Ctx, choice: str) -> None:
