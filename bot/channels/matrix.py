@@ -88,6 +88,8 @@ from handlers.types import (
 
 log = logging.getLogger(__name__)
 
+MATRIX = ChannelName("matrix")
+
 MEGOLM = "m.megolm.v1.aes-sha2"
 ENCRYPTION_STATE = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}}
 
@@ -156,7 +158,7 @@ def render_text(out: Outbound) -> str:
 class MatrixChannel:
     """`Channel` for Matrix (see the module docstring for the trust policy)."""
 
-    name = ChannelName("matrix")
+    name = MATRIX
     numbered_menus = True
     idempotent_sends = True
 
@@ -497,34 +499,20 @@ class MatrixChannel:
 
     async def _to_inbound(self, room: MatrixRoom, event: RoomMessage) -> Inbound | None:
         """Build the `Inbound` for a decrypted message (text, media or unsupported)."""
-        content = event.source.get("content", {})
-        relates = content.get("m.relates_to") or {}
-        reply_to = (relates.get("m.in_reply_to") or {}).get("event_id")
-        base: dict[str, Any] = {
-            "channel": self.name,
-            "sender": event.sender,
-            "chat": room.room_id,
-            "event_id": event.event_id,
-            "reply_to": reply_to if isinstance(reply_to, str) else None,
-            "case_hint": await self._case_for_room(room.room_id),
-        }
-        if relates.get("rel_type") == "m.replace":
-            return Inbound(**base, unsupported="edit")
-        if isinstance(event, RoomMessageText | RoomMessageNotice | RoomMessageEmote):
-            text = _strip_reply_fallback(event.body) if reply_to else event.body
-            return Inbound(**base, text=_COMMAND.sub("/", text.strip()))
-        if isinstance(event, RoomEncryptedMedia | RoomMessageMedia):
-            try:
-                media = await self._fetch_media(event)
-            except MediaRejected as exc:
-                log.info("matrix: media rejected (%s)", exc.reason)
-                return Inbound(**base, unsupported=exc.reason)
-            except RetryLater:
-                log.warning("matrix: media download failed")
-                return Inbound(**base, unsupported="media.download_failed")
-            return Inbound(**base, media=media)
-        msgtype = content.get("msgtype") or "unknown"
-        return Inbound(**base, unsupported=str(msgtype))
+        case_code = await self._case_for_room(room.room_id)
+        inbound = inbound_from_event(room, event, case_code)
+        if inbound is not None or not isinstance(event, RoomEncryptedMedia | RoomMessageMedia):
+            return inbound
+        base = _inbound_fields(room, event, case_code)
+        try:
+            media = await self._fetch_media(event)
+        except MediaRejected as exc:
+            log.info("matrix: media rejected (%s)", exc.reason)
+            return Inbound(**base, unsupported=exc.reason)
+        except RetryLater:
+            log.warning("matrix: media download failed")
+            return Inbound(**base, unsupported="media.download_failed")
+        return Inbound(**base, media=media)
 
     async def _fetch_media(self, event: RoomEncryptedMedia | RoomMessageMedia) -> Media:
         """Download (and decrypt) an attachment; images are re-encoded without metadata."""
@@ -924,6 +912,58 @@ def _bytes_provider(data: bytes) -> Any:
     return provider
 
 
+def _relation(content: Any) -> tuple[dict[str, Any], str | None]:
+    """``m.relates_to`` and the replied-to event id, tolerating any shape: the
+    homeserver passes content through unchecked, so a client may send junk."""
+    relates = content.get("m.relates_to") if isinstance(content, dict) else None
+    if not isinstance(relates, dict):
+        return {}, None
+    in_reply_to = relates.get("m.in_reply_to")
+    reply_to = in_reply_to.get("event_id") if isinstance(in_reply_to, dict) else None
+    return relates, reply_to if isinstance(reply_to, str) and reply_to else None
+
+
+def _inbound_fields(room: MatrixRoom, event: RoomMessage, case_code: str | None) -> dict[str, Any]:
+    """What every `Inbound` from a room event carries: the sender's Matrix id
+    (for the core's lookup only), the room, the event and reply ids; never a
+    display name or avatar."""
+    return {
+        "channel": MATRIX,
+        "sender": event.sender,
+        "chat": room.room_id,
+        "event_id": event.event_id,
+        "reply_to": _relation(event.source.get("content"))[1],
+        "case_hint": case_code,
+    }
+
+
+def inbound_from_event(
+    room: MatrixRoom, event: RoomMessage, case_code: str | None
+) -> Inbound | None:
+    """The `Inbound` for a decrypted room message, without any network call,
+    so the translation can be tested (and fuzzed) on its own.
+
+    Returns None only for media, which needs a download first
+    (`MatrixChannel._to_inbound`).  Edits are reported as unsupported: a
+    changed message cannot be taken back from the other side.
+    """
+    content = event.source.get("content")
+    relates, _ = _relation(content)
+    base = _inbound_fields(room, event, case_code)
+    if relates.get("rel_type") == "m.replace":
+        return Inbound(**base, unsupported="edit")
+    if isinstance(event, RoomMessageText | RoomMessageNotice | RoomMessageEmote):
+        body = event.body if isinstance(event.body, str) else ""
+        replying = isinstance(relates.get("m.in_reply_to"), dict)
+        text = _strip_reply_fallback(body) if replying else body
+        return Inbound(**base, text=_COMMAND.sub("/", text.strip()))
+    if isinstance(event, RoomEncryptedMedia | RoomMessageMedia):
+        return None
+    msgtype = content.get("msgtype") if isinstance(content, dict) else None
+    return Inbound(**base, unsupported=msgtype if isinstance(msgtype, str) and msgtype
+                   else "unknown")
+
+
 def _safe_filename(body: str | None) -> str:
     """A harmless file name from the sender's body (no paths, bounded length)."""
     name = (body or "file").replace("/", "_").replace("\\", "_").strip() or "file"
@@ -933,8 +973,14 @@ def _safe_filename(body: str | None) -> str:
 def _strip_reply_fallback(body: str) -> str:
     """Drop the quoted "> <@user> …" fallback that replies carry, keeping the answer."""
     lines = body.splitlines()
-    while lines and lines[0].startswith(">"):
-        lines.pop(0)
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    return "\n".join(lines) if lines else body
+    quoted = 0
+    while quoted < len(lines) and lines[quoted].startswith(">"):
+        quoted += 1
+    rest = lines[quoted:]
+    if quoted and not rest:
+        return body  # a quote with no separator: the person's own words
+    while rest and not rest[0].strip():
+        rest.pop(0)
+    # A fallback followed by an empty answer is empty: the quote (which may
+    # carry the other person's name) is never passed on as if typed.
+    return "\n".join(rest)
