@@ -34,6 +34,7 @@ from handlers.types import (
 )
 from store.db import is_conflict, is_transient
 from store.models import Case, Confidant, Contact
+from store.outbox import DueMessage
 from store.store import Store, Tx
 
 log = logging.getLogger("confidant.core")
@@ -79,6 +80,22 @@ class CoreSettings:
         return ZoneInfo(self.timezone)
 
 
+class FastLane(Protocol):
+    """The delivery worker's way in for messages that can go out at once."""
+
+    def claim(self, rows: list[tuple[DueMessage, Outbound]]) -> list[tuple[DueMessage, Outbound]]:
+        """Reserve rows before their transaction commits; returns those taken."""
+        ...
+
+    def unclaim(self, rows: list[tuple[DueMessage, Outbound]]) -> None:
+        """The transaction did not commit: forget the reservation."""
+        ...
+
+    def hand_over(self, rows: list[tuple[DueMessage, Outbound]]) -> None:
+        """The transaction committed: send the reserved rows now."""
+        ...
+
+
 class UserError(Exception):
     """A refusal meant for the person: carries a message key, shown translated."""
 
@@ -102,7 +119,9 @@ class Ctx:
     contact: Contact | None = None
     confidant: Confidant | None = None
     urgent_handled: bool = False
-    _queued: list[tuple[Outbound, str | None, str | None]] = field(default_factory=list)
+    _queued: list[tuple[Outbound, str | None, str | None, datetime | None]] = field(
+        default_factory=list)
+    """Messages to write to the outbox: (message, key id, case id, not before)."""
 
     @property
     def settings(self) -> CoreSettings:
@@ -130,18 +149,20 @@ class Ctx:
                    rows: MenuRows | None = None, kind: OutboundKind = OutboundKind.NOTICE,
                    case: Case | None = None, control: str | None = None,
                    media: Media | None = None, extra: dict[str, str] | None = None,
-                   case_code: str | None = None) -> None:
+                   case_code: str | None = None, not_before: datetime | None = None) -> None:
         """Queue a message; menu choices become tokens bound to ``owner_hash``.
 
         With ``case`` the row is sealed with the case key (so erasing the case
         erases it too); ``case_code`` only names a case, for messages that must
-        outlive it (e.g. "case erased")."""
+        outlive it (e.g. "case erased").  ``not_before`` holds it back (until a
+        confidant's shift starts)."""
         menu = await self.tx.buttons.issue(owner_hash, rows, self.now) if rows else None
         code = case.code if case else case_code
         out = Outbound(to=to, text=text, menu=menu, media=media, kind=kind,
                        case=CaseCode(code) if code else None, control=control,
                        extra=dict(extra or {}))
-        self._queued.append((out, case.data_key_id if case else None, case.id if case else None))
+        self._queued.append((out, case.data_key_id if case else None, case.id if case else None,
+                             not_before))
 
     async def reply(self, text: str, rows: MenuRows | None = None, *,
                     kind: OutboundKind = OutboundKind.NOTICE, case: Case | None = None,
@@ -163,12 +184,24 @@ class Ctx:
                            media: Media | None = None, control: str | None = None,
                            case_code: str | None = None) -> None:
         """Every channel the confidant is registered on gets it; never any
-        employee identity, only what the caller put in ``text``."""
+        employee identity, only what the caller put in ``text``.  Outside their
+        shifts it waits for the next one (DESIGN: confidants get nothing off
+        duty unless they ask), except what answers their own action."""
+        not_before = await self.off_duty_until(confidant)
         for address in await self.tx.confidants.addresses(confidant):
             owner = self.tx.vault.address_hash(address.channel, address.address)
             await self.send(address, text, owner_hash=owner, rows=rows, kind=kind, case=case,
                             media=media, control=control, case_code=case_code,
-                            extra={"role": Role.CONFIDANT.value})
+                            extra={"role": Role.CONFIDANT.value}, not_before=not_before)
+
+    async def off_duty_until(self, confidant: Confidant) -> datetime | None:
+        """When a message for this confidant may go out: None for now (on
+        duty, acting themselves, or no rota at all), else their next shift."""
+        if self.confidant is not None and self.confidant.id == confidant.id:
+            return None
+        if await self.tx.rota.on_duty(confidant.id, self.now, self.settings.tz):
+            return None
+        return await self.tx.rota.next_duty_start([confidant.id], self.now, self.settings.tz)
 
     async def button_action(self) -> str | None:
         """The action behind the pressed button, if it was sent to this very
@@ -235,6 +268,8 @@ class Core:
         self.tr = Translator(settings.default_language, settings.languages, settings.timezone,
                              settings.org_name)
         self.outbox_changed = asyncio.Event()
+        self.lane: FastLane | None = None
+        """Set by a running delivery worker: takes messages straight after commit."""
 
     # ---------------------------------------------------------------- inbound
 
@@ -266,37 +301,73 @@ class Core:
                     delay = min(delay * 2, 2.0)
                     continue
                 raise
-        self.outbox_changed.set()
 
     async def _handle_once(self, inbound: Inbound) -> None:
+        """One attempt: the event's transaction, then its messages on their way.
+
+        Messages that can go out at once (due, nothing older pending for the
+        recipient) are claimed by the fast lane before the commit, so no
+        delivery pass can pick them up as well, and handed to it after the
+        commit; everything else wakes the delivery worker.
+        """
+        lane = self.lane
+        claimed: list[tuple[DueMessage, Outbound]] = []
+        wake = True
+        try:
+            async with self.store.tx() as tx:
+                written = await self._record_event(tx, inbound)
+                if written is None:  # seen before: nothing changed
+                    wake = False
+                elif lane is not None and written:
+                    heads, fresh = await tx.outbox.fresh_heads(self.clock.now())
+                    claimed = lane.claim(heads)
+                    wake = fresh != written or len(claimed) != written
+        except BaseException:
+            if lane is not None and claimed:
+                lane.unclaim(claimed)
+            self.outbox_changed.set()  # a commit that failed late may still have landed
+            raise
+        if lane is not None and claimed:
+            lane.hand_over(claimed)
+        if wake:
+            self.outbox_changed.set()
+
+    async def _record_event(self, tx: Tx, inbound: Inbound) -> int | None:
+        """Run the event's step in ``tx``; returns how many outbox rows it
+        wrote, or None for an event handled before."""
         from handlers import admin, confidant, employee  # steps import Ctx from here
 
-        async with self.store.tx() as tx:
-            if await tx.events.seen(inbound.channel, inbound.event_id):
-                log.info("duplicate event ignored channel=%s", inbound.channel)
-                return
-            await tx.events.mark(inbound.channel, inbound.event_id)
-            ctx = await self._context(tx, inbound)
-            try:
-                # A refusal must change nothing: the step runs in a savepoint.
-                async with tx.session.begin_nested():
-                    if ctx.role is Role.CONFIDANT:
-                        await confidant.dispatch(ctx)
-                    elif ctx.role is Role.ADMIN and admin.wants(ctx):
-                        await admin.dispatch(ctx)
-                    else:
-                        await employee.dispatch(ctx)
-            except UserError as err:
-                ctx._queued.clear()
-                tx.session.expire_all()
-                await ctx.reply(self.tr.t(ctx.lang, err.key, **err.values))
-            await self._flush(ctx)
+        if not await tx.events.claim(inbound.channel, inbound.event_id, self.clock.now()):
+            log.info("duplicate event ignored channel=%s", inbound.channel)
+            return None
+        ctx = await self._context(tx, inbound)
+        try:
+            # A refusal must change nothing: the step runs in a savepoint.
+            async with tx.session.begin_nested():
+                if ctx.role is Role.CONFIDANT:
+                    await confidant.dispatch(ctx)
+                elif ctx.role is Role.ADMIN and admin.wants(ctx):
+                    await admin.dispatch(ctx)
+                else:
+                    await employee.dispatch(ctx)
+        except UserError as err:
+            ctx._queued.clear()
+            tx.session.expire_all()
+            await ctx.reply(self.tr.t(ctx.lang, err.key, **err.values))
+        written = len(ctx._queued)
+        await self._flush(ctx)
+        return written
 
     async def _context(self, tx: Tx, inbound: Inbound) -> Ctx:
         now = self.clock.now()
         inbound = _sanitised(inbound)
         conf = await tx.confidants.find_by_address(inbound.channel, inbound.sender)
         if conf is not None:
+            # A confidant who writes off duty is asking: what waited for the
+            # shift is theirs now.
+            for address in await tx.confidants.addresses(conf):
+                await tx.outbox.release(
+                    tx.vault.address_hash(address.channel, address.address), now)
             ctx = Ctx(self, tx, inbound, now, Role.CONFIDANT, "", confidant=conf)
             ctx.lang = ctx.confidant_lang(conf)
             return ctx
@@ -308,11 +379,11 @@ class Core:
 
     async def _flush(self, ctx: Ctx) -> None:
         system_key: str | None = None
-        for out, key_id, case_id in ctx._queued:
+        for out, key_id, case_id, not_before in ctx._queued:
             if key_id is None:
                 system_key = system_key or await ctx.tx.system_key()
                 key_id = system_key
-            await ctx.tx.outbox.enqueue(out, key_id, case_id, ctx.now)
+            await ctx.tx.outbox.enqueue(out, key_id, case_id, ctx.now, not_before)
         ctx._queued.clear()
 
     # --------------------------------------------------------------- delivery

@@ -320,6 +320,7 @@ async def message(ctx: Ctx, text: str, media: Media | None) -> None:
     if case.status == "open" and case.confidant_id:
         confidant = await ctx.tx.confidants.by_id(case.confidant_id)
         if confidant is not None:
+            await tell_if_off_duty(ctx, case, confidant)
             await relay_to_confidant(ctx, case, confidant, text, media, urgent)
             return
     first = await ctx.tx.cases.held_count(case) == 0
@@ -337,6 +338,20 @@ async def message(ctx: Ctx, text: str, media: Media | None) -> None:
         await announce_urgent(ctx, case)
     if first and not urgent:
         await ctx.reply(ctx.t("message.held"), case=case)
+
+
+async def tell_if_off_duty(ctx: Ctx, case: Case, confidant: Confidant) -> None:
+    """The first message that will wait for the confidant's next shift gets
+    an honest answer: when they will read it, and where urgent help is."""
+    until = await ctx.off_duty_until(confidant)
+    if until is None:
+        return
+    for address in await ctx.tx.confidants.addresses(confidant):
+        if await ctx.tx.outbox.held_for(
+                ctx.tx.vault.address_hash(address.channel, address.address), ctx.now):
+            return
+    await ctx.reply(ctx.t("relay.held_for_shift", name=confidant.name,
+                          when=ctx.when(until, style="long")), case=case)
 
 
 async def cmd_stop(ctx: Ctx, arg: str = "") -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -84,7 +85,8 @@ class OutboxRepo:
         self._s = session
         self._v = vault
 
-    async def enqueue(self, out: Outbound, key_id: str, case_id: str | None, now: datetime) -> str:
+    async def enqueue(self, out: Outbound, key_id: str, case_id: str | None, now: datetime,
+                      not_before: datetime | None = None) -> str:
         ref = new_id()
         row = OutboxMessage(
             ref=ref,
@@ -95,7 +97,7 @@ class OutboxRepo:
             data_key_id=key_id,
             case_id=case_id,
             status="pending",
-            next_attempt_at=now,
+            next_attempt_at=max(now, not_before) if not_before else now,
             created_at=now,
         )
         self._s.add(row)
@@ -108,9 +110,13 @@ class OutboxRepo:
         one person go out strictly in order even when one of them is retried.
         """
         earlier = aliased(OutboxMessage)
+        # An earlier row blocks a later one while it is due or being retried;
+        # a row held back for a shift (never tried, not yet due) does not, so
+        # a confidant's own commands are answered at once.
         head = ~select(earlier.seq).where(
             and_(earlier.recipient_hash == OutboxMessage.recipient_hash,
-                 earlier.status == "pending", earlier.seq < OutboxMessage.seq)
+                 earlier.status == "pending", earlier.seq < OutboxMessage.seq,
+                 or_(earlier.next_attempt_at <= now, earlier.attempts > 0))
         ).exists()
         rows = await self._s.execute(
             select(OutboxMessage.seq, OutboxMessage.ref, OutboxMessage.channel,
@@ -121,10 +127,31 @@ class OutboxRepo:
         )
         return [DueMessage(*r) for r in rows.all()]
 
-    async def next_due_at(self) -> datetime | None:
-        return await self._s.scalar(
-            select(func.min(OutboxMessage.next_attempt_at)).where(OutboxMessage.status == "pending")
-        )
+    async def release(self, recipient_hash: bytes, now: datetime) -> None:
+        """Messages held back for a shift go out now (the confidant is here)."""
+        await self._s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.recipient_hash == recipient_hash,
+                   OutboxMessage.status == "pending", OutboxMessage.attempts == 0,
+                   OutboxMessage.next_attempt_at > now)
+            .values(next_attempt_at=now))
+
+    async def held_for(self, recipient_hash: bytes, now: datetime) -> int:
+        """How many messages wait for this recipient's next shift."""
+        return int(await self._s.scalar(
+            select(func.count()).select_from(OutboxMessage)
+            .where(OutboxMessage.recipient_hash == recipient_hash,
+                   OutboxMessage.status == "pending", OutboxMessage.attempts == 0,
+                   OutboxMessage.next_attempt_at > now)) or 0)
+
+    async def next_due_at(self, exclude: Collection[int] = ()) -> datetime | None:
+        """When the next pending row falls due; ``exclude`` names rows already
+        on their way (so the worker does not wake for them)."""
+        query = select(func.min(OutboxMessage.next_attempt_at)).where(
+            OutboxMessage.status == "pending")
+        if exclude:
+            query = query.where(OutboxMessage.seq.not_in(list(exclude)))
+        return await self._s.scalar(query)
 
     async def load(self, seq: int) -> Outbound | None:
         row = await self._s.get(OutboxMessage, seq)
@@ -179,3 +206,40 @@ class OutboxRepo:
     async def drop_for_case(self, case_id: str) -> None:
         """Erasure: pending messages of a shredded case can never be opened anyway."""
         await self._s.execute(delete(OutboxMessage).where(OutboxMessage.case_id == case_id))
+
+    async def fresh_heads(self, now: datetime) -> tuple[list[tuple[DueMessage, Outbound]], int]:
+        """The rows this transaction added that may go out at once, opened.
+
+        Returns (heads, how many rows were added).  A fresh row is a head only
+        if it is due now and no older row for its recipient is still pending
+        (sending it first would break that person's order); among fresh rows
+        for one recipient, all are returned in order, and the caller sends
+        them one after another.  Lets delivery skip querying and opening what
+        was just written.
+        """
+        fresh = [o for o in self._s.new if isinstance(o, OutboxMessage)]
+        if not fresh:
+            return [], 0
+        await self._s.flush()
+        fresh.sort(key=lambda r: r.seq)
+        first = fresh[0].seq
+        hashes = {r.recipient_hash for r in fresh}
+        blocked = set((await self._s.scalars(
+            select(OutboxMessage.recipient_hash).distinct().where(
+                OutboxMessage.status == "pending",
+                OutboxMessage.recipient_hash.in_(hashes),
+                OutboxMessage.seq < first))).all())
+        heads: list[tuple[DueMessage, Outbound]] = []
+        for row in fresh:
+            if row.recipient_hash in blocked or row.next_attempt_at > now:
+                blocked.add(row.recipient_hash)  # and so is everything after it
+                continue
+            assert row.recipient_enc is not None and row.payload_enc is not None
+            address = await self._v.open_text(row.data_key_id, row.recipient_enc,
+                                              "outbox.recipient_enc", row.ref)
+            payload = await self._v.open(row.data_key_id, row.payload_enc,
+                                         "outbox.payload_enc", row.ref)
+            out = decode_outbound(ChannelAddress(ChannelName(row.channel), address), payload)
+            heads.append((DueMessage(row.seq, row.ref, row.channel, row.case_id, 0,
+                                     row.recipient_hash), out))
+        return heads, len(fresh)

@@ -27,7 +27,7 @@ from bot.demo import DEMO_NAME, LISTEN_ENV, demo_config
 from handlers.i18n import Translator
 
 REPO = Path(__file__).resolve().parents[1]
-TIMEOUT = 10_000
+TIMEOUT = 20_000
 START_SECONDS = 60.0
 tr = Translator("nl", ("nl", "fr", "en"), "Europe/Brussels", "Demo organisation")
 

@@ -27,7 +27,7 @@ from handlers.types import (
 
 CONFIDANT = "confidant-web-1"
 CASE = CaseCode("K7F-3MQ")
-TIMEOUT = 5000
+TIMEOUT = 15_000
 
 
 def _web(address: str) -> ChannelAddress:

@@ -25,7 +25,7 @@ from bot.demo import DEMO_NAME, LISTEN_ENV, demo_config, prepare_demo
 from bot.logs import QUIET, setup_logging
 from handlers.i18n import Translator
 
-TIMEOUT = 10_000
+TIMEOUT = 20_000
 EMPLOYEE_WORDS = "Mijn chef roept elke dag tegen mij, zelfs waar klanten bij zijn."
 CONFIDANT_WORDS = "Dank je om te schrijven. Wanneer past een gesprek voor jou?"
 LATER_WORDS = "Donderdagmiddag past goed, dank je wel."

@@ -122,7 +122,8 @@ async def open_pair(double: TelegramDouble, pair: Pair) -> None:
     emp, conf = pair.emp, pair.conf
     n = len(double.sent_to(emp.id))
     await emp.send_command("talk")
-    menu = await double.wait_for(emp.id, lambda r: r.get("text") == _t("talk.choose"), 30,
+    menu = await double.wait_for(emp.id, lambda r: (r.get("text") or "").startswith(
+                                     _t("talk.choose")), 30,
                                  start=n)
     await emp.press(f"{pair.name} ({_t('confidants.on_duty')})", menu)
     opened = await double.wait_for(emp.id, lambda r: bool(CASE_CODE.search(r.get("text") or "")),
