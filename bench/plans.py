@@ -88,9 +88,13 @@ async def hot_query_plans(setup: BotSetup, employee: int, confidant: int,
         worker = DeliveryWorker(core, {"telegram": _Stub()})
         tg = ChannelName("telegram")
         stamp = datetime.now(UTC).timestamp()
+        # One direction through the fast lane (as while the worker runs), the
+        # other through a delivery pass, so both paths' statements are explained.
+        core.lane = worker
         await core.handle(Inbound(tg, str(employee), str(employee), f"plan:{stamp}:e",
                                   text="A question for the plan check."))
         await worker.drain(5)
+        core.lane = None
         await core.handle(Inbound(tg, str(confidant), str(confidant), f"plan:{stamp}:c",
                                   text="An answer for the plan check.", reply_to=LINK_ID))
         await worker.drain(5)
@@ -105,7 +109,9 @@ async def hot_query_plans(setup: BotSetup, employee: int, confidant: int,
         async with store.engine.connect() as conn:
             for sql, params in captured:
                 head = sql.lstrip().split(None, 1)[0].upper()
-                if head not in ("SELECT", "UPDATE", "DELETE") or sql in seen:
+                lookup = head != "INSERT" or "ON CONFLICT" in sql.upper()
+                if head not in ("SELECT", "UPDATE", "DELETE", "INSERT") or not lookup \
+                        or sql in seen:
                     continue
                 seen.add(sql)
                 rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)

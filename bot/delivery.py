@@ -45,30 +45,148 @@ class DeliveryWorker:
         self._sem = asyncio.Semaphore(concurrency)
         self._stopping = False
         self.sent_count = 0
+        self._inflight: set[int] = set()
+        """Rows the fast lane owns (claimed, being sent or recorded): passes skip them."""
+        self._fast_recipients: set[bytes] = set()
+        self._fast_tasks: set[asyncio.Task[None]] = set()
+        self._skipped_inflight = False
+        self._to_record: list[tuple[list[_Outcome], asyncio.Future[None]]] = []
+        self._recording = False
 
     async def run(self) -> None:
-        """Deliver until stopped; sleeps until woken by new rows or the next retry."""
-        while not self._stopping:
-            try:
-                processed = await self.deliver_due()
-            except Exception as exc:  # the loop must survive a database outage
-                level = logging.WARNING if is_transient(exc) else logging.ERROR
-                log.log(level, "delivery pass failed kind=%s", type(exc).__name__)
-                processed = 0
-                await asyncio.sleep(1.0)
-            if processed:
+        """Deliver until stopped; sleeps until woken by new rows or the next retry.
+
+        While it runs, the core hands it fresh messages directly (the fast
+        lane), so the common case needs no wake-up, query or decryption here.
+        """
+        self.core.lane = self
+        try:
+            while not self._stopping:
+                self.core.outbox_changed.clear()
+                try:
+                    processed = await self.deliver_due()
+                except Exception as exc:  # the loop must survive a database outage
+                    level = logging.WARNING if is_transient(exc) else logging.ERROR
+                    log.log(level, "delivery pass failed kind=%s", type(exc).__name__)
+                    processed = 0
+                    await asyncio.sleep(1.0)
+                if processed:
+                    continue
+                wait = await self._idle_wait()
+                try:
+                    await asyncio.wait_for(self.core.outbox_changed.wait(), timeout=wait)
+                except TimeoutError:
+                    pass
+        finally:
+            if self.core.lane is self:
+                self.core.lane = None
+
+    # -------------------------------------------------------------- fast lane
+
+    def claim(self, rows: list[tuple[DueMessage, Outbound]]) -> list[tuple[DueMessage, Outbound]]:
+        """Reserve fresh rows before their transaction commits (see `Core`).
+
+        A recipient with a row already in the fast lane is left to the
+        passes, which keep its order; so is everything while stopping.
+        """
+        if self._stopping:
+            return []
+        taken: list[tuple[DueMessage, Outbound]] = []
+        mine: set[bytes] = set()
+        for row, out in rows:
+            busy = row.recipient_hash in self._fast_recipients and row.recipient_hash not in mine
+            if busy or row.seq in self._inflight:
                 continue
-            wait = await self._idle_wait()
-            self.core.outbox_changed.clear()
+            mine.add(row.recipient_hash)
+            taken.append((row, out))
+        for row, _ in taken:
+            self._inflight.add(row.seq)
+            self._fast_recipients.add(row.recipient_hash)
+        return taken
+
+    def unclaim(self, rows: list[tuple[DueMessage, Outbound]]) -> None:
+        """Their transaction failed: the rows do not exist, or a pass will find them."""
+        self._release(rows)
+
+    def hand_over(self, rows: list[tuple[DueMessage, Outbound]]) -> None:
+        """Their transaction committed: send them now, in a task of their own."""
+        task = asyncio.create_task(self._fast(rows), name="delivery-fast")
+        self._fast_tasks.add(task)
+        task.add_done_callback(self._fast_tasks.discard)
+
+    def _release(self, rows: list[tuple[DueMessage, Outbound]]) -> None:
+        for row, _ in rows:
+            self._inflight.discard(row.seq)
+            self._fast_recipients.discard(row.recipient_hash)
+
+    async def _fast(self, rows: list[tuple[DueMessage, Outbound]]) -> None:
+        """Send claimed rows (one recipient's in order, stopping at the first
+        that is not sent), record the outcomes, then let passes see them again."""
+        now = self.core.clock.now()
+        chains: dict[bytes, list[tuple[DueMessage, Outbound]]] = {}
+        for row, out in rows:
+            chains.setdefault(row.recipient_hash, []).append((row, out))
+        outcomes: list[_Outcome] = []
+        leftover = False
+        try:
+            for chain_outcomes in await asyncio.gather(
+                    *(self._send_chain(chain, now) for chain in chains.values())):
+                outcomes.extend(chain_outcomes)
+            await self._record_together(outcomes)
+        except Exception as exc:
+            log.warning("fast delivery failed kind=%s", type(exc).__name__)
+            leftover = True
+        finally:
+            self._release(rows)
+            if leftover or self._skipped_inflight or len(outcomes) != len(rows) \
+                    or any(o.kind != "sent" for o in outcomes):
+                self._skipped_inflight = False
+                self.core.outbox_changed.set()
+        for outcome in outcomes:
+            if outcome.kind == "unreachable" and outcome.out is not None:
+                try:
+                    await self.core.unreachable(outcome.out)
+                except Exception as exc:
+                    log.warning("unreachable handling failed kind=%s", type(exc).__name__)
+
+    async def _send_chain(self, chain: list[tuple[DueMessage, Outbound]],
+                          now: datetime) -> list[_Outcome]:
+        outcomes = []
+        for row, out in chain:
+            outcome = await self._send(row, out, now)
+            outcomes.append(outcome)
+            if outcome.kind != "sent":
+                break
+        return outcomes
+
+    async def _record_together(self, outcomes: list[_Outcome]) -> None:
+        """Record outcomes, coalescing whatever other fast sends finished
+        meanwhile into the same transaction (fewer commits under load)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._to_record.append((outcomes, done))
+        if not self._recording:
+            self._recording = True
             try:
-                await asyncio.wait_for(self.core.outbox_changed.wait(), timeout=wait)
-            except TimeoutError:
-                pass
+                while self._to_record:
+                    batch, self._to_record = self._to_record, []
+                    try:
+                        await self._record([o for part, _ in batch for o in part])
+                    except Exception as exc:
+                        for _, fut in batch:
+                            if not fut.done():
+                                fut.set_exception(exc)
+                    else:
+                        for _, fut in batch:
+                            if not fut.done():
+                                fut.set_result(None)
+            finally:
+                self._recording = False
+        await done
 
     async def _idle_wait(self) -> float:
         try:
             async with self.core.store.tx() as tx:
-                next_at = await tx.outbox.next_due_at()
+                next_at = await tx.outbox.next_due_at(exclude=set(self._inflight))
         except Exception:
             return 1.0
         if next_at is None:
@@ -84,7 +202,9 @@ class DeliveryWorker:
         loop = asyncio.get_running_loop()
         end = loop.time() + within
         while loop.time() < end:
-            if not await self.deliver_due():
+            if self._fast_tasks:
+                await asyncio.wait(set(self._fast_tasks), timeout=max(0.0, end - loop.time()))
+            if not await self.deliver_due() and not self._fast_tasks:
                 return
 
     async def deliver_due(self) -> int:
@@ -98,6 +218,10 @@ class DeliveryWorker:
         now = self.core.clock.now()
         async with self.core.store.tx() as tx:
             due = await tx.outbox.due(now, limit=64)
+            if self._inflight:
+                kept = [row for row in due if row.seq not in self._inflight]
+                self._skipped_inflight = self._skipped_inflight or len(kept) != len(due)
+                due = kept
             loaded: list[tuple[DueMessage, Outbound | None]] = []
             for row in due:
                 try:

@@ -252,6 +252,11 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_outbox_recipient_hash_seq", "recipient_hash", "seq"),
+        # Order checks ask "anything older still pending for this person?":
+        # only pending rows, so the cost does not grow with delivered history.
+        Index("ix_outbox_pending_recipient_seq", "recipient_hash", "seq",
+              sqlite_where=text("status = 'pending'"),
+              postgresql_where=text("status = 'pending'")),
     )
 
 
