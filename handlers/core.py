@@ -119,6 +119,8 @@ class Ctx:
     contact: Contact | None = None
     confidant: Confidant | None = None
     urgent_handled: bool = False
+    _duty: dict[str, datetime | None] = field(default_factory=dict)
+    """`off_duty_until` answers already looked up in this event."""
     _queued: list[tuple[Outbound, str | None, str | None, datetime | None]] = field(
         default_factory=list)
     """Messages to write to the outbox: (message, key id, case id, not before)."""
@@ -199,9 +201,15 @@ class Ctx:
         duty, acting themselves, or no rota at all), else their next shift."""
         if self.confidant is not None and self.confidant.id == confidant.id:
             return None
-        if await self.tx.rota.on_duty(confidant.id, self.now, self.settings.tz):
-            return None
-        return await self.tx.rota.next_duty_start([confidant.id], self.now, self.settings.tz)
+        # Asked again for the same confidant within one event (the relay,
+        # then the note to the employee): the rota does not change meanwhile.
+        if confidant.id in self._duty:
+            return self._duty[confidant.id]
+        until = None
+        if not await self.tx.rota.on_duty(confidant.id, self.now, self.settings.tz):
+            until = await self.tx.rota.next_duty_start([confidant.id], self.now, self.settings.tz)
+        self._duty[confidant.id] = until
+        return until
 
     async def button_action(self) -> str | None:
         """The action behind the pressed button, if it was sent to this very
