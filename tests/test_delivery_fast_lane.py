@@ -1,0 +1,107 @@
+"""The delivery fast lane: fresh messages go out straight after the commit,
+still recorded as sent, never twice, never ahead of an older pending one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest_asyncio
+from sqlalchemy import select
+
+from handlers.types import Outbound, RetryLater, SendResult
+from store.models import OutboxMessage
+from tests.support.memory_channel import Harness, MemoryChannel, make_harness, open_case
+
+
+@pytest_asyncio.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    h = await make_harness(f"sqlite+aiosqlite:///{tmp_path / 'lane.db'}", tmp_path)
+    yield h
+    await h.store.close()
+
+
+async def rows(h: Harness) -> list[OutboxMessage]:
+    async with h.store.tx() as tx:
+        return list((await tx.session.scalars(select(OutboxMessage)
+                                              .order_by(OutboxMessage.seq))).all())
+
+
+async def settle(h: Harness) -> None:
+    """Let the lane's tasks finish (sending and recording)."""
+    for _ in range(200):
+        if not h.worker._fast_tasks:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("fast lane did not finish")
+
+
+async def test_relay_goes_out_without_a_delivery_pass(harness: Harness) -> None:
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    emp = harness.person("emp-1")
+    code = await open_case(emp, sara)
+    await harness.worker.drain()
+    sara.clear()
+    harness.core.lane = harness.worker
+    harness.core.outbox_changed.clear()
+    await emp.say("straight through")
+    await settle(harness)
+    assert sara.texts == [f"[{code}] straight through"]
+    assert not harness.core.outbox_changed.is_set()  # no pass was needed
+    last = (await rows(harness))[-1]
+    assert last.status == "sent" and last.payload_enc is None and last.recipient_enc is None
+    assert await harness.worker.deliver_due() == 0
+
+
+async def test_a_retried_head_is_not_overtaken(harness: Harness) -> None:
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    emp = harness.person("emp-1")
+    code = await open_case(emp, sara)
+    await harness.worker.drain()
+    sara.clear()
+    harness.core.lane = harness.worker
+    harness.channel.failures.append(RetryLater("flood", after=30))
+    await emp.say("first")
+    await settle(harness)
+    await emp.say("second")
+    await emp.say("third")
+    await settle(harness)
+    assert sara.texts == []
+    harness.clock.current += timedelta(seconds=31)
+    await harness.worker.drain()
+    assert sara.texts == [f"[{code}] first", f"[{code}] second", f"[{code}] third"]
+
+
+class GatedChannel(MemoryChannel):
+    """Holds every send until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def send(self, out: Outbound, idempotency_key: str) -> SendResult:
+        await self.gate.wait()
+        return await super().send(out, idempotency_key)
+
+
+async def test_a_pass_never_sends_what_the_lane_holds(harness: Harness) -> None:
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    emp = harness.person("emp-1")
+    code = await open_case(emp, sara)
+    await harness.worker.drain()
+    gated = GatedChannel()
+    gated.gate.set()
+    harness.worker.channels = {name: gated for name in harness.worker.channels}
+    gated.gate.clear()
+    harness.core.lane = harness.worker
+    await emp.say("only once")
+    assert harness.worker._inflight  # claimed, held at the gate
+    assert await harness.worker.deliver_due() == 0  # the pass leaves it alone
+    gated.gate.set()
+    await settle(harness)
+    assert gated.received["conf-sara"][-1].text == f"[{code}] only once"
+    assert [o.text for o in gated.received["conf-sara"]].count(f"[{code}] only once") == 1
+    assert not harness.worker._inflight
+    assert await harness.worker.deliver_due() == 0
