@@ -210,17 +210,23 @@ def _fallback_inbound(raw: dict[str, Any]) -> Inbound | None:
     message = raw.get("message")
     if not isinstance(message, dict):
         return None
-    chat = message.get("chat") or {}
-    sender = message.get("from") or {}
-    if chat.get("type") != "private" or sender.get("is_bot") or "id" not in sender:
+    chat, sender = message.get("chat"), message.get("from")
+    # Whatever shape the rest has, this must not raise: an update that fails
+    # here is never confirmed and would hold up every later one.
+    if not (isinstance(chat, dict) and isinstance(sender, dict)):
         return None
+    user_id = sender.get("id")
+    if (chat.get("type") != "private" or sender.get("is_bot") is not False
+            or not isinstance(user_id, int) or chat.get("id", user_id) != user_id):
+        return None
+    language = sender.get("language_code")
     return Inbound(
         channel=TELEGRAM,
-        sender=str(sender["id"]),
-        chat=str(chat.get("id", sender["id"])),
+        sender=str(user_id),
+        chat=str(user_id),
         event_id=f"tg:{raw['update_id']}",
         unsupported="other",
-        language_hint=sender.get("language_code"),
+        language_hint=language if isinstance(language, str) else None,
     )
 
 
@@ -519,7 +525,11 @@ class TelegramChannel:
         query = update.callback_query
         if query is not None:
             msg = query.message
-            if msg is None or msg.chat.type != ChatType.PRIVATE or query.data is None:
+            chat = getattr(msg, "chat", None)  # PTB accepts a message without one
+            # In a private chat the chat id is the user's id: a press whose
+            # message lies in someone else's chat must not answer into it.
+            if (msg is None or chat is None or chat.type != ChatType.PRIVATE
+                    or query.data is None or chat.id != query.from_user.id):
                 log.info("telegram: ignored callback kind")
                 return None
             return Inbound(
@@ -535,7 +545,9 @@ class TelegramChannel:
         if message is None:
             return None
         user = message.from_user
-        if message.chat.type != ChatType.PRIVATE or user is None or user.is_bot:
+        chat = getattr(message, "chat", None)
+        if (chat is None or chat.type != ChatType.PRIVATE or user is None or user.is_bot
+                or chat.id != user.id):
             log.info("telegram: ignored non-private or bot message")
             return None
         base: dict[str, Any] = {
