@@ -192,7 +192,8 @@ texts = st.one_of(
                      "/handover Sara", "/consent advisor", "/admin", "/forget", "/heard",
                      "!claim {code}", "/start", "/talk", "1", "2", "0", "-1"]),
 )
-client_ids = st.one_of(st.uuids().map(str), st.text(max_size=70), junk,
+client_ids = st.one_of(st.uuids().map(str), st.uuids().map(str), st.uuids().map(str),
+                       st.text(max_size=70), junk,
                        st.just("c0ffee00-0004"))  # the victim's own client id
 
 
@@ -239,7 +240,7 @@ def tab(draw: st.DrawFn, w: World) -> tuple[str, dict[str, str], Any, list[Any]]
     """A tab: which endpoint, which headers, which hello, which frames."""
     path = draw(st.sampled_from(["/ws", "/ws", "/ws", "/console/ws"]))
     headers: dict[str, str] = {}
-    origin = draw(st.sampled_from(["ours", "ours", "ours", "none", "evil", "null"]))
+    origin = draw(st.sampled_from(["ours"] * 8 + ["none", "evil", "null"]))
     if origin == "ours":
         headers["Origin"] = w.base
     elif origin == "evil":
@@ -253,7 +254,9 @@ def tab(draw: st.DrawFn, w: World) -> tuple[str, dict[str, str], Any, list[Any]]
                  "mangled": w.sara_cookie.split("=", 1)[1][:-2] + "AA"}.get(cookie)
         if value is not None:
             headers["Cookie"] = f"{name}={value}"
+    good_hello = st.fixed_dictionaries({"type": st.just("hello"), "language": st.just("en")})
     hello = draw(st.one_of(
+        good_hello.map(json.dumps), good_hello.map(json.dumps), good_hello.map(json.dumps),
         st.fixed_dictionaries({"type": st.just("hello")}, optional={
             "identity": st.one_of(
                 st.sampled_from([w.victim + "x", w.victim[:-1], w.victim.upper(),
@@ -263,7 +266,7 @@ def tab(draw: st.DrawFn, w: World) -> tuple[str, dict[str, str], Any, list[Any]]
             "language": st.one_of(st.sampled_from(["en", "nl", "fr", "de", "EN", "e"]), junk),
             "fresh": st.one_of(st.booleans(), junk)}).map(json.dumps),
         frame(w)))
-    frames = draw(st.lists(frame(w), max_size=4))
+    frames = draw(st.lists(frame(w), min_size=1, max_size=5))
     return path, headers, hello, frames
 
 
@@ -357,13 +360,21 @@ PATHS = ["/", "/resume", "/console", "/weather", "/static/chat.js", "/static/../
          "/static/%2e%2e%2fconfig.toml", "/ws", "/console/ws", "/console/login",
          "/console/logout", "/api/resume", "/healthz", "/metrics", "/admin", "/nope",
          "//", "/%00", "/static/"]
+ROUTES = [("GET", "/"), ("GET", "/resume"), ("GET", "/console"), ("GET", "/weather"),
+          ("GET", "/static/chat.js"), ("GET", "/static/nope.js"), ("GET", "/console/login"),
+          ("GET", "/console/login"), ("POST", "/console/logout"), ("POST", "/api/resume"),
+          ("POST", "/api/resume"), ("POST", "/api/resume"), ("GET", "/healthz"),
+          ("GET", "/ws"), ("GET", "/console/ws")]
 
 
 @st.composite
 def request(draw: st.DrawFn, w: World) -> tuple[str, str, dict[str, str], dict[str, str], bytes]:
-    method = draw(st.sampled_from(["GET", "POST", "POST", "PUT", "DELETE", "PATCH", "OPTIONS",
-                                   "HEAD"]))
-    path = draw(st.sampled_from(PATHS))
+    if draw(st.integers(0, 3)) > 0:
+        method, path = draw(st.sampled_from(ROUTES))
+    else:
+        method = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS",
+                                       "HEAD"]))
+        path = draw(st.sampled_from(PATHS))
     params: dict[str, str] = {}
     if draw(st.booleans()):
         params["token"] = draw(st.one_of(st.text(max_size=250), st.just("x" * 201),
