@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -15,12 +16,53 @@ class RotaError(ValueError):
     """A rota change that would make no sense (end before start, overlap…)."""
 
 
+class DutyCache:
+    """Each confidant's weekly duty shifts and absences, kept for a moment.
+
+    "Is she on duty?" is asked for every relayed message; the rota changes a
+    few times a week.  Writes through `RotaRepo` in this process clear the
+    cache at once; a change made by another process (the admin CLI) is seen
+    within ``ttl`` seconds.
+    """
+
+    def __init__(self, ttl: float = 2.0) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, list[tuple[int, time, time]],
+                                       list[tuple[date, date]]]] = {}
+
+    def get(self, confidant_id: str
+            ) -> tuple[list[tuple[int, time, time]], list[tuple[date, date]]] | None:
+        entry = self._entries.get(confidant_id)
+        if entry is None or entry[0] < monotonic():
+            return None
+        return entry[1], entry[2]
+
+    def put(self, confidant_id: str, shifts: list[tuple[int, time, time]],
+            absences: list[tuple[date, date]]) -> None:
+        self._entries[confidant_id] = (monotonic() + self.ttl, shifts, absences)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 class RotaRepo:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, duty: DutyCache | None = None) -> None:
         self._s = session
+        self._duty = duty if duty is not None else DutyCache(ttl=0.0)
+
+    async def _duty_of(self, confidant_id: str
+                       ) -> tuple[list[tuple[int, time, time]], list[tuple[date, date]]]:
+        cached = self._duty.get(confidant_id)
+        if cached is not None:
+            return cached
+        shifts = [(s.weekday, s.start, s.end) for s in await self.shifts(confidant_id, "duty")]
+        absences = [(a.start_date, a.end_date) for a in await self.absences(confidant_id)]
+        self._duty.put(confidant_id, shifts, absences)
+        return shifts, absences
 
     async def add_shift(self, confidant: Confidant, weekday: int, start: time, end: time,
                         kind: str = "duty") -> Shift:
+        self._duty.clear()
         if not 0 <= weekday <= 6:
             raise RotaError("weekday")
         if end <= start:
@@ -53,9 +95,11 @@ class RotaRepo:
         return found
 
     async def remove_shift(self, shift: Shift) -> None:
+        self._duty.clear()
         await self._s.delete(shift)
 
     async def add_absence(self, confidant: Confidant, start: date, end: date) -> Absence:
+        self._duty.clear()
         if end < start:
             raise RotaError("end-before-start")
         a = Absence(id=new_id(), confidant_id=confidant.id, start_date=start, end_date=end)
@@ -78,6 +122,7 @@ class RotaRepo:
         return found
 
     async def remove_absence(self, absence: Absence) -> None:
+        self._duty.clear()
         await self._s.delete(absence)
 
     async def is_absent(self, confidant_id: str, day: date) -> bool:
@@ -87,11 +132,13 @@ class RotaRepo:
 
     async def on_duty(self, confidant_id: str, now: datetime, tz: ZoneInfo) -> bool:
         local = now.astimezone(tz)
-        if await self.is_absent(confidant_id, local.date()):
+        shifts, absences = await self._duty_of(confidant_id)
+        day = local.date()
+        if any(start <= day <= end for start, end in absences):
             return False
         t = local.time().replace(tzinfo=None)
-        return any(s.weekday == local.weekday() and s.start <= t < s.end
-                   for s in await self.shifts(confidant_id, "duty"))
+        return any(weekday == local.weekday() and start <= t < end
+                   for weekday, start, end in shifts)
 
     async def next_duty_start(self, confidant_ids: list[str], now: datetime,
                               tz: ZoneInfo) -> datetime | None:

@@ -27,7 +27,7 @@ from store.links import LinkRepo
 from store.models import ChannelStateEntry, DataKey, utcnow
 from store.outbox import OutboxRepo
 from store.register import RegisterRepo
-from store.rota import RotaRepo
+from store.rota import DutyCache, RotaRepo
 from store.vault import KeyCache, Vault
 
 SYSTEM_KEY_ID = "system"
@@ -37,7 +37,7 @@ class Tx:
     """One transaction and the repositories bound to it."""
 
     def __init__(self, session: AsyncSession, crypto: Crypto,
-                 keys: KeyCache | None = None) -> None:
+                 keys: KeyCache | None = None, duty: DutyCache | None = None) -> None:
         self.session = session
         self.vault = Vault(session, crypto, keys)
         self.events = EventRepo(session)
@@ -48,7 +48,7 @@ class Tx:
         self.cases = CaseRepo(session, self.vault)
         self.outbox = OutboxRepo(session, self.vault)
         self.links = LinkRepo(session, self.vault)
-        self.rota = RotaRepo(session)
+        self.rota = RotaRepo(session, duty)
         self.register = RegisterRepo(session, self.vault)
         self.appointments = AppointmentRepo(session)
 
@@ -70,6 +70,7 @@ class Store:
         self.crypto = crypto
         self._sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
         self.keys = KeyCache()
+        self.duty = DutyCache()
 
     @classmethod
     def open(cls, url: str, master_key: bytes) -> Store:
@@ -78,7 +79,7 @@ class Store:
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:
         async with self._sessions() as session:
-            tx = Tx(session, self.crypto, self.keys)
+            tx = Tx(session, self.crypto, self.keys, self.duty)
             try:
                 async with session.begin():
                     yield tx
