@@ -10,13 +10,14 @@ pseudonymous contact.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nio import Event, MatrixRoom, RoomMessage, RoomMessageMedia
 
-from bot.channels.matrix import inbound_from_event
+from bot.channels.matrix import MatrixChannel, inbound_from_event
 from handlers.types import Inbound
 
 BOT = "@confidant:127.0.0.1"
@@ -195,3 +196,89 @@ def test_reply_fallback_with_a_name_is_dropped() -> None:
     inbound = inbound_from_event(_room(), event, "K7F-3MQ")
     assert inbound is not None
     assert (inbound.text, inbound.reply_to, inbound.case_hint) == ("my answer", "$orig", "K7F-3MQ")
+
+
+# --- a short run against a real Synapse ------------------------------------------------
+
+NASTY_CONTENTS: list[dict[str, Any]] = [
+    {"msgtype": "m.text", "body": f"hi {DISPLAY_NAME}", "format": "org.matrix.custom.html",
+     "formatted_body": f'<a href="https://matrix.to/#/{SENDER}">{DISPLAY_NAME}</a> hi'},
+    {"msgtype": "m.text", "body": "mention", "m.mentions": {"user_ids": [SENDER]}},
+    {"msgtype": "m.notice", "body": "a notice \u202e\x00\x1b[2J"},
+    {"msgtype": "m.emote", "body": "waves 🙂"},
+    {"msgtype": "m.text", "body": "long " + "a" * 30_000},  # near the 64 kB event limit
+    {"msgtype": "org.example.unknown", "body": "unknown kind"},
+    {"msgtype": "m.location", "body": "here", "geo_uri": "geo:50.8466,4.3528"},
+    {"msgtype": "m.text", "body": " * edited", "m.new_content": {"msgtype": "m.text",
+                                                                "body": "edited"},
+     "m.relates_to": {"rel_type": "m.replace", "event_id": "$ORIGINAL"}},
+    {"msgtype": "m.text", "body": f"> <{OTHER}> {DISPLAY_NAME}\n> {AVATAR}\n\n",
+     "m.relates_to": {"m.in_reply_to": {"event_id": "$ORIGINAL"}}},
+    {"msgtype": "m.text", "body": "junk relation", "m.relates_to": "oops"},
+    {"msgtype": "m.text", "body": "junk reply", "m.relates_to": {"m.in_reply_to": 5}},
+]
+
+
+async def test_nasty_bodies_through_a_real_synapse(synapse: Any, tmp_path: Any) -> None:
+    """A real nio client sends the bodies above, encrypted, to the real bot:
+    every one is handled (none waits for a retry), the confidant reads the
+    plain text ones, and nothing they read carries the employee's display
+    name, avatar or Matrix id."""
+    from tests.support.app_runner import running_app
+    from tests.support.matrix_app import (
+        CASE_CODE,
+        MatrixPeer,
+        add_matrix_confidant,
+        eventually,
+        matrix_setup,
+        numbered_choice,
+    )
+
+    tr = __import__("handlers.i18n", fromlist=["Translator"]).Translator(
+        "en", ("nl", "fr", "en"), "Europe/Brussels", "Acme Logistics")
+    setup, bot_id = await matrix_setup(tmp_path, synapse, default_language="en")
+    anna = await MatrixPeer.create(synapse, tmp_path / "peers", "anna", "Anna Confidant")
+    emp = await MatrixPeer.create(synapse, tmp_path / "peers", "emp", DISPLAY_NAME)
+    try:
+        await emp.client.set_avatar(AVATAR)
+        await add_matrix_confidant(setup, "Anna", anna.user_id)
+        async with running_app(setup) as app:
+            dm = await emp.dm(bot_id)
+            await emp.say(dm, "/talk")
+            menu = await emp.wait_text(lambda t: t.startswith(tr.t("en", "talk.choose")), dm)
+            await emp.say(dm, numbered_choice(menu, tr.t("en", "talk.first_available")))
+            opened = await emp.wait_text(lambda t: bool(CASE_CODE.search(t)), dm)
+            code = CASE_CODE.findall(opened)[0]
+            note = await anna.wait_text(lambda t: f"/claim {code}" in t, what="notified")
+            anna_dm = await anna.wait_room_with(lambda t: f"/claim {code}" in t)
+            await anna.say(anna_dm, numbered_choice(note, code))
+            case_room = await eventually(
+                lambda: next((r.room_id for r in anna.client.rooms.values() if r.name == code),
+                             None), what="case room")
+            original = await emp.say(dm, "the original")
+            refused = []
+            for content in NASTY_CONTENTS:
+                content = json.loads(json.dumps(content).replace("$ORIGINAL", original))
+                resp = await emp.client.room_send(dm, "m.room.message", content,
+                                                  ignore_unverified_devices=True)
+                if not hasattr(resp, "event_id"):
+                    refused.append(content["body"][:20])
+            assert not refused, f"the homeserver refused {refused}: the run proves less"
+            await emp.say(dm, "sentinel after the nasty ones")
+            await anna.wait_text(lambda t: t.endswith("sentinel after the nasty ones"),
+                                 case_room, "the sentinel")
+            channel = app.channels["matrix"]
+            assert isinstance(channel, MatrixChannel) and channel.pending_retries == 0
+            relayed = anna.texts(case_room)
+            assert any("waves 🙂" in t for t in relayed)
+            assert any("a notice" in t for t in relayed)
+            for source in anna.sources():
+                blob = json.dumps(source, ensure_ascii=False)
+                for needle in (AVATAR, emp.user_id, "Quixotic-Marsh said"):
+                    assert needle not in blob, "the employee's profile reached the confidant"
+            # The display name reaches Anna only where the employee typed it themselves.
+            named = [t for t in relayed if DISPLAY_NAME in t]
+            assert named == [f"[{code}] hi {DISPLAY_NAME}"], named
+    finally:
+        await emp.close()
+        await anna.close()
