@@ -350,6 +350,9 @@ async def test_websocket_frames_never_fail_or_reach_the_case(
     assert not _failures(w, logs), _failures(w, logs)
     assert all(f.get("code") not in ("retry", "unavailable") for f in got), got
     for f in got:
+        item = f.get("item") if isinstance(f.get("item"), dict) else {}
+        if item.get("from") == "me":
+            continue  # the stranger's own words echoed back (they may type the code)
         assert w.code not in json.dumps(f), "a stranger's tab saw the protected case"
         assert SECRET not in json.dumps(f)
     assert await _protected(w) == before
