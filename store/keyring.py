@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, select, update
+from sqlalchemy import ColumnElement, Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store.crypto import (
@@ -26,7 +26,17 @@ from store.crypto import (
     load_master_key,
     write_key_file,
 )
-from store.models import ADDRESS_HASH_COLUMNS, AppMeta, Base, DataKey, new_id, utcnow
+from store.models import (
+    ADDRESS_HASH_COLUMNS,
+    AppMeta,
+    Base,
+    ButtonToken,
+    DataKey,
+    MessageLink,
+    OutboxMessage,
+    new_id,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +281,7 @@ async def rotate_master(
             session_factory, model, hash_column, enc_column, old, new, batch, write=True
         )
     async with session_factory.begin() as session:
+        await _rekey_ephemera(session, new)
         row = await session.get(AppMeta, MASTER_CHECK_KEY)
         value = new.derive(MASTER_CHECK_KEY)
         if row is None:
@@ -278,6 +289,25 @@ async def rotate_master(
         else:
             row.value = value
     log.info("master key rotated: keys=%d hashes=%d", rewrapped, rehashed)
+
+
+async def _rekey_ephemera(session: AsyncSession, new: Crypto) -> None:
+    """Short-lived keyed hashes after a rotation.
+
+    Button tokens and reply links are keyed by hashes of addresses the
+    database does not keep, so they cannot be recomputed: they are dropped
+    (an old button then answers "no longer valid").  Pending outbox rows keep
+    their recipient sealed, so their queue key is recomputed and per-person
+    order survives the rotation."""
+    await session.execute(delete(ButtonToken))
+    await session.execute(delete(MessageLink))
+    rows = (await session.scalars(select(OutboxMessage).where(
+        OutboxMessage.status == "pending", OutboxMessage.recipient_enc.is_not(None)))).all()
+    for row in rows:
+        assert row.recipient_enc is not None
+        data_key = await load_key(session, new, row.data_key_id)
+        address = new.open(data_key, row.recipient_enc, f"outbox.recipient_enc:{row.ref}")
+        row.recipient_hash = new.address_hash(row.channel, address.decode())
 
 
 def _sibling(path: Path, suffix: str) -> Path:
