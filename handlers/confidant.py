@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from handlers import appointments
-from handlers.core import MAX_TEXT, Ctx, UserError, split_command
+from handlers.core import MAX_TEXT, Ctx, UserError, split_command, touch
 from handlers.i18n import LANGUAGE_NAMES
 from handlers.types import Media, Outbound, OutboundKind
 from store.cases import normalise_code
@@ -357,7 +357,7 @@ async def relay_from_confidant(ctx: Ctx, text: str, media: Media | None) -> None
     if contact is None:
         raise UserError("case.gone", code=case.code)
     confidant = me(ctx)
-    case.last_activity_at = ctx.now
+    touch(case, ctx.now)
     body = ctx.t("relay.to_employee", lang=case.language, name=confidant.name, text=text) \
         if text else ctx.t("relay.media_from", lang=case.language, name=confidant.name)
     await ctx.to_contact(contact, body, case=case, media=media, kind=OutboundKind.RELAY)
@@ -460,7 +460,7 @@ async def cmd_handover(ctx: Ctx, arg: str = "") -> None:
         raise UserError("handover.self")
     case.confidant_id = colleague.id
     case.chosen_confidant_id = colleague.id
-    case.last_activity_at = ctx.now
+    touch(case, ctx.now)
     if confidant.current_case_id == case.id:
         confidant.current_case_id = None
     colleague.current_case_id = case.id

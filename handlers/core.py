@@ -103,6 +103,8 @@ class UserError(Exception):
         super().__init__(key)
         self.key = key
         self.values = values
+        self.lang: str | None = None
+        """The language to refuse in, when the step knew better than the event."""
 
 
 @dataclass
@@ -244,6 +246,17 @@ class Ctx:
 Step = Callable[[Ctx], Awaitable[None]]
 
 
+ACTIVITY_GRAIN = timedelta(minutes=10)
+"""Activity times serve day-scale timers (idle close): refreshing them once
+per ten minutes instead of on every message saves a write per message."""
+
+
+def touch(case: Case, now: datetime) -> None:
+    """Note activity on a case for the idle-close timer."""
+    if now - case.last_activity_at >= ACTIVITY_GRAIN:
+        case.last_activity_at = now
+
+
 def clean_text(text: str | None) -> str | None:
     """Drop control characters (except newline and tab) that platforms allow
     but no person means; keeps every letter and script as typed."""
@@ -290,10 +303,16 @@ class Core:
         """
         delay = 0.05
         raced = False
+        refusal: UserError | None = None
         for attempt in range(12):
             try:
-                await self._handle_once(inbound)
+                await self._handle_once(inbound, refusal)
                 break
+            except UserError as err:
+                # A refusal must change nothing: the step's transaction is
+                # gone; a fresh one records the event and the polite answer.
+                refusal = err
+                continue
             except Exception as exc:
                 if is_conflict(exc) and not raced:
                     # The same event handled concurrently (two deliveries racing):
@@ -310,7 +329,7 @@ class Core:
                     continue
                 raise
 
-    async def _handle_once(self, inbound: Inbound) -> None:
+    async def _handle_once(self, inbound: Inbound, refusal: UserError | None = None) -> None:
         """One attempt: the event's transaction, then its messages on their way.
 
         Messages that can go out at once (due, nothing older pending for the
@@ -323,7 +342,7 @@ class Core:
         wake = True
         try:
             async with self.store.tx() as tx:
-                written = await self._record_event(tx, inbound)
+                written = await self._record_event(tx, inbound, refusal)
                 if written is None:  # seen before: nothing changed
                     wake = False
                 elif lane is not None and written:
@@ -340,28 +359,32 @@ class Core:
         if wake:
             self.outbox_changed.set()
 
-    async def _record_event(self, tx: Tx, inbound: Inbound) -> int | None:
-        """Run the event's step in ``tx``; returns how many outbox rows it
-        wrote, or None for an event handled before."""
+    async def _record_event(self, tx: Tx, inbound: Inbound,
+                            refusal: UserError | None = None) -> int | None:
+        """Run the event's step in ``tx`` (or, after a refusal, only answer
+        it); returns how many outbox rows it wrote, or None for an event
+        handled before.  A `UserError` raised by a step leaves ``tx`` to roll
+        back whole."""
         from handlers import admin, confidant, employee  # steps import Ctx from here
 
         if not await tx.events.claim(inbound.channel, inbound.event_id, self.clock.now()):
             log.info("duplicate event ignored channel=%s", inbound.channel)
             return None
         ctx = await self._context(tx, inbound)
-        try:
-            # A refusal must change nothing: the step runs in a savepoint.
-            async with tx.session.begin_nested():
+        if refusal is not None:
+            ctx.lang = refusal.lang or ctx.lang
+            await ctx.reply(self.tr.t(ctx.lang, refusal.key, **refusal.values))
+        else:
+            try:
                 if ctx.role is Role.CONFIDANT:
                     await confidant.dispatch(ctx)
                 elif ctx.role is Role.ADMIN and admin.wants(ctx):
                     await admin.dispatch(ctx)
                 else:
                     await employee.dispatch(ctx)
-        except UserError as err:
-            ctx._queued.clear()
-            tx.session.expire_all()
-            await ctx.reply(self.tr.t(ctx.lang, err.key, **err.values))
+            except UserError as err:
+                err.lang = ctx.lang  # the step may have learnt it (a button's language)
+                raise
         written = len(ctx._queued)
         await self._flush(ctx)
         return written

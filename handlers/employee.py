@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from handlers import appointments, declare
-from handlers.core import MAX_TEXT, Ctx, UserError, split_command
+from handlers.core import MAX_TEXT, Ctx, UserError, split_command, touch
 from handlers.i18n import LANGUAGE_NAMES
 from handlers.types import Media
 from store.models import Case, Confidant
@@ -311,7 +311,7 @@ async def message(ctx: Ctx, text: str, media: Media | None) -> None:
         return
     if not text and media is None:
         return
-    case.last_activity_at = ctx.now
+    touch(case, ctx.now)
     if urgent and not case.urgent:
         case.urgent = True
         await ctx.tx.audit.record("employee", "case.urgent", case.code)

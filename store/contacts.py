@@ -4,7 +4,7 @@ sealed address, erased by shredding their keys."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -48,7 +48,8 @@ class ContactRepo:
         if (await self.address(contact)).address != chat:
             contact.address_enc = await self._v.seal(contact.data_key_id, chat,
                                                      "contacts.address_enc", contact.id)
-        contact.last_seen_at = now
+        if now - contact.last_seen_at >= timedelta(minutes=10):  # a write saved per message
+            contact.last_seen_at = now
 
     async def address(self, contact: Contact) -> ChannelAddress:
         addr = await self._v.open_text(contact.data_key_id, contact.address_enc,
