@@ -277,7 +277,9 @@ class DeliveryWorker:
                         if o.kind == "sent":
                             await tx.outbox.mark_sent(o.row.seq, now)
                             pid = o.result.platform_message_id if o.result else None
-                            if pid and o.out is not None and o.row.case_id:
+                            # Only confidants answer by replying to a relayed message.
+                            if pid and o.out is not None and o.row.case_id \
+                                    and o.out.extra.get("role") == "confidant":
                                 await tx.links.record(o.out.to.channel, o.out.to.address, pid,
                                                       o.row.case_id)
                         elif o.kind == "retry":

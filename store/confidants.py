@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from time import monotonic
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,13 +17,53 @@ from store.vault import Vault
 LOGIN_TOKEN_LIFETIME = timedelta(hours=24)
 
 
+class ConfidantCache:
+    """Who is a confidant, and where each is reached, kept for a moment.
+
+    Every inbound event asks whether its sender is a confidant, and every
+    relay where the confidant is reached; registrations change rarely.
+    Writes through `ConfidantRepo` in this process clear it at once; a
+    change made by another process (the admin CLI) is seen within ``ttl``.
+    """
+
+    def __init__(self, ttl: float = 2.0) -> None:
+        self.ttl = ttl
+        self._who: dict[bytes, tuple[float, str | None]] = {}
+        self._where: dict[str, tuple[float, list[ChannelAddress]]] = {}
+
+    def who(self, address_hash: bytes) -> tuple[bool, str | None]:
+        entry = self._who.get(address_hash)
+        if entry is None or entry[0] < monotonic():
+            return False, None
+        return True, entry[1]
+
+    def remember_who(self, address_hash: bytes, confidant_id: str | None) -> None:
+        self._who[address_hash] = (monotonic() + self.ttl, confidant_id)
+
+    def where(self, confidant_id: str) -> list[ChannelAddress] | None:
+        entry = self._where.get(confidant_id)
+        if entry is None or entry[0] < monotonic():
+            return None
+        return list(entry[1])
+
+    def remember_where(self, confidant_id: str, addresses: list[ChannelAddress]) -> None:
+        self._where[confidant_id] = (monotonic() + self.ttl, list(addresses))
+
+    def clear(self) -> None:
+        self._who.clear()
+        self._where.clear()
+
+
 class ConfidantRepo:
-    def __init__(self, session: AsyncSession, vault: Vault) -> None:
+    def __init__(self, session: AsyncSession, vault: Vault,
+                 cache: ConfidantCache | None = None) -> None:
         self._s = session
         self._v = vault
+        self._cache = cache if cache is not None else ConfidantCache(ttl=0.0)
 
     async def add(self, name: str, *, bio: str, languages: list[str], attested_by: str,
                   now: datetime) -> Confidant:
+        self._cache.clear()
         key_id = await self._v.new_key("confidant")
         c = Confidant(id=new_id(), name=name, bio=bio, languages=",".join(languages),
                       attested_by=attested_by, attested_at=now, data_key_id=key_id,
@@ -33,6 +74,7 @@ class ConfidantRepo:
 
     async def set_address(self, confidant: Confidant, channel: str, address: str | None) -> None:
         """Add, replace or (with None) remove the confidant's address on a channel."""
+        self._cache.clear()
         await self._s.execute(delete(ConfidantAddress).where(
             ConfidantAddress.confidant_id == confidant.id, ConfidantAddress.channel == channel))
         await self._s.flush()
@@ -59,11 +101,15 @@ class ConfidantRepo:
         return await self._s.get(Confidant, confidant_id)
 
     async def find_by_address(self, channel: str, address: str) -> Confidant | None:
-        row = await self._s.scalar(select(ConfidantAddress).where(
-            ConfidantAddress.address_hash == self._v.address_hash(channel, address)))
-        if row is None:
+        address_hash = self._v.address_hash(channel, address)
+        known, confidant_id = self._cache.who(address_hash)
+        if not known:
+            confidant_id = await self._s.scalar(select(ConfidantAddress.confidant_id).where(
+                ConfidantAddress.address_hash == address_hash))
+            self._cache.remember_who(address_hash, confidant_id)
+        if confidant_id is None:
             return None
-        c = await self._s.get(Confidant, row.confidant_id)
+        c = await self._s.get(Confidant, confidant_id)
         return c if c is not None and c.active else None
 
     async def all(self, active_only: bool = True) -> list[Confidant]:
@@ -73,6 +119,14 @@ class ConfidantRepo:
         return list((await self._s.scalars(q)).all())
 
     async def addresses(self, confidant: Confidant) -> list[ChannelAddress]:
+        cached = self._cache.where(confidant.id)
+        if cached is not None:
+            return cached
+        found = await self._load_addresses(confidant)
+        self._cache.remember_where(confidant.id, found)
+        return found
+
+    async def _load_addresses(self, confidant: Confidant) -> list[ChannelAddress]:
         rows = (await self._s.scalars(
             select(ConfidantAddress).where(ConfidantAddress.confidant_id == confidant.id)
             .order_by(ConfidantAddress.channel))).all()
@@ -89,6 +143,7 @@ class ConfidantRepo:
 
     async def remove(self, confidant: Confidant) -> None:
         """Deactivate (cases keep their history) and forget every address."""
+        self._cache.clear()
         confidant.active = False
         await self._s.execute(delete(ConfidantAddress).where(
             ConfidantAddress.confidant_id == confidant.id))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import MessageLink
+from store.models import MessageLink, utcnow
 from store.vault import Vault
 
 
@@ -14,10 +16,12 @@ class LinkRepo:
         self._v = vault
 
     async def record(self, channel: str, chat: str, platform_message_id: str, case_id: str) -> None:
-        key = (channel, self._v.address_hash(channel, chat), platform_message_id)
-        if await self._s.get(MessageLink, key) is None:
-            self._s.add(MessageLink(channel=channel, chat_hash=key[1],
-                                    platform_message_id=platform_message_id, case_id=case_id))
+        """One insert-or-ignore: a re-sent message keeps its first link."""
+        values = {"channel": channel, "chat_hash": self._v.address_hash(channel, chat),
+                  "platform_message_id": platform_message_id, "case_id": case_id,
+                  "created_at": utcnow()}
+        insert = pg_insert if self._s.get_bind().dialect.name == "postgresql" else sqlite_insert
+        await self._s.execute(insert(MessageLink).values(**values).on_conflict_do_nothing())
 
     async def case_for(self, channel: str, chat: str, platform_message_id: str) -> str | None:
         row = await self._s.get(

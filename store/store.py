@@ -18,7 +18,7 @@ from store.appointments import AppointmentRepo
 from store.audit import AuditRepo
 from store.buttons import ButtonRepo
 from store.cases import CaseRepo
-from store.confidants import ConfidantRepo
+from store.confidants import ConfidantCache, ConfidantRepo
 from store.contacts import ContactRepo
 from store.crypto import Crypto
 from store.db import create_engine, session_factory
@@ -37,14 +37,15 @@ class Tx:
     """One transaction and the repositories bound to it."""
 
     def __init__(self, session: AsyncSession, crypto: Crypto,
-                 keys: KeyCache | None = None, duty: DutyCache | None = None) -> None:
+                 keys: KeyCache | None = None, duty: DutyCache | None = None,
+                 people: ConfidantCache | None = None) -> None:
         self.session = session
         self.vault = Vault(session, crypto, keys)
         self.events = EventRepo(session)
         self.audit = AuditRepo(session)
         self.buttons = ButtonRepo(session)
         self.contacts = ContactRepo(session, self.vault)
-        self.confidants = ConfidantRepo(session, self.vault)
+        self.confidants = ConfidantRepo(session, self.vault, people)
         self.cases = CaseRepo(session, self.vault)
         self.outbox = OutboxRepo(session, self.vault)
         self.links = LinkRepo(session, self.vault)
@@ -71,6 +72,7 @@ class Store:
         self._sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
         self.keys = KeyCache()
         self.duty = DutyCache()
+        self.people = ConfidantCache()
 
     @classmethod
     def open(cls, url: str, master_key: bytes) -> Store:
@@ -79,7 +81,7 @@ class Store:
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:
         async with self._sessions() as session:
-            tx = Tx(session, self.crypto, self.keys, self.duty)
+            tx = Tx(session, self.crypto, self.keys, self.duty, self.people)
             try:
                 async with session.begin():
                     yield tx
