@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nio import RoomCreateResponse, RoomPreset
 
 from handlers.i18n import Translator
 from tests.support.app_runner import make_setup
@@ -43,7 +42,6 @@ from tests.support.faults import (
 )
 from tests.support.matrix_app import (
     CASE_CODE,
-    ENCRYPTION,
     MatrixPeer,
     add_matrix_confidant,
     eventually,
@@ -226,17 +224,7 @@ async def test_five_sigkills_during_a_hundred_matrix_messages_exactly_once(
     proc = PacedBotProcess(setup)
     proc.start()
     try:
-        resp = await emp.client.room_create(
-            is_direct=True, preset=RoomPreset.trusted_private_chat, invite=[bot_id],
-            initial_state=[ENCRYPTION])
-        assert isinstance(resp, RoomCreateResponse)
-        dm = str(resp.room_id)
-
-        def bot_joined() -> bool:
-            room = emp.client.rooms.get(dm)
-            return room is not None and bot_id in room.users and bot_id not in room.invited_users
-
-        await proc.wait_until(bot_joined, timeout=60)
+        dm = await emp.dm(bot_id, timeout=60)
         await emp.say(dm, "/talk")
         menu = await emp.wait_text(lambda s: s.startswith(t("talk.choose")), dm, "talk menu")
         await emp.say(dm, numbered_choice(menu, t("talk.first_available")))

@@ -23,7 +23,6 @@ from handlers.i18n import LANGUAGE_NAMES, Translator
 from tests.support.app_runner import BotProcess, running_app
 from tests.support.matrix_app import (
     CASE_CODE,
-    ENCRYPTION,
     MatrixPeer,
     add_matrix_confidant,
     eventually,
@@ -339,17 +338,7 @@ async def test_bot_sigkill_and_homeserver_restart_lose_and_duplicate_nothing(
     proc = BotProcess(setup)
     proc.start()
     try:
-        resp = await emp.client.room_create(
-            is_direct=True, preset=RoomPreset.trusted_private_chat, invite=[bot_id],
-            initial_state=[ENCRYPTION])
-        assert isinstance(resp, RoomCreateResponse)
-        dm = str(resp.room_id)
-
-        def bot_joined() -> bool:
-            room = emp.client.rooms.get(dm)
-            return room is not None and bot_id in room.users and bot_id not in room.invited_users
-
-        await proc.wait_until(bot_joined, timeout=40)
+        dm = await emp.dm(bot_id, timeout=40)
         await emp.say(dm, "hello")
         await emp.wait_text(starts(TR.t("en", "welcome.first")[:30]), dm, "welcome")
         await emp.say(dm, "/talk")

@@ -212,7 +212,7 @@ class MatrixPeer:
         result: str = await eventually(found, what=what or "a room with a matching message")
         return result
 
-    async def dm(self, bot_id: str, *, encrypted: bool = True) -> str:
+    async def dm(self, bot_id: str, *, encrypted: bool = True, timeout: float = 20.0) -> str:
         """Open a direct chat with the bot, as Element does."""
         resp = await self.client.room_create(
             is_direct=True,
@@ -227,7 +227,7 @@ class MatrixPeer:
             room = self.client.rooms.get(room_id)
             return room is not None and bot_id in room.users and bot_id not in room.invited_users
 
-        await eventually(bot_joined, what="the bot joined the DM")
+        await eventually(bot_joined, timeout, what="the bot joined the DM")
         return room_id
 
     async def say(self, room_id: str, text: str) -> str:
