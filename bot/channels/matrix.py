@@ -41,6 +41,7 @@ from nio import (
     LoginResponse,
     MatrixRoom,
     MegolmEvent,
+    MessageDirection,
     RoomCreateError,
     RoomEncryptedAudio,
     RoomEncryptedFile,
@@ -54,6 +55,7 @@ from nio import (
     RoomMessageImage,
     RoomMessageMedia,
     RoomMessageNotice,
+    RoomMessagesResponse,
     RoomMessageText,
     RoomMessageVideo,
     RoomPreset,
@@ -120,9 +122,20 @@ _COMMAND = re.compile(r"^!(?=[A-Za-z])")
 _CHECKPOINT_IDLE = 60.0
 """Seconds between saved sync positions when no event arrived (fewer writes)."""
 
-_SYNC_FILTER = {"room": {"timeline": {"limit": 1000}}}
-"""Synapse cuts a sync's timeline to 10 events per room by default: after a
-crash, the events since the saved position would be skipped beyond that."""
+_TIMELINE_LIMIT = 1000
+"""Events per room asked of each sync.  Synapse cuts a sync's timeline to 10
+events per room by default; whatever still does not fit (the room's timeline
+comes back ``limited``) is fetched by paging back (`MatrixChannel._backfill`)."""
+
+_BACKFILL_PAGE = 100
+"""Events per ``/messages`` page when paging back over a cut-off timeline."""
+
+_BACKFILL_PAGES = 10
+"""At most this many pages per room per sync: a bounded catch-up, never a crawl
+through a room's whole history."""
+
+_BACKFILL_ATTEMPTS = 3
+"""Tries per page before the catch-up of a room gives up (and says so in the log)."""
 
 
 class _Checkpoint:
@@ -175,6 +188,7 @@ class MatrixChannel:
         pickle_key: str,
         state: ChannelState,
         sync_timeout_ms: int = 30_000,
+        timeline_limit: int = _TIMELINE_LIMIT,
     ) -> None:
         if trust not in ("tofu", "all"):
             raise ValueError("trust must be 'tofu' or 'all'")
@@ -190,6 +204,9 @@ class MatrixChannel:
         self._pickle_key = pickle_key
         self._state = state
         self._sync_timeout_ms = sync_timeout_ms
+        if timeline_limit < 1:
+            raise ValueError("timeline_limit must be at least 1")
+        self._sync_filter = {"room": {"timeline": {"limit": timeline_limit}}}
         self._client: AsyncClient | None = None
         self._on_inbound: InboundHandler | None = None
         self._task: asyncio.Task[None] | None = None
@@ -376,10 +393,13 @@ class MatrixChannel:
     async def _sync_once(self, *, full_state: bool, since: str | None = None) -> bool:
         """One sync round: housekeeping, events, retries.  False on a sync error."""
         client = self._require_client()
+        # Where this sync starts: every event after it is new to the bot, so a
+        # cut-off timeline is paged back to here and no further.
+        boundary = since or client.next_batch or client.loaded_sync_token
         try:
             resp = await client.sync(
                 timeout=0 if full_state else self._sync_timeout_ms,
-                sync_filter=_SYNC_FILTER,
+                sync_filter=self._sync_filter,
                 full_state=full_state,
                 since=since,
             )
@@ -399,7 +419,12 @@ class MatrixChannel:
             room = client.rooms.get(room_id)
             if room is None:
                 continue
-            for event in info.timeline.events:
+            timeline = info.timeline
+            if timeline.limited and timeline.prev_batch and boundary:
+                # The older events come first: the core sees the room in order.
+                for event in await self._backfill(room_id, timeline.prev_batch, boundary):
+                    await self._handle_event(room, event)
+            for event in timeline.events:
                 await self._handle_event(room, event)
             await self._ensure_room_encrypted(room)
         await self._apply_trust_everywhere()
@@ -408,6 +433,67 @@ class MatrixChannel:
             self._checkpointed = now
             self._queue.put_nowait(_Checkpoint(resp.next_batch))
         return True
+
+    async def _backfill(self, room_id: str, prev_batch: str, boundary: str) -> list[Any]:
+        """The events a cut-off (``limited``) sync timeline left out, oldest first.
+
+        Without this, an employee who wrote more messages than a sync carries
+        (while the bot was down, say) would lose all but the last ones.  Pages
+        back from the timeline's ``prev_batch`` to ``boundary`` (where this
+        sync started: older events were handed over before) and stops early at
+        an event already handled.  nio decrypts the Megolm events of each page
+        as it does for a sync.  Bounded to `_BACKFILL_PAGES` pages."""
+        client = self._require_client()
+        collected: list[Any] = []
+        start: str | None = prev_batch
+        pages = 0
+        complete = False
+        while start and pages < _BACKFILL_PAGES:
+            resp = await self._messages_page(client, room_id, start, boundary)
+            if resp is None:
+                break
+            pages += 1
+            reached_seen = False
+            for event in resp.chunk:  # newest first
+                if getattr(event, "event_id", None) in self._seen:
+                    reached_seen = True
+                    break
+                collected.append(event)
+            if reached_seen or not resp.chunk or not resp.end or resp.end == start:
+                complete = True
+                break
+            start = resp.end
+        if complete:
+            log.info("matrix: backfilled %d event(s) in %d page(s)", len(collected), pages)
+        else:
+            log.warning(
+                "matrix: backfill incomplete, %d event(s) in %d page(s)", len(collected), pages
+            )
+        collected.reverse()
+        return collected
+
+    async def _messages_page(
+        self, client: AsyncClient, room_id: str, start: str, boundary: str
+    ) -> RoomMessagesResponse | None:
+        """One ``/messages`` page back towards ``boundary``, retried briefly on
+        errors (a hiccup must not drop the catch-up); None when it keeps failing."""
+        for attempt in range(_BACKFILL_ATTEMPTS):
+            try:
+                resp = await client.room_messages(
+                    room_id,
+                    start=start,
+                    end=boundary,
+                    direction=MessageDirection.back,
+                    limit=_BACKFILL_PAGE,
+                )
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                log.warning("matrix: backfill page unreachable (%s)", type(exc).__name__)
+            else:
+                if isinstance(resp, RoomMessagesResponse):
+                    return resp
+                log.warning("matrix: backfill page error (%s)", resp.status_code)
+            await asyncio.sleep(0.2 * (attempt + 1))
+        return None
 
     async def _housekeeping(self) -> None:
         """What nio's sync_forever does between syncs: keys and to-device messages."""
