@@ -7,8 +7,6 @@ employee's words, never the employee's identity.
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -300,8 +298,7 @@ async def claim(ctx: Ctx, case: Case) -> None:
         if other.id != confidant.id and case.announced_at is not None:
             await ctx.to_confidant(other, ctx.t("claim.taken_by", lang=ctx.confidant_lang(other),
                                                 code=case.code, name=confidant.name))
-    for raw, urgent, _at in await ctx.tx.cases.take_held_messages(case):
-        text, media = _held(raw)
+    for text, media, urgent in await ctx.tx.cases.take_held_messages(case):
         await relay_to_confidant(ctx, case, confidant, text, media, urgent)
     if case.contact_id:
         contact = await ctx.tx.contacts.by_id(case.contact_id)
@@ -309,15 +306,6 @@ async def claim(ctx: Ctx, case: Case) -> None:
             await ctx.to_contact(contact, ctx.t("claim.to_employee", lang=case.language,
                                                 name=confidant.name), case=case)
 
-
-def _held(raw: str) -> tuple[str, Media | None]:
-    data = json.loads(raw)
-    media = None
-    if "data" in data:
-        media = Media(kind=data["kind"], data=base64.b64decode(data["data"]),
-                      filename=data.get("filename", "file"),
-                      mime_type=data.get("mime", "application/octet-stream"))
-    return str(data.get("text", "")), media
 
 
 async def cmd_case(ctx: Ctx, arg: str = "") -> None:
@@ -559,4 +547,3 @@ ACTIONS: dict[str, Cmd] = {
     "appt": appointments.confidant_action,
 }
 
-__all__ = ["dispatch", "split_command"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import unicodedata
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -120,7 +120,6 @@ class Ctx:
     lang: str
     contact: Contact | None = None
     confidant: Confidant | None = None
-    urgent_handled: bool = False
     _duty: dict[str, datetime | None] = field(default_factory=dict)
     """`off_duty_until` answers already looked up in this event."""
     _queued: list[tuple[Outbound, str | None, str | None, datetime | None]] = field(
@@ -242,8 +241,6 @@ class Ctx:
                 return lang
         return self.settings.default_language
 
-
-Step = Callable[[Ctx], Awaitable[None]]
 
 
 ACTIVITY_GRAIN = timedelta(minutes=10)

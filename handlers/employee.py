@@ -7,12 +7,20 @@ confidant: confidants only ever get the case code and the words typed.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
 from handlers import appointments, declare
-from handlers.core import MAX_TEXT, Ctx, UserError, split_command, touch
+from handlers.confidant import (
+    announce_case,
+    announce_urgent,
+    candidates,
+    case_erased,
+    consent_answered,
+    employee_stopped,
+    relay_to_confidant,
+)
+from handlers.core import MAX_TEXT, Ctx, split_command, touch
 from handlers.i18n import LANGUAGE_NAMES
 from handlers.types import Media
 from store.models import Case, Confidant
@@ -273,8 +281,6 @@ async def open_case(ctx: Ctx, choice: str) -> None:
 async def announce_or_defer(ctx: Ctx, case: Case, chosen: Confidant | None) -> None:
     """Tell the on-duty confidants now, or tell the employee when to expect an
     answer and keep the case for the next shift."""
-    from handlers.confidant import announce_case, candidates
-
     targets = await candidates(ctx, case)
     on_duty = [c for c in targets if await ctx.tx.rota.on_duty(c.id, ctx.now, ctx.settings.tz)]
     if on_duty:
@@ -315,8 +321,6 @@ async def message(ctx: Ctx, text: str, media: Media | None) -> None:
     if urgent and not case.urgent:
         case.urgent = True
         await ctx.tx.audit.record("employee", "case.urgent", case.code)
-    from handlers.confidant import relay_to_confidant
-
     if case.status == "open" and case.confidant_id:
         confidant = await ctx.tx.confidants.by_id(case.confidant_id)
         if confidant is not None:
@@ -324,17 +328,8 @@ async def message(ctx: Ctx, text: str, media: Media | None) -> None:
             await relay_to_confidant(ctx, case, confidant, text, media, urgent)
             return
     first = await ctx.tx.cases.held_count(case) == 0
-    payload = {"text": text}
-    if media is not None:
-        import base64
-
-        payload.update(kind=media.kind, filename=media.filename, mime=media.mime_type,
-                       data=base64.b64encode(media.data).decode())
-    await ctx.tx.cases.hold_message(case, json.dumps(payload, ensure_ascii=False), urgent,
-                                    ctx.now)
+    await ctx.tx.cases.hold_message(case, text, media, urgent, ctx.now)
     if urgent and case.announced_at is not None:
-        from handlers.confidant import announce_urgent
-
         await announce_urgent(ctx, case)
     if first and not urgent:
         await ctx.reply(ctx.t("message.held"), case=case)
@@ -360,8 +355,6 @@ async def cmd_stop(ctx: Ctx, arg: str = "") -> None:
     if case is None:
         await ctx.reply(ctx.t("stop.none"), main_menu(ctx))
         return
-    from handlers.confidant import employee_stopped
-
     await employee_stopped(ctx, case)
     await ctx.tx.cases.close(case, case.theme or "unclassified", ctx.now)
     await ctx.tx.audit.record("employee", "case.stopped", case.code)
@@ -383,8 +376,6 @@ async def forget(ctx: Ctx, answer: str) -> None:
             await cmd_forget(ctx)
         return
     assert ctx.contact is not None
-    from handlers.confidant import case_erased
-
     here, lang = ctx.here, ctx.lang
     for case in await ctx.tx.cases.for_contact(ctx.contact.id):
         if case.status in ("waiting", "open"):
@@ -421,8 +412,6 @@ async def cmd_confirmation(ctx: Ctx, arg: str = "") -> None:
 
 
 async def answer_consent(ctx: Ctx, arg: str) -> None:
-    from handlers.confidant import consent_answered
-
     consent_id, _, answer = arg.partition(":")
     await consent_answered(ctx, consent_id, answer == "yes")
 
@@ -492,4 +481,3 @@ ACTIONS: dict[str, Cmd] = {
     "stop": cmd_stop,
 }
 
-__all__ = ["UserError", "dispatch", "main_menu"]

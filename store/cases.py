@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.types import Media
 from store.models import Case, CaseMessage, CaseStatistic, Consent, Contact, Note, new_id
 from store.outbox import OutboxRepo
 from store.vault import Vault
@@ -78,23 +81,36 @@ class CaseRepo:
         await self._s.refresh(case)
         return bool(getattr(result, "rowcount", 0))
 
-    async def hold_message(self, case: Case, text: str, urgent: bool, now: datetime) -> None:
+    async def hold_message(self, case: Case, text: str, media: Media | None, urgent: bool,
+                           now: datetime) -> None:
+        """Keep a message (and its file) sealed until the case is claimed."""
         seq = int(await self._s.scalar(select(func.coalesce(func.max(CaseMessage.seq), 0))
                                        .where(CaseMessage.case_id == case.id)) or 0) + 1
+        body: dict[str, str] = {"text": text}
+        if media is not None:
+            body.update(kind=media.kind, filename=media.filename, mime=media.mime_type,
+                        data=base64.b64encode(media.data).decode())
         mid = new_id()
         self._s.add(CaseMessage(id=mid, case_id=case.id, seq=seq, urgent=urgent, created_at=now,
-                                body_enc=await self._v.seal(case.data_key_id, text,
-                                                            "case_messages.body_enc", mid)))
+                                body_enc=await self._v.seal(
+                                    case.data_key_id, json.dumps(body, ensure_ascii=False),
+                                    "case_messages.body_enc", mid)))
 
-    async def take_held_messages(self, case: Case) -> list[tuple[str, bool, datetime]]:
-        """Held messages in order, deleted as they are handed to the outbox."""
+    async def take_held_messages(self, case: Case) -> list[tuple[str, Media | None, bool]]:
+        """Held messages in order (text, file, urgent), deleted as they are
+        handed to the outbox."""
         rows = (await self._s.scalars(select(CaseMessage).where(CaseMessage.case_id == case.id)
                                       .order_by(CaseMessage.seq))).all()
-        out = []
+        out: list[tuple[str, Media | None, bool]] = []
         for r in rows:
-            out.append((await self._v.open_text(case.data_key_id, r.body_enc,
-                                                "case_messages.body_enc", r.id),
-                        r.urgent, r.created_at))
+            body = json.loads(await self._v.open_text(case.data_key_id, r.body_enc,
+                                                      "case_messages.body_enc", r.id))
+            media = None
+            if "data" in body:
+                media = Media(kind=body["kind"], data=base64.b64decode(body["data"]),
+                              filename=body.get("filename", "file"),
+                              mime_type=body.get("mime", "application/octet-stream"))
+            out.append((str(body.get("text", "")), media, r.urgent))
             await self._s.delete(r)
         return out
 
@@ -122,10 +138,6 @@ class CaseRepo:
 
     async def consent(self, consent_id: str) -> Consent | None:
         return await self._s.get(Consent, consent_id)
-
-    async def consents(self, case: Case) -> list[Consent]:
-        return list((await self._s.scalars(select(Consent).where(Consent.case_id == case.id)
-                                           .order_by(Consent.requested_at))).all())
 
     def _count(self, case: Case, theme: str) -> None:
         heard = None if case.heard_at is None else case.heard_at <= case.deadline_at

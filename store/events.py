@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,10 +21,6 @@ def _event_key(event_id: str) -> bytes:
 class EventRepo:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
-
-    async def seen(self, channel: str, event_id: str) -> bool:
-        row = await self._s.get(HandledEvent, (channel, _event_key(event_id)))
-        return row is not None
 
     async def claim(self, channel: str, event_id: str, now: datetime) -> bool:
         """Record the event as handled unless it already was; True if it is new.
@@ -42,11 +38,6 @@ class EventRepo:
             result = await self._s.execute(lite.returning(HandledEvent.channel))
         return result.first() is not None
 
-    async def mark(self, channel: str, event_id: str) -> None:
-        """Recorded in the same transaction as the event's effects; a concurrent
-        duplicate fails on the primary key at commit and is retried as seen."""
-        self._s.add(HandledEvent(channel=channel, event_key=_event_key(event_id)))
-
     async def forget_before(self, cutoff: datetime) -> int:
         result = await self._s.execute(
             delete(HandledEvent).where(HandledEvent.handled_at < cutoff)
@@ -54,4 +45,4 @@ class EventRepo:
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def count(self) -> int:
-        return len((await self._s.execute(select(HandledEvent.event_key))).all())
+        return int(await self._s.scalar(select(func.count()).select_from(HandledEvent)) or 0)

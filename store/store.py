@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -151,4 +150,3 @@ class StoreChannelState:
             return list(rows.all())
 
 
-__all__ = ["Store", "StoreChannelState", "Tx", "datetime"]
