@@ -752,3 +752,104 @@ async def test_failures_are_answered_kindly_and_logged_without_address(
     assert "ConnectionError" in caplog.text
     for secret in ("127.0.0.1", "10.0.0.5", "secret-user", USER_AGENT):
         assert secret not in caplog.text, secret
+
+
+# ------------------------------------------------------- console page loads
+
+
+async def _console_load(env: Env, cookie: str, fresh: bool = True) -> Tab:
+    """Open the console as a page load (``fresh``) or a reconnect would."""
+    ws = await env.http.ws_connect(
+        env.base + "/console/ws", headers={"Origin": env.base, "Cookie": cookie}
+    )
+    await ws.send_json({"type": "hello", "language": "nl", "fresh": fresh})
+    ready = await _frame(ws)
+    assert ready["type"] == "ready", ready
+    return Tab(ws, ready)
+
+
+async def test_console_reloads_show_one_fresh_overview_and_keep_the_conversation(
+    env: Env,
+) -> None:
+    env.channel.console_opening = "/cases"
+    loads = 0
+
+    async def answer(inbound: Inbound) -> None:
+        """Answer /cases the way the core does: where the event's ``chat``
+        says, as the confidant's own answer."""
+        nonlocal loads
+        if inbound.text != "/cases":
+            return
+        loads += 1
+        overview = Outbound(
+            to=ChannelAddress(ChannelName("web"), inbound.chat),
+            text=f"Your cases (overview {loads})\n• K7F-3MQ — hear by 12 May",
+            menu=Menu(rows=((Button("Open K7F-3MQ", f"tok-{loads}"),),)),
+            extra={"role": "confidant"},
+        )
+        await env.channel.send(overview, f"overview-{loads}")
+
+    env.core.react = answer
+    sid, _ = _cookie_from(await env.login("good-token"), env.channel.cookie_name)
+    cookie = f"{env.channel.cookie_name}={sid}"
+    relayed = Outbound(
+        to=_to(CONFIDANT), text="My manager shouts at me.", case=CaseCode("K7F-3MQ"),
+        kind=OutboundKind.RELAY,
+    )
+    await env.channel.send(relayed, "relay-1")
+
+    for load in (1, 2, 3):
+        tab = await _console_load(env, cookie)
+        frame = await tab.next()
+        assert frame["type"] == "message"
+        assert frame["item"]["text"].startswith(f"Your cases (overview {load})")
+        await tab.ws.close()
+
+    def overviews(history: list[dict[str, Any]]) -> list[str]:
+        return [i["text"].splitlines()[0] for i in history if i["text"].startswith("Your cases")]
+
+    # A reconnect (not a page load) shows what is kept: the latest overview
+    # once, after the employee's words, which are still there.
+    back = await _console_load(env, cookie, fresh=False)
+    history = back.ready["history"]
+    assert overviews(history) == ["Your cases (overview 3)"]
+    assert [i["text"] for i in history if i["from"] == "relay"] == ["My manager shouts at me."]
+    assert history[-1]["text"].startswith("Your cases (overview 3)")
+    assert history[-1]["buttons"] == [[{"label": "Open K7F-3MQ", "token": "tok-3"}]]
+    await _nothing_more(back.ws)
+
+    # /cases asked for by the confidant is an answer like any other: kept.
+    await back.say("/cases", "c0ffee00-0000-4000-8000-0000000000c5")
+    frames = [await back.next(), await back.next()]
+    assert {f["type"] for f in frames} == {"message", "ack"}
+    await back.ws.close()
+    again = await _console_load(env, cookie)
+    assert (await again.next())["item"]["text"].startswith("Your cases (overview 5)")
+    await again.ws.close()
+    history = (await _console_load(env, cookie, fresh=False)).ready["history"]
+    assert overviews(history) == ["Your cases (overview 4)", "Your cases (overview 5)"]
+    assert [i["text"] for i in history if i["from"] == "me"] == ["/cases"]
+    assert [i["text"] for i in history if i["from"] == "relay"] == ["My manager shouts at me."]
+
+
+async def test_only_a_confidants_answer_to_a_page_load_replaces_the_last_one(env: Env) -> None:
+    """An address that is no confidant's any more is answered as an employee:
+    those answers are the conversation and must all stay."""
+    env.channel.console_opening = "/cases"
+    slots: list[str] = []
+
+    async def remember_chat(inbound: Inbound) -> None:
+        slots.append(inbound.chat)
+
+    env.core.react = remember_chat
+    sid, _ = _cookie_from(await env.login("good-token"), env.channel.cookie_name)
+    cookie = f"{env.channel.cookie_name}={sid}"
+    await (await _console_load(env, cookie)).ws.close()
+    [slot] = slots
+    assert slot != CONFIDANT and slot.startswith(CONFIDANT)
+    for n in (1, 2):
+        reply = Outbound(to=ChannelAddress(ChannelName("web"), slot), text=f"Welcome {n}",
+                         extra={"role": "employee"})
+        await env.channel.send(reply, f"employee-{n}")
+    tab = await _console_load(env, cookie, fresh=False)
+    assert [i["text"] for i in tab.ready["history"]] == ["Welcome 1", "Welcome 2"]

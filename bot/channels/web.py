@@ -79,6 +79,13 @@ _CLIENT_ID = re.compile(r"^[0-9A-Za-z-]{8,64}$")
 _LANG = re.compile(r"^[a-z]{2,3}$")
 _CASE = re.compile(r"^[A-Za-z0-9-]{3,16}$")
 
+OPENING_SLOT = "#opening"
+"""Appended to a console's address as the ``chat`` of the command said for it
+on a page load.  The core answers every event where its ``chat`` says (see
+`Inbound.chat`), so the overview comes back marked as the page load's own and
+is kept as the one current overview instead of piling up (see `send`).  ``#``
+never occurs in a web identity, so the slot cannot be mistaken for one."""
+
 
 def _key(kind: str, value: str) -> str:
     """State key for ``value`` that does not contain it: keys may be stored
@@ -255,8 +262,21 @@ class WebChannel:
         """Push a message to every open tab of the address and keep it in its
         history; a retried send with the same key is neither stored nor shown
         twice.  Controls riding on a message act after it is shown: ``forget``
-        erases the identity, ``case-erase`` drops that case from the history."""
-        address = out.to.address
+        erases the identity, ``case-erase`` drops that case from the history.
+
+        The answer to a console's page-load command (addressed to its
+        `OPENING_SLOT`) replaces the previous one in the history rather than
+        being added: a confidant who reloads must see their cases once, as
+        they are now, and the real conversation must not be pushed out of the
+        kept history by stale copies.  It is kept, not just shown, because a
+        reconnect redraws the page from the history and the overview may be
+        delivered after the tab that asked for it is gone.  Only the
+        confidant's own answers get this: were the address no confidant's
+        any more, the core's answers to it are ordinary messages."""
+        address, opening = out.to.address, False
+        if address.endswith(OPENING_SLOT):
+            address = address[: -len(OPENING_SLOT)]
+            opening = out.extra.get("role") == "confidant"
         if out.kind == OutboundKind.CONTROL:
             # Case-room housekeeping is a Matrix idea; the web shows nothing.
             return SendResult(platform_message_id=None)
@@ -276,6 +296,9 @@ class WebChannel:
                 # The notice outlives the case, so it must not be tagged with it.
                 out = dataclasses.replace(out, case=None)
             item = self._item_from_outbound(out)
+            if opening:
+                item["opening"] = True
+                history["items"] = [i for i in history["items"] if not i.get("opening")]
             history["items"].append(item)
             history["keys"][idempotency_key] = item["id"]
             await self._save_history(address, history)
@@ -538,7 +561,7 @@ class WebChannel:
                         await self._issue_receipt(address, record, case)
             log.info("web: %s tab opened", role)
             if opening is not None:
-                await self._say_for(tab, opening)
+                await self._say_for(tab, opening, role == "console")
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
                     continue
@@ -558,10 +581,11 @@ class WebChannel:
                 del self._tabs[address]
             log.info("web: %s tab closed", role)
 
-    async def _say_for(self, tab: _Tab, text: str) -> None:
+    async def _say_for(self, tab: _Tab, text: str, to_slot: bool = False) -> None:
         """Hand the core a command the page did not type (the greeting, the
         console's case list); it is not shown as the person's own words, and a
-        failure only costs the convenience, so it is logged and dropped."""
+        failure only costs the convenience, so it is logged and dropped.
+        ``to_slot`` has the answer come back to the `OPENING_SLOT`."""
         if self._on_inbound is None:
             return
         nonce = secrets.token_hex(8)
@@ -569,7 +593,7 @@ class WebChannel:
         inbound = Inbound(
             channel=self.name,
             sender=tab.address,
-            chat=tab.address,
+            chat=tab.address + OPENING_SLOT if to_slot else tab.address,
             event_id=event_id,
             text=text,
             language_hint=tab.language,

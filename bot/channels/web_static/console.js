@@ -51,6 +51,17 @@
     }
   }
 
+  /* The overview a page load asked for replaces the one shown before (also
+     when another tab was loaded): the server keeps only the newest, and so
+     does the screen, so stale lists of cases never pile up. */
+  function overview(item) {
+    const log = document.getElementById("log");
+    const li = log.querySelector('li[data-id="' + CSS.escape(item.id) + '"]');
+    if (!li) return;
+    log.querySelectorAll("li[data-opening]").forEach(function (old) { old.remove(); });
+    li.dataset.opening = "1";
+  }
+
   caseList.addEventListener("click", function (ev) {
     const b = ev.target.closest("button[data-case]");
     if (b) select(b.dataset.case);
@@ -96,7 +107,10 @@
       return hello;
     },
     decorate: function (frame) { if (current) frame["case"] = current; },
-    onItem: function (item) { remember(item["case"]); },
+    onItem: function (item) {
+      remember(item["case"]);
+      if (item.opening && item.id) overview(item);
+    },
     onButton: function (b, btn) {
       btn.classList.add("chosen");
       chat.submit({ type: "button", token: b.token, label: b.label }, b.label);
