@@ -7,14 +7,16 @@ employee's words, never the employee's identity.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from handlers import appointments
 from handlers.core import MAX_TEXT, Ctx, UserError, split_command, touch
+from handlers.doc_clean import DocumentRejected, clean_document
 from handlers.i18n import LANGUAGE_NAMES
-from handlers.types import Media, Outbound, OutboundKind
+from handlers.types import Media, Outbound, OutboundKind, Role
 from store.cases import normalise_code
 from store.models import Case, Confidant
 
@@ -150,9 +152,24 @@ async def announce_urgent(ctx: Ctx, case: Case) -> None:
                                   f"claim:{case.id}")]], kind=OutboundKind.URGENT)
 
 
+CLEAN_TIMEOUT = 60.0
+"""Seconds a document may take to clean before it is refused rather than relayed."""
+
+
 def neutral_media(media: Media) -> Media:
     """A file's own name can carry identity (``Jan_Peeters_payslip.pdf``): the
-    confidant gets the bytes under a neutral name that keeps only the extension."""
+    confidant gets the bytes under a neutral name that keeps only the extension.
+
+    So can its insides: a PDF, Office or OpenDocument file (told by its content,
+    not its name) is rewritten without author, company, comment authors and
+    other metadata (see `handlers.doc_clean`), and named after what it really
+    is.  Raises `DocumentRejected` for such a file that cannot be cleaned.
+    """
+    cleaned = clean_document(media.data, media.filename, media.mime_type) \
+        if media.kind == "document" else None
+    if cleaned is not None:
+        return replace(media, data=cleaned.data, filename=f"{media.kind}.{cleaned.ext}",
+                       mime_type=cleaned.mime_type)
     stem, dot, ext = media.filename.rpartition(".")
     suffix = f".{ext.lower()}" if dot and stem and ext.isascii() and ext.isalnum() \
         and len(ext) <= 5 else ""
@@ -161,13 +178,39 @@ def neutral_media(media: Media) -> Media:
 
 async def relay_to_confidant(ctx: Ctx, case: Case, confidant: Confidant, text: str,
                              media: Media | None, urgent: bool) -> None:
-    media = neutral_media(media) if media is not None else None
+    if media is not None:
+        try:
+            # Cleaning a 20 MB PDF takes seconds: off the event loop, so other
+            # conversations keep flowing.
+            media = await asyncio.wait_for(asyncio.to_thread(neutral_media, media),
+                                           CLEAN_TIMEOUT)
+        except (DocumentRejected, TimeoutError) as exc:
+            # Its raw bytes would carry the metadata: the file goes nowhere, and
+            # the employee hears why (now, or at the claim of a held message)
+            # and what to send instead.  Words typed with it are relayed like
+            # any message, so words of distress are never lost with the file.
+            log.info("document not relayed case=%s reason=%s", case.code,
+                     "timeout" if isinstance(exc, TimeoutError) else "not cleanable")
+            await _tell_employee(ctx, case, "media.not_cleanable")
+            if not text:
+                return
+            media = None
     lang = ctx.confidant_lang(confidant)
     key = "relay.urgent" if urgent else "relay.to_confidant"
     body = ctx.t(key, lang=lang, code=case.code, text=text) if text else \
         ctx.t("relay.media", lang=lang, code=case.code)
     await ctx.to_confidant(confidant, body, case=case, media=media,
                            kind=OutboundKind.URGENT if urgent else OutboundKind.RELAY)
+
+
+async def _tell_employee(ctx: Ctx, case: Case, key: str) -> None:
+    if ctx.role == Role.EMPLOYEE and ctx.contact is not None \
+            and ctx.contact.id == case.contact_id:
+        await ctx.reply(ctx.t(key), case=case)
+        return
+    contact = await ctx.tx.contacts.by_id(case.contact_id) if case.contact_id else None
+    if contact is not None:
+        await ctx.to_contact(contact, ctx.t(key, lang=case.language), case=case)
 
 
 async def _told_of(ctx: Ctx, case: Case) -> list[Confidant]:

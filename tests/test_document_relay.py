@@ -1,0 +1,137 @@
+"""An employee sends a document that names them in its hidden metadata: the
+confidant gets a copy without the name that still opens; a document that
+cannot be cleaned reaches no confidant and the employee is told, kindly and
+in their language, what to send instead.  Through the real core, store and
+delivery worker."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from pypdf import PdfReader
+
+from handlers.i18n import Translator
+from handlers.types import Media
+from tests.support.documents import (
+    LOGIN,
+    NAME,
+    assert_odf_consistent,
+    assert_ooxml_consistent,
+    docx_with_author,
+    odt_with_author,
+    pdf_pages_text,
+    pdf_with_author,
+)
+from tests.support.memory_channel import Harness, Person, open_case
+
+
+def identifying(data: bytes) -> bool:
+    parts = [data]
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            parts += [z.read(n) for n in z.namelist()]
+    return any(NAME.encode() in p or LOGIN.encode() in p or b"Peeters" in p for p in parts)
+
+
+def media_received(p: Person) -> list[Media]:
+    return [o.media for o in p.inbox if o.media is not None]
+
+
+def refusal(lang: str) -> str:
+    return Translator().t(lang, "media.not_cleanable")
+
+
+async def test_word_file_reaches_the_confidant_without_its_author(harness: Harness) -> None:
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    emp = harness.person("emp-1")
+    code = await open_case(emp, sara)
+    original = docx_with_author()
+    assert identifying(original)
+    await emp.say("my complaint", media=Media(
+        "document", original, filename="Jan_Peeters_klacht.docx",
+        mime_type="application/vnd.openxmlformats-officedocument.wordprocessingml.document"))
+    got = sara.inbox[-1]
+    assert code in got.text and got.media is not None
+    assert got.media.filename == "document.docx"
+    assert not identifying(got.media.data)
+    assert_ooxml_consistent(got.media.data)
+    assert refusal("en") not in emp.texts
+
+
+async def test_pdf_reaches_the_confidant_without_its_author(harness: Harness) -> None:
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    emp = harness.person("emp-1")
+    await open_case(emp, sara)
+    original = pdf_with_author()
+    await emp.say(media=Media("document", original, filename="scan.pdf",
+                              mime_type="application/pdf"))
+    [got] = media_received(sara)
+    assert not identifying(got.data)
+    assert PdfReader(io.BytesIO(got.data)).metadata is None
+    assert pdf_pages_text(got.data) == pdf_pages_text(original)
+
+
+async def test_held_document_is_cleaned_when_the_case_is_claimed(harness: Harness) -> None:
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    emp = harness.person("emp-1")
+    code = await open_case(emp)  # nobody has claimed it yet: the file waits
+    await emp.say(media=Media("document", odt_with_author(), filename="klacht.odt"))
+    assert media_received(sara) == []
+    await sara.say(f"/claim {code}")
+    [got] = media_received(sara)
+    assert got.filename == "document.odt" and not identifying(got.data)
+    assert_odf_consistent(got.data)
+
+
+@pytest.mark.parametrize("lang", ["nl", "fr", "en"])
+async def test_document_that_cannot_be_cleaned_reaches_nobody(harness: Harness,
+                                                              lang: str) -> None:
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    emp = harness.person("emp-1", language=lang)
+    await open_case(emp, sara)
+    before = len(sara.inbox)
+    locked = pdf_with_author(user_password="secret")
+    await emp.say(media=Media("document", locked, filename="Jan_Peeters.pdf",
+                              mime_type="application/pdf"))
+    assert len(sara.inbox) == before
+    assert emp.last == refusal(lang)
+
+
+async def test_words_sent_with_an_uncleanable_document_still_arrive(harness: Harness) -> None:
+    """Only the file is held back: the employee's own words (here, words of
+    distress) reach the confidant as any message would."""
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    emp = harness.person("emp-1")
+    await open_case(emp, sara)
+    await emp.say("I can't go on, I want to end my life",
+                  media=Media("document", b"%PDF-1.7 broken", filename="Jan_Peeters.pdf"))
+    assert media_received(sara) == []
+    assert "I can't go on" in sara.last
+    assert refusal("en") in emp.texts
+
+
+async def test_held_document_that_cannot_be_cleaned_is_refused_at_the_claim(
+        harness: Harness) -> None:
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    emp = harness.person("emp-1", language="nl")
+    code = await open_case(emp)
+    await emp.say("hello")
+    await emp.say(media=Media("document", b"PK\x03\x04 broken", filename="klacht.docx"))
+    emp.clear()
+    await sara.say(f"/claim {code}")
+    assert media_received(sara) == []
+    assert any("hello" in t for t in sara.texts)  # what could be relayed was
+    assert refusal("nl") in emp.texts  # told at the claim, next to "Sara has joined"
+    assert refusal("en") not in sara.texts and refusal("nl") not in sara.texts
+
+
+async def test_other_files_are_relayed_as_before(harness: Harness) -> None:
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    emp = harness.person("emp-1")
+    await open_case(emp, sara)
+    await emp.say(media=Media("document", b"plain words", filename="Jan notes.txt",
+                              mime_type="text/plain"))
+    [got] = media_received(sara)
+    assert got.data == b"plain words" and got.filename == "document.txt"
