@@ -26,7 +26,9 @@ import json
 import logging
 import random
 import re
+import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -102,10 +104,10 @@ NOTICE_NOT_ENCRYPTED = (
     "de bout en bout ; votre message n'a pas été transmis. Activez le chiffrement."
 )
 NOTICE_UNDECRYPTABLE = (
-    "🔑 I could not decrypt your last message. Please verify this bot's session and send it "
-    "again. · Ik kon je laatste bericht niet ontsleutelen: verifieer de sessie van de bot en "
-    "stuur het opnieuw. · Je n'ai pas pu déchiffrer votre dernier message : vérifiez la "
-    "session du bot et renvoyez-le."
+    "🔑 Sorry, I could not read one of your messages: its key never reached me. Could you "
+    "send it again? · Sorry, ik kon een van je berichten niet lezen: de sleutel ervan kwam "
+    "nooit bij mij aan. Wil je het opnieuw sturen? · Désolé, je n'ai pas pu lire l'un de vos "
+    "messages : sa clé ne m'est jamais parvenue. Pourriez-vous le renvoyer ?"
 )
 NOTICE_NEW_DEVICE = (
     "⚠️ A new device ({devices}) now receives this conversation. If that was not you, stop "
@@ -125,27 +127,71 @@ _CHECKPOINT_IDLE = 60.0
 _TIMELINE_LIMIT = 1000
 """Events per room asked of each sync.  Synapse cuts a sync's timeline to 10
 events per room by default; whatever still does not fit (the room's timeline
-comes back ``limited``) is fetched by paging back (`MatrixChannel._backfill`)."""
+comes back ``limited``) is fetched page by page (`MatrixChannel._fill_gap`)."""
 
 _BACKFILL_PAGE = 100
-"""Events per ``/messages`` page when paging back over a cut-off timeline."""
+"""Events per ``/messages`` page when filling a cut-off timeline's gap."""
 
 _BACKFILL_PAGES = 10
-"""At most this many pages per room per sync: a bounded catch-up, never a crawl
-through a room's whole history."""
+"""At most this many pages per room per sync: a long gap is filled over several
+syncs (its progress is kept), so one room never holds up the others for long."""
 
 _BACKFILL_ATTEMPTS = 3
-"""Tries per page before the catch-up of a room gives up (and says so in the log)."""
+"""Tries per page within one sync before the gap is left for a later sync."""
+
+_GAP_RETRY_BASE = 1.0
+"""Seconds before the first retry of a gap whose paging failed; doubles per failure."""
+
+_GAP_RETRY_MAX = 300.0
+"""Longest wait between two tries of the same gap."""
+
+_UNDECRYPTABLE_WAIT = 120.0
+"""Seconds an encrypted event whose room key has not arrived is kept waiting
+for it (keys often come a sync or two later, or answer our key request)
+before the sender is asked to send it again."""
+
+_HELD_MAX = 500
+"""At most this many events wait for their key; beyond, the oldest gives up
+early (a bound on what a misbehaving client can make the bot store)."""
 
 
 class _Checkpoint:
     """Marker queued after a sync's events: once the dispatcher reaches it, all of
-    them have been handed to the core."""
+    them have been handed to the core.  It carries what was still owed to the
+    core at that moment (unfilled gaps, events waiting for their key), which is
+    saved before the sync position moves past it."""
 
-    __slots__ = ("token",)
+    __slots__ = ("gaps", "held", "token")
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, gaps: bytes, held: bytes) -> None:
         self.token = token
+        self.gaps = gaps
+        self.held = held
+
+
+@dataclass
+class _Gap:
+    """Events of one room not yet handed to the core: everything after ``start``
+    up to ``end`` (both ``/messages`` tokens).  ``start`` moves forward as pages
+    are handed over; ``end`` moves to the latest sync while the gap stays open,
+    because the room's newer events wait inside it (so the core sees the room
+    in order).  The retry schedule is not saved: after a restart, try at once."""
+
+    start: str
+    end: str
+    failures: int = 0
+    due: float = 0.0
+
+
+@dataclass
+class _Held:
+    """An encrypted event whose room key has not arrived yet.  Only the event
+    as the homeserver sent it (ciphertext) is kept, never plaintext."""
+
+    room_id: str
+    source: dict[str, Any]
+    since: float
+    """Wall-clock time it was first seen (survives a restart)."""
 
 
 class MatrixSetupError(Exception):
@@ -216,6 +262,14 @@ class MatrixChannel:
         self._checkpointed = 0.0
         self._dispatcher: asyncio.Task[None] | None = None
         self._seen: deque[str] = deque(maxlen=2000)
+        self._gaps: dict[str, _Gap] = {}
+        self._held: dict[str, _Held] = {}
+        self._key_requested: set[str] = set()
+        self._queued_total = 0
+        self._saved_gaps = b"{}"
+        self._saved_held = b"[]"
+        self._queued_gaps = b"{}"
+        self._queued_held = b"[]"
         self._room_case: dict[str, str | None] = {}
         self._encryption_asked: set[str] = set()
         self._synced_once = False
@@ -253,6 +307,7 @@ class MatrixChannel:
             if client.should_upload_keys:
                 await client.keys_upload()
             await self._ensure_cross_signing(client)
+            await self._load_owed()
             since = await self._state.get("since")
             await self._sync_once(full_state=True, since=since.decode() if since else None)
         except BaseException:
@@ -394,11 +449,11 @@ class MatrixChannel:
         """One sync round: housekeeping, events, retries.  False on a sync error."""
         client = self._require_client()
         # Where this sync starts: every event after it is new to the bot, so a
-        # cut-off timeline is paged back to here and no further.
+        # cut-off timeline's gap starts here.
         boundary = since or client.next_batch or client.loaded_sync_token
         try:
             resp = await client.sync(
-                timeout=0 if full_state else self._sync_timeout_ms,
+                timeout=0 if full_state else self._poll_timeout_ms(),
                 sync_filter=self._sync_filter,
                 full_state=full_state,
                 since=since,
@@ -414,76 +469,121 @@ class MatrixChannel:
         await self._housekeeping()
         for room_id in resp.rooms.invite:
             await self._accept_invite(room_id, resp)
-        queued = self._queue.qsize()
-        for room_id, info in resp.rooms.join.items():
+        for room_id in resp.rooms.leave:
+            self._gaps.pop(room_id, None)  # no longer readable: nothing more to fetch
+        queued = self._queued_total
+        # Keys that came with this sync may open events that waited for them;
+        # they go before this sync's newer events.
+        await self._release_held()
+        for room_id in {*resp.rooms.join, *self._gaps}:
             room = client.rooms.get(room_id)
             if room is None:
+                self._gaps.pop(room_id, None)
                 continue
-            timeline = info.timeline
-            if timeline.limited and timeline.prev_batch and boundary:
-                # The older events come first: the core sees the room in order.
-                for event in await self._backfill(room_id, timeline.prev_batch, boundary):
-                    await self._handle_event(room, event)
-            for event in timeline.events:
+            info = resp.rooms.join.get(room_id)
+            timeline = info.timeline if info is not None else None
+            limited = bool(timeline and timeline.limited and timeline.prev_batch)
+            gap = self._gaps.get(room_id)
+            if gap is None and limited and boundary:
+                assert timeline is not None and timeline.prev_batch
+                gap = self._gaps[room_id] = _Gap(boundary, timeline.prev_batch)
+            elif gap is not None and limited:
+                gap.end = resp.next_batch  # the timeline is cut off again: fetch it all
+            events = timeline.events if timeline is not None else []
+            if gap is not None:
+                if not await self._fill_gap(room, gap):
+                    # This sync's events wait inside the gap, behind the older ones.
+                    gap.end = resp.next_batch
+                    events = []
+                else:
+                    del self._gaps[room_id]
+                    if gap.end == resp.next_batch:
+                        events = []  # already handed over with the gap
+            for event in events:
                 await self._handle_event(room, event)
-            await self._ensure_room_encrypted(room)
+            if info is not None:
+                await self._ensure_room_encrypted(room)
+        await self._expire_held()
         await self._apply_trust_everywhere()
         now = asyncio.get_running_loop().time()
-        if self._queue.qsize() > queued or now - self._checkpointed > _CHECKPOINT_IDLE:
+        gaps, held = self._owed_snapshot()
+        if (
+            self._queued_total > queued
+            or (gaps, held) != (self._queued_gaps, self._queued_held)
+            or now - self._checkpointed > _CHECKPOINT_IDLE
+        ):
             self._checkpointed = now
-            self._queue.put_nowait(_Checkpoint(resp.next_batch))
+            self._queued_gaps, self._queued_held = gaps, held
+            self._queue.put_nowait(_Checkpoint(resp.next_batch, gaps, held))
         return True
 
-    async def _backfill(self, room_id: str, prev_batch: str, boundary: str) -> list[Any]:
-        """The events a cut-off (``limited``) sync timeline left out, oldest first.
+    def _poll_timeout_ms(self) -> int:
+        """How long the next sync may wait for news: shorter when a gap is due for
+        another try or a waiting event's time is up, so neither waits for traffic."""
+        timeout = float(self._sync_timeout_ms)
+        now = asyncio.get_running_loop().time()
+        for gap in self._gaps.values():
+            timeout = min(timeout, max(0.0, gap.due - now) * 1000)
+        if self._held:
+            oldest = min(h.since for h in self._held.values())
+            left = oldest + _UNDECRYPTABLE_WAIT - time.time()
+            timeout = min(timeout, max(0.0, left) * 1000 + 100)
+        return int(timeout)
+
+    async def _fill_gap(self, room: MatrixRoom, gap: _Gap) -> bool:
+        """Hand over a room's missed events, oldest first; True once the gap is closed.
 
         Without this, an employee who wrote more messages than a sync carries
         (while the bot was down, say) would lose all but the last ones.  Pages
-        back from the timeline's ``prev_batch`` to ``boundary`` (where this
-        sync started: older events were handed over before) and stops early at
-        an event already handled.  nio decrypts the Megolm events of each page
-        as it does for a sync.  Bounded to `_BACKFILL_PAGES` pages."""
+        forward from ``gap.start`` (where the core's record of the room ends)
+        to ``gap.end``, at most `_BACKFILL_PAGES` pages per sync; nio decrypts
+        the Megolm events of each page as it does for a sync.  When the
+        homeserver fails, the gap is kept (and saved with the sync position,
+        so a crash does not forget it) and tried again after a growing pause;
+        the room's newer events wait in it meanwhile, so the core still sees
+        the room in order.  An event handed over twice (after a crash) is
+        dropped by the core, which records event ids."""
         client = self._require_client()
-        collected: list[Any] = []
-        start: str | None = prev_batch
-        pages = 0
-        complete = False
-        while start and pages < _BACKFILL_PAGES:
-            resp = await self._messages_page(client, room_id, start, boundary)
+        now = asyncio.get_running_loop().time()
+        if gap.due > now:
+            return False
+        pages = handed = 0
+        while pages < _BACKFILL_PAGES:
+            resp = await self._messages_page(client, room.room_id, gap.start, gap.end)
             if resp is None:
-                break
+                gap.failures += 1
+                pause = min(_GAP_RETRY_MAX, _GAP_RETRY_BASE * 2 ** (gap.failures - 1))
+                gap.due = asyncio.get_running_loop().time() + pause * (0.8 + 0.4 * random.random())
+                log.warning(
+                    "matrix: backfill failed after %d event(s); gap kept, retry in %.0f s",
+                    handed,
+                    pause,
+                )
+                return False
             pages += 1
-            reached_seen = False
-            for event in resp.chunk:  # newest first
-                if getattr(event, "event_id", None) in self._seen:
-                    reached_seen = True
-                    break
-                collected.append(event)
-            if reached_seen or not resp.chunk or not resp.end or resp.end == start:
-                complete = True
-                break
-            start = resp.end
-        if complete:
-            log.info("matrix: backfilled %d event(s) in %d page(s)", len(collected), pages)
-        else:
-            log.warning(
-                "matrix: backfill incomplete, %d event(s) in %d page(s)", len(collected), pages
-            )
-        collected.reverse()
-        return collected
+            for event in resp.chunk:  # oldest first
+                handed += 1
+                await self._handle_event(room, event)
+            if not resp.chunk or not resp.end or resp.end == gap.start:
+                log.info("matrix: backfilled %d event(s) in %d page(s)", handed, pages)
+                return True
+            gap.start = resp.end
+        gap.failures, gap.due = 0, 0.0
+        log.info("matrix: backfill continues next sync, %d event(s) so far", handed)
+        return False
 
     async def _messages_page(
-        self, client: AsyncClient, room_id: str, start: str, boundary: str
+        self, client: AsyncClient, room_id: str, start: str, end: str
     ) -> RoomMessagesResponse | None:
-        """One ``/messages`` page back towards ``boundary``, retried briefly on
-        errors (a hiccup must not drop the catch-up); None when it keeps failing."""
+        """One ``/messages`` page forward towards ``end``, retried briefly on
+        errors; None when it keeps failing (the gap is then tried on a later sync)."""
         for attempt in range(_BACKFILL_ATTEMPTS):
             try:
                 resp = await client.room_messages(
                     room_id,
                     start=start,
-                    end=boundary,
-                    direction=MessageDirection.back,
+                    end=end,
+                    direction=MessageDirection.front,
                     limit=_BACKFILL_PAGE,
                 )
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -492,8 +592,117 @@ class MatrixChannel:
                 if isinstance(resp, RoomMessagesResponse):
                     return resp
                 log.warning("matrix: backfill page error (%s)", resp.status_code)
-            await asyncio.sleep(0.2 * (attempt + 1))
+            if attempt + 1 < _BACKFILL_ATTEMPTS:
+                await asyncio.sleep(0.2 * (attempt + 1))
         return None
+
+    # -- what is still owed to the core --------------------------------------
+
+    def _owed_snapshot(self) -> tuple[bytes, bytes]:
+        """The open gaps and waiting events as saved (gap schedules are not)."""
+        gaps = {r: {"start": g.start, "end": g.end} for r, g in sorted(self._gaps.items())}
+        held = [
+            {"event_id": e, "room_id": h.room_id, "source": h.source, "since": h.since}
+            for e, h in self._held.items()
+        ]
+        return (
+            json.dumps(gaps, sort_keys=True).encode(),
+            json.dumps(held, sort_keys=True).encode(),
+        )
+
+    async def _load_owed(self) -> None:
+        """Restore the gaps and waiting events the last run still owed the core."""
+        raw_gaps = await self._state.get("gaps")
+        raw_held = await self._state.get("held")
+        try:
+            for room_id, g in json.loads(raw_gaps or b"{}").items():
+                self._gaps[room_id] = _Gap(str(g["start"]), str(g["end"]))
+            for h in json.loads(raw_held or b"[]"):
+                self._held[str(h["event_id"])] = _Held(
+                    str(h["room_id"]), dict(h["source"]), float(h["since"])
+                )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.error("matrix: saved gaps or waiting events unreadable (%s)", type(exc).__name__)
+        self._saved_gaps = self._queued_gaps = raw_gaps or b"{}"
+        self._saved_held = self._queued_held = raw_held or b"[]"
+        if self._gaps or self._held:
+            log.info(
+                "matrix: %d gap(s) and %d event(s) waiting for a key carried over",
+                len(self._gaps),
+                len(self._held),
+            )
+
+    async def _hold(self, room: MatrixRoom, event: MegolmEvent) -> None:
+        """Keep an event whose room key is missing and ask the sender's device
+        for the key; `_release_held` hands it over when the key arrives.
+
+        The event is saved (as ciphertext) with the next sync position, so a
+        crash while it waits does not lose it.  Newer events of the room that
+        do decrypt are not held back behind it: a missing key almost always
+        concerns a whole Megolm session, so the messages after it wait too and
+        are released together, in the order they came."""
+        client = self._require_client()
+        source = dict(event.source)
+        source.setdefault("room_id", room.room_id)
+        self._held[event.event_id] = _Held(room.room_id, source, time.time())
+        log.info("matrix: event waits for its key")
+        while len(self._held) > _HELD_MAX:
+            oldest = next(iter(self._held))
+            await self._give_up_held(oldest)
+        session = event.session_id
+        if session in self._key_requested or not event.device_id:
+            return
+        self._key_requested.add(session)
+        try:
+            request = event.as_key_request(event.sender, client.device_id or "", session,
+                                           event.device_id)
+            resp = await client.to_device(request)
+        except (aiohttp.ClientError, TimeoutError, OSError, LocalProtocolError) as exc:
+            log.warning("matrix: key request not sent (%s)", type(exc).__name__)
+            return
+        if isinstance(resp, ErrorResponse):
+            log.warning("matrix: key request refused (%s)", resp.status_code)
+
+    async def _release_held(self) -> None:
+        """Hand over waiting events whose key has arrived, in the order they came."""
+        client = self._require_client()
+        if not self._held or client.olm is None:
+            return
+        for event_id, held in list(self._held.items()):
+            room = client.rooms.get(held.room_id)
+            if room is None:
+                del self._held[event_id]
+                continue
+            event = MegolmEvent.from_dict(held.source)
+            if not isinstance(event, MegolmEvent):
+                del self._held[event_id]
+                continue
+            event.room_id = held.room_id
+            if client.olm.inbound_group_store.get(
+                held.room_id, event.sender_key, event.session_id
+            ) is None:
+                continue
+            try:
+                decrypted = client.olm.decrypt_megolm_event(event, held.room_id)
+            except EncryptionError:
+                continue  # e.g. a key that starts later than this message: keep waiting
+            del self._held[event_id]
+            log.info("matrix: event decrypted after its key arrived")
+            await self._handle_event(room, decrypted)
+
+    async def _expire_held(self) -> None:
+        """Events whose key did not come in time: ask the sender to send them again."""
+        cutoff = time.time() - _UNDECRYPTABLE_WAIT
+        for event_id, held in list(self._held.items()):
+            if held.since <= cutoff:
+                await self._give_up_held(event_id)
+
+    async def _give_up_held(self, event_id: str) -> None:
+        """Drop a waiting event and tell its room, kindly, to send it again."""
+        held = self._held.pop(event_id)
+        self._seen.append(event_id)
+        log.info("matrix: undecryptable event given up")
+        await self._plain_notice(held.room_id, NOTICE_UNDECRYPTABLE)
 
     async def _housekeeping(self) -> None:
         """What nio's sync_forever does between syncs: keys and to-device messages."""
@@ -567,7 +776,11 @@ class MatrixChannel:
         event_id = getattr(event, "event_id", None)
         if not event_id or event_id in self._seen:
             return
-        if isinstance(event, MegolmEvent | UnknownEncryptedEvent):
+        if isinstance(event, MegolmEvent):
+            if event_id not in self._held:
+                await self._hold(room, event)
+            return
+        if isinstance(event, UnknownEncryptedEvent):  # an algorithm we cannot ever read
             self._seen.append(event_id)
             log.info("matrix: undecryptable event")
             await self._plain_notice(room.room_id, NOTICE_UNDECRYPTABLE)
@@ -575,6 +788,7 @@ class MatrixChannel:
         if not isinstance(event, RoomMessage):
             return
         self._seen.append(event_id)
+        self._held.pop(event_id, None)  # its key came with the same sync
         if not getattr(event, "decrypted", False):
             log.info("matrix: refused an unencrypted message")
             await self._plain_notice(room.room_id, NOTICE_NOT_ENCRYPTED)
@@ -636,6 +850,7 @@ class MatrixChannel:
         """Queue an event for the core.  The core runs in its own task so that a
         handler that sends (and so waits for the sync loop) cannot deadlock it."""
         self._queue.put_nowait(inbound)
+        self._queued_total += 1
 
     async def _dispatch_loop(self) -> None:
         """Hand events to the core one at a time; failed ones are retried when idle."""
@@ -663,6 +878,14 @@ class MatrixChannel:
         if self._retry:
             return
         try:
+            # What is still owed first: a crash between the writes then only
+            # re-delivers (which the core drops), never skips.
+            if mark.gaps != self._saved_gaps:
+                await self._state.set("gaps", mark.gaps)
+                self._saved_gaps = mark.gaps
+            if mark.held != self._saved_held:
+                await self._state.set("held", mark.held)
+                self._saved_held = mark.held
             await self._state.set("since", mark.token.encode())
         except Exception as exc:
             log.warning("matrix: sync position not saved (%s)", type(exc).__name__)
