@@ -90,16 +90,22 @@ async def test_relay_both_ways_with_case_code(harness: Harness, lang: str) -> No
 
 async def test_media_relayed_by_reupload_with_neutral_name(harness: Harness) -> None:
     from handlers.types import Media
+    from tests.support.documents import NAME, pdf_pages_text, pdf_with_author
 
     sara = await harness.add_confidant("Sara", "conf-sara")
     emp = harness.person("emp-1")
     code = await open_case(emp, sara)
-    await emp.say(media=Media("document", b"%PDF-1.4 data", filename="Jan_Peeters_payslip.pdf",
+    payslip = pdf_with_author()
+    assert NAME.encode() in payslip
+    await emp.say(media=Media("document", payslip, filename="Jan_Peeters_payslip.pdf",
                               mime_type="application/pdf", caption="from Jan Peeters"))
     got = sara.inbox[-1]
-    assert got.media is not None and got.media.data == b"%PDF-1.4 data"
+    assert got.media is not None
     assert code in got.text
     assert got.media.filename == "document.pdf"
+    # the same pages, without the author the PDF named in its metadata
+    assert NAME.encode() not in got.media.data
+    assert pdf_pages_text(got.media.data) == pdf_pages_text(payslip)
     await emp.say(media=Media("photo", b"jpeg", filename="IMG_Jan.Peeters", mime_type="image/jpeg"))
     assert sara.inbox[-1].media is not None and sara.inbox[-1].media.filename == "photo"
 
