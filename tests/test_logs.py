@@ -15,6 +15,7 @@ import pytest
 
 from bot.logs import QUIET, setup_logging
 from handlers.types import Media
+from tests.support.documents import pdf_with_author
 from tests.support.memory_channel import Harness, code_of
 
 EMPLOYEE_ID = "tg-7731904455"
@@ -35,6 +36,8 @@ SECRETS = {
     "unreachable reply": "are you still there walrusqx",
     "document caption": "my doctor's note ocelotqx",
     "document name": "sicknote-ocelotqx.pdf",
+    "document author": "Ocelotina Vandammeqx",
+    "refused document name": "payslip-lynxqx.docx",
     "declare what": "a customer threw a chair at me narwhalqx",
     "declare where": "counter 3 in Leuven branch narwhalqx",
     "exception text": "driver said: token 123456:ABCDEF leaked",
@@ -87,8 +90,15 @@ async def whole_conversation(h: Harness) -> list[str]:
     await sara.say("/heard")
     await sara.say("/cases")
     await sara.say("/consent advisor")
-    await emp.say(media=Media("document", b"%PDF-1.4 ocelotqx", SECRETS["document name"],
-                              "application/pdf", SECRETS["document caption"]))
+    await emp.say(media=Media("document", pdf_with_author(SECRETS["document author"]),
+                              SECRETS["document name"], "application/pdf",
+                              SECRETS["document caption"]))
+    relayed = sara.inbox[-1].media
+    assert relayed is not None and relayed.filename == "document.pdf", "no document relayed"
+    assert SECRETS["document author"].encode() not in relayed.data
+    before = len(sara.inbox)
+    await emp.say(media=Media("document", b"PK\x03\x04 lynxqx", SECRETS["refused document name"]))
+    assert len(sara.inbox) == before  # cannot be cleaned: refused, and logged as such
     await emp.say(unsupported="location")
     await emp.say("/nonsense-command with args")
     await tom.say(f"/close {code} conflict")  # refused: not his case
@@ -141,7 +151,8 @@ async def test_every_line_is_json_without_content_or_identity(
     # the paths that log were really taken (so the sweep below means something)
     joined = "\n".join(events)
     for kind in ("case opened", "case claimed", "duplicate event ignored", "delivery retry",
-                 "recipient unreachable", "refused action on a case not assigned"):
+                 "recipient unreachable", "refused action on a case not assigned",
+                 "document not relayed"):
         assert kind in joined, f"no {kind!r} line; logged: {events}"
     assert any(code in joined for code in codes), "case codes are allowed and expected"
 
