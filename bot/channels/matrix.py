@@ -169,6 +169,10 @@ class _Checkpoint:
         self.held = held
 
 
+class _GapRefused(Exception):
+    """The homeserver refuses the bot a room's history (forbidden, unknown)."""
+
+
 @dataclass
 class _Gap:
     """Events of one room not yet handed to the core: everything after ``start``
@@ -549,7 +553,13 @@ class MatrixChannel:
             return False
         pages = handed = 0
         while pages < _BACKFILL_PAGES:
-            resp = await self._messages_page(client, room.room_id, gap.start, gap.end)
+            try:
+                resp = await self._messages_page(client, room.room_id, gap.start, gap.end)
+            except _GapRefused:
+                # Retrying cannot help, and the room's newer events must not
+                # wait behind it forever.
+                log.error("matrix: backfill refused by the homeserver; gap dropped")
+                return True
             if resp is None:
                 gap.failures += 1
                 pause = min(_GAP_RETRY_MAX, _GAP_RETRY_BASE * 2 ** (gap.failures - 1))
@@ -576,7 +586,8 @@ class MatrixChannel:
         self, client: AsyncClient, room_id: str, start: str, end: str
     ) -> RoomMessagesResponse | None:
         """One ``/messages`` page forward towards ``end``, retried briefly on
-        errors; None when it keeps failing (the gap is then tried on a later sync)."""
+        errors; None when it keeps failing (the gap is then tried on a later sync).
+        Raises `_GapRefused` when the homeserver says the bot may not read it."""
         for attempt in range(_BACKFILL_ATTEMPTS):
             try:
                 resp = await client.room_messages(
@@ -591,6 +602,8 @@ class MatrixChannel:
             else:
                 if isinstance(resp, RoomMessagesResponse):
                     return resp
+                if resp.status_code in ("M_FORBIDDEN", "M_NOT_FOUND"):
+                    raise _GapRefused
                 log.warning("matrix: backfill page error (%s)", resp.status_code)
             if attempt + 1 < _BACKFILL_ATTEMPTS:
                 await asyncio.sleep(0.2 * (attempt + 1))
