@@ -201,20 +201,27 @@ async def _drain(double: BenchDouble, child: Child, wanted: range) -> None:
         await asyncio.sleep(0.1)
 
 
-async def run_echo(folder: Path, wl: Workload) -> RelayResult:
-    """The bare python-telegram-bot echo bot under the workload."""
+ECHO_NAME = "bare python-telegram-bot echo"
+DURABLE_NAME = "durable echo (outbox minimum)"
+
+
+async def run_echo(folder: Path, wl: Workload, durable: bool = False) -> RelayResult:
+    """The bare python-telegram-bot echo bot under the workload; with
+    ``durable``, the same bot paying for an outbox (`bench.durable_echo`)."""
     folder.mkdir(parents=True, exist_ok=True)
     double = BenchDouble()
     await double.start()
-    result = RelayResult("bare python-telegram-bot echo", wl)
+    result = RelayResult(DURABLE_NAME if durable else ECHO_NAME, wl)
     child: Child | None = None
     try:
         sink = double.user(CONFIDANT_BASE, "Sink", started=True)
         users = [double.user(EMPLOYEE_BASE + i, f"E{i}", started=True).id
                  for i in range(wl.employees)]
         t = time.perf_counter()
-        child = Child([sys.executable, "-m", "bench.echo", double.base_url, double.token,
-                       str(sink.id)], folder / "echo.log", {})
+        module = "bench.durable_echo" if durable else "bench.echo"
+        extra = [str(folder / "durable.db")] if durable else []
+        child = Child([sys.executable, "-m", module, double.base_url, double.token,
+                       str(sink.id), *extra], folder / "echo.log", {})
         await _until(lambda: bool(double.calls("getUpdates")), 30, "echo start", child)
         result.setup_seconds = time.perf_counter() - t
         await _measure(double, child, users, wl, result)

@@ -30,6 +30,8 @@ class Report:
     command: str
     pairs: list[tuple[RelayResult, RelayResult]] = field(default_factory=list)
     """(bare echo, Confidant) at the same offered rate."""
+    floors: list[RelayResult] = field(default_factory=list)
+    """The durable echo (`bench.durable_echo`) at each pair's rate, same order."""
     scale: tuple[RelayResult, RelayResult] | None = None
     """(empty store, big store) at the same offered rate."""
     plans: list[QueryPlan] = field(default_factory=list)
@@ -39,8 +41,10 @@ class Report:
     def runs(self) -> list[RelayResult]:
         """Every relay run, once, in report order."""
         out: list[RelayResult] = []
-        for pair in self.pairs:
+        for i, pair in enumerate(self.pairs):
             out.extend(pair)
+            if i < len(self.floors):
+                out.append(self.floors[i])
         if self.scale:
             out.extend(r for r in self.scale if r not in out)
         return out
@@ -102,6 +106,8 @@ def markdown(report: Report, chart_name: str) -> str:
                  if wl.open_cases or wl.closed_cases else "empty")
         if r.name.startswith("bare"):
             store = "none"
+        elif r.name.startswith("durable"):
+            store = "outbox only"
         lines.append(
             f"| {r.name} | {store} | {wl.rate:g} | {r.sent} | {r.delivered} "
             f"| {r.throughput:.1f} | {_ms(r.pct(50))} | {_ms(r.pct(95))} | {_ms(r.pct(99))} "
@@ -118,6 +124,23 @@ def markdown(report: Report, chart_name: str) -> str:
         ok = p50 <= P50_P99_GOAL and p99 <= P50_P99_GOAL and ours.delivered == ours.sent
         lines.append(f"| {ours.workload.rate:g} | {p50:.1f}× | {p99:.1f}× | {cpu:.1f}× "
                      f"| {_verdict(ok)} |")
+    if report.floors:
+        lines += ["", "### What durability alone costs", "",
+                  "The durable echo is the bare echo bot plus only what DESIGN's outbox "
+                  "promise costs: the update recorded as handled and the message sealed into "
+                  "an outbox row in one commit before sending, then marked sent "
+                  "(`bench/durable_echo.py`, same SQLite engine settings as the bot). Its "
+                  "ratio to the bare echo is a floor no relay keeping that promise can go "
+                  "under; Confidant's ratio to it is what Confidant's own logic costs.", "",
+                  "| offered msg/s | durable ÷ bare p50 | durable ÷ bare p99 "
+                  "| Confidant ÷ durable p50 | Confidant ÷ durable p99 |",
+                  "|---|---|---|---|---|"]
+        for (echo, ours), floor in zip(report.pairs, report.floors, strict=False):
+            lines.append(
+                f"| {ours.workload.rate:g} | {_ratio(floor.pct(50), echo.pct(50)):.1f}× "
+                f"| {_ratio(floor.pct(99), echo.pct(99)):.1f}× "
+                f"| {_ratio(ours.pct(50), floor.pct(50)):.1f}× "
+                f"| {_ratio(ours.pct(99), floor.pct(99)):.1f}× |")
     if report.scale:
         empty, big = report.scale
         ratio = _ratio(big.pct(99), empty.pct(99))

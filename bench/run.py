@@ -2,7 +2,8 @@
 
 Runs, each against a fresh Bot API double on 127.0.0.1:
 
-1. the bare python-telegram-bot echo bot and Confidant at the offered rate
+1. the bare python-telegram-bot echo bot, Confidant, and the durable echo
+   (the echo bot plus an outbox, `bench.durable_echo`) at the offered rate
    (default 100 msg/s for 30 s), and again at a lower, sustainable rate;
 2. Confidant at the lower rate on a big store (10,000 open and 100,000
    closed cases) with the hot queries explained;
@@ -83,6 +84,8 @@ async def run(args: argparse.Namespace, command: str) -> Report:
             profile = args.profile if rate == args.rate else None
             ours = await run_bot(work / f"bot-{rate:g}", wl, profile=profile)
             report.pairs.append((echo, ours))
+            print(f"bench: durable echo at {rate:g} msg/s", file=sys.stderr)
+            report.floors.append(await run_echo(work / f"durable-{rate:g}", wl, durable=True))
         if not args.skip_scale:
             empty = report.pairs[-1][1]
             wl = Workload(rate=args.sustained_rate, open_cases=args.open_cases,

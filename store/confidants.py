@@ -21,24 +21,28 @@ class ConfidantCache:
     """Who is a confidant, and where each is reached, kept for a moment.
 
     Every inbound event asks whether its sender is a confidant, and every
-    relay where the confidant is reached; registrations change rarely.
+    relay where the confidant is reached; registrations change rarely.  The
+    whole directory of confidant address hashes (a few rows per confidant)
+    is loaded at once, so an employee's message needs no query to learn
+    that its sender is not a confidant, however many employees write.
     Writes through `ConfidantRepo` in this process clear it at once; a
     change made by another process (the admin CLI) is seen within ``ttl``.
     """
 
     def __init__(self, ttl: float = 2.0) -> None:
         self.ttl = ttl
-        self._who: dict[bytes, tuple[float, str | None]] = {}
+        self._directory: tuple[float, dict[bytes, str]] | None = None
         self._where: dict[str, tuple[float, list[ChannelAddress]]] = {}
 
-    def who(self, address_hash: bytes) -> tuple[bool, str | None]:
-        entry = self._who.get(address_hash)
+    def directory(self) -> dict[bytes, str] | None:
+        """Address hash → confidant id for every registered address, if fresh."""
+        entry = self._directory
         if entry is None or entry[0] < monotonic():
-            return False, None
-        return True, entry[1]
+            return None
+        return entry[1]
 
-    def remember_who(self, address_hash: bytes, confidant_id: str | None) -> None:
-        self._who[address_hash] = (monotonic() + self.ttl, confidant_id)
+    def remember_directory(self, directory: dict[bytes, str]) -> None:
+        self._directory = (monotonic() + self.ttl, directory)
 
     def where(self, confidant_id: str) -> list[ChannelAddress] | None:
         entry = self._where.get(confidant_id)
@@ -50,7 +54,7 @@ class ConfidantCache:
         self._where[confidant_id] = (monotonic() + self.ttl, list(addresses))
 
     def clear(self) -> None:
-        self._who.clear()
+        self._directory = None
         self._where.clear()
 
 
@@ -101,12 +105,13 @@ class ConfidantRepo:
         return await self._s.get(Confidant, confidant_id)
 
     async def find_by_address(self, channel: str, address: str) -> Confidant | None:
-        address_hash = self._v.address_hash(channel, address)
-        known, confidant_id = self._cache.who(address_hash)
-        if not known:
-            confidant_id = await self._s.scalar(select(ConfidantAddress.confidant_id).where(
-                ConfidantAddress.address_hash == address_hash))
-            self._cache.remember_who(address_hash, confidant_id)
+        directory = self._cache.directory()
+        if directory is None:
+            rows = await self._s.execute(
+                select(ConfidantAddress.address_hash, ConfidantAddress.confidant_id))
+            directory = {bytes(h): cid for h, cid in rows.all()}
+            self._cache.remember_directory(directory)
+        confidant_id = directory.get(self._v.address_hash(channel, address))
         if confidant_id is None:
             return None
         c = await self._s.get(Confidant, confidant_id)

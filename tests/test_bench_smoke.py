@@ -4,6 +4,7 @@ the report and chart are written."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from PIL import Image
@@ -17,8 +18,9 @@ async def test_tiny_benchmark_relays_everything_and_reports(tmp_path: Path) -> N
                   open_cases=40, closed_cases=120)
     echo = await run_echo(tmp_path / "echo", wl)
     ours = await run_bot(tmp_path / "bot", wl, explain=True)
+    floor = await run_echo(tmp_path / "durable", wl, durable=True)
 
-    for result in (echo, ours):
+    for result in (echo, ours, floor):
         assert result.sent == 10
         assert result.delivered == 10, result.name
         assert len(result.latencies_ms) == 10
@@ -35,9 +37,18 @@ async def test_tiny_benchmark_relays_everything_and_reports(tmp_path: Path) -> N
         assert table in sql
     assert [p.short_sql for p in ours.plans if p.full_scans] == []
 
-    report = Report("test", pairs=[(echo, ours)], scale=(ours, ours), plans=ours.plans)
+    # The durable echo really kept its outbox: every message recorded and marked sent.
+    with sqlite3.connect(tmp_path / "durable" / "durable.db") as db:
+        sent, kept = db.execute("select count(*), count(payload) from outbox "
+                                "where status = 'sent'").fetchone()
+        pending = db.execute("select count(*) from outbox where status != 'sent'").fetchone()
+    assert sent >= floor.sent and kept == 0 and pending == (0,)
+    report = Report("test", pairs=[(echo, ours)], floors=[floor], scale=(ours, ours),
+                    plans=ours.plans)
     text = markdown(report, "latency.png")
     assert "| Confidant |" in text and "p99 big store / empty store: 1.00×" in text
+    assert "| durable echo (outbox minimum) | outbox only |" in text
+    assert "What durability alone costs" in text
     chart(report, tmp_path / "latency.png")
     with Image.open(tmp_path / "latency.png") as img:
         assert img.size == (960, 560)
