@@ -16,6 +16,7 @@ from handlers.confidant import (
     announce_urgent,
     candidates,
     case_erased,
+    cleaned_or_refused,
     consent_answered,
     employee_stopped,
     relay_to_confidant,
@@ -326,6 +327,12 @@ async def message(ctx: Ctx, text: str, media: Media | None) -> None:
         if confidant is not None:
             await tell_if_off_duty(ctx, case, confidant)
             await relay_to_confidant(ctx, case, confidant, text, media, urgent)
+            return
+    if media is not None:
+        # Cleaned before it is stored: the employee hears now if the file is
+        # refused, and the raw file never waits in the database.
+        media = await cleaned_or_refused(ctx, case, media)
+        if media is None and not text:
             return
     first = await ctx.tx.cases.held_count(case) == 0
     await ctx.tx.cases.hold_message(case, text, media, urgent, ctx.now)

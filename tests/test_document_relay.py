@@ -6,14 +6,21 @@ delivery worker."""
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pypdf import PdfReader
+from sqlalchemy import select
 
 from handlers.i18n import Translator
 from handlers.types import Media
+from store.models import CaseMessage
 from tests.support.documents import (
     LOGIN,
     NAME,
@@ -25,6 +32,8 @@ from tests.support.documents import (
     pdf_with_author,
 )
 from tests.support.memory_channel import Harness, Person, open_case
+
+OOXML_WORD = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 def identifying(data: bytes) -> bool:
@@ -41,6 +50,19 @@ def media_received(p: Person) -> list[Media]:
 
 def refusal(lang: str) -> str:
     return Translator().t(lang, "media.not_cleanable")
+
+
+async def held(h: Harness, code: str) -> list[dict[str, Any]]:
+    """What the store keeps for a case nobody has claimed yet, decrypted."""
+    async with h.store.tx() as tx:
+        case = await tx.cases.by_code(code)
+        assert case is not None
+        rows = (await tx.session.scalars(select(CaseMessage)
+                                         .where(CaseMessage.case_id == case.id)
+                                         .order_by(CaseMessage.seq))).all()
+        return [json.loads(await tx.vault.open_text(case.data_key_id, r.body_enc,
+                                                    "case_messages.body_enc", r.id))
+                for r in rows]
 
 
 async def test_word_file_reaches_the_confidant_without_its_author(harness: Harness) -> None:
@@ -85,6 +107,57 @@ async def test_held_document_is_cleaned_when_the_case_is_claimed(harness: Harnes
     assert_odf_consistent(got.data)
 
 
+@pytest.mark.parametrize(("build", "sent_as", "mime", "kept_as"), [
+    (pdf_with_author, "Jan_Peeters_klacht.pdf", "application/pdf", "document.pdf"),
+    (docx_with_author, "Jan_Peeters_klacht.docx", OOXML_WORD, "document.docx"),
+])
+async def test_held_document_is_stored_already_cleaned(
+        harness: Harness, tmp_path: Path, build: Callable[[], bytes], sent_as: str, mime: str,
+        kept_as: str) -> None:
+    """While nobody has claimed the case, the file waits in the database: it
+    waits without its author, under a neutral name, next to the words sent
+    with it; the confidant who claims the case gets that clean copy."""
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    emp = harness.person("emp-1")
+    code = await open_case(emp)
+    original = build()
+    assert identifying(original)
+    await emp.say("my complaint", media=Media("document", original, filename=sent_as,
+                                              mime_type=mime))
+    assert refusal("en") not in emp.texts
+    [body] = await held(harness, code)
+    assert body["text"] == "my complaint"
+    kept = base64.b64decode(body["data"])
+    assert not identifying(kept)
+    assert body["filename"] == kept_as
+    for stored in tmp_path.glob("core.db*"):  # the database file and its write-ahead log
+        raw = stored.read_bytes()
+        assert NAME.encode() not in raw and b"Peeters" not in raw and LOGIN.encode() not in raw
+    await sara.say(f"/claim {code}")
+    [got] = media_received(sara)
+    assert got.filename == kept_as and not identifying(got.data)
+    assert any("my complaint" in t for t in sara.texts)
+
+
+async def test_a_file_held_raw_by_an_older_version_is_still_cleaned_at_the_claim(
+        harness: Harness) -> None:
+    """Messages held before documents were cleaned at hold time were stored as
+    sent: the claim cleans them too, so an upgrade relays nothing raw."""
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    emp = harness.person("emp-1")
+    code = await open_case(emp)
+    async with harness.store.tx() as tx:
+        case = await tx.cases.by_code(code)
+        assert case is not None
+        await tx.cases.hold_message(case, "", Media("document", odt_with_author(),
+                                                    filename="Jan_Peeters.odt"),
+                                    False, harness.clock.now())
+    await sara.say(f"/claim {code}")
+    [got] = media_received(sara)
+    assert got.filename == "document.odt" and not identifying(got.data)
+    assert_odf_consistent(got.data)
+
+
 @pytest.mark.parametrize("lang", ["nl", "fr", "en"])
 async def test_document_that_cannot_be_cleaned_reaches_nobody(harness: Harness,
                                                               lang: str) -> None:
@@ -112,18 +185,31 @@ async def test_words_sent_with_an_uncleanable_document_still_arrive(harness: Har
     assert refusal("en") in emp.texts
 
 
-async def test_held_document_that_cannot_be_cleaned_is_refused_at_the_claim(
+async def test_held_document_that_cannot_be_cleaned_is_refused_at_once(
         harness: Harness) -> None:
+    """The employee hears straight away that the file will not be passed on
+    (not "kept safely" now and a refusal days later, at the claim); the words
+    sent with it wait for the confidant, the file is not kept at all."""
     sara = await harness.add_confidant("Sara", "conf-sara")
     emp = harness.person("emp-1", language="nl")
     code = await open_case(emp)
     await emp.say("hello")
-    await emp.say(media=Media("document", b"PK\x03\x04 broken", filename="klacht.docx"))
+    emp.clear()
+    await emp.say("see the attached payslip",
+                  media=Media("document", b"PK\x03\x04 broken", filename="Jan_Peeters.docx"))
+    assert emp.texts == [refusal("nl")]  # told now, in their language
+    await emp.say(media=Media("document", pdf_with_author(user_password="secret"),
+                              filename="Jan_Peeters.pdf", mime_type="application/pdf"))
+    assert emp.texts == [refusal("nl")] * 2
+    bodies = await held(harness, code)
+    assert [b["text"] for b in bodies] == ["hello", "see the attached payslip"]
+    assert not any("data" in b or "filename" in b for b in bodies)  # no file kept
     emp.clear()
     await sara.say(f"/claim {code}")
     assert media_received(sara) == []
-    assert any("hello" in t for t in sara.texts)  # what could be relayed was
-    assert refusal("nl") in emp.texts  # told at the claim, next to "Sara has joined"
+    assert any("hello" in t for t in sara.texts)
+    assert any("see the attached payslip" in t for t in sara.texts)
+    assert refusal("nl") not in emp.texts  # not told a second time at the claim
     assert refusal("en") not in sara.texts and refusal("nl") not in sara.texts
 
 
