@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import HandledEvent
+
+_HANDLED = cast(Table, HandledEvent.__table__)
+"""The table itself, for plain Core statements on the hot path."""
 
 
 def _event_key(event_id: str) -> bytes:
@@ -30,12 +34,14 @@ class EventRepo:
         then finds the key taken; if that one rolls back, this one goes on.
         """
         values = {"channel": channel, "event_key": _event_key(event_id), "handled_at": now}
+        # On the table, not the mapped class: every event passes here, and a
+        # plain Core insert skips the ORM's bulk-insert bookkeeping.
         if self._s.get_bind().dialect.name == "postgresql":
-            pg = pg_insert(HandledEvent).values(**values).on_conflict_do_nothing()
-            result = await self._s.execute(pg.returning(HandledEvent.channel))
+            pg = pg_insert(_HANDLED).values(**values).on_conflict_do_nothing()
+            result = await self._s.execute(pg.returning(_HANDLED.c.channel))
         else:
-            lite = sqlite_insert(HandledEvent).values(**values).on_conflict_do_nothing()
-            result = await self._s.execute(lite.returning(HandledEvent.channel))
+            lite = sqlite_insert(_HANDLED).values(**values).on_conflict_do_nothing()
+            result = await self._s.execute(lite.returning(_HANDLED.c.channel))
         return result.first() is not None
 
     async def forget_before(self, cutoff: datetime) -> int:

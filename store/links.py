@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import MessageLink, utcnow
 from store.vault import Vault
+
+_LINKS = cast(Table, MessageLink.__table__)
+"""The table itself, for plain Core statements on the hot path."""
 
 
 class LinkRepo:
@@ -21,7 +27,9 @@ class LinkRepo:
                   "platform_message_id": platform_message_id, "case_id": case_id,
                   "created_at": utcnow()}
         insert = pg_insert if self._s.get_bind().dialect.name == "postgresql" else sqlite_insert
-        await self._s.execute(insert(MessageLink).values(**values).on_conflict_do_nothing())
+        # On the table: a plain Core insert, no ORM bulk-insert bookkeeping per message.
+        await self._s.execute(insert(_LINKS).values(**values)
+                              .on_conflict_do_nothing())
 
     async def case_for(self, channel: str, chat: str, platform_message_id: str) -> str | None:
         row = await self._s.get(

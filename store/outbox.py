@@ -13,9 +13,9 @@ import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Table, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -31,6 +31,9 @@ from handlers.types import (
 )
 from store.models import OutboxMessage, new_id
 from store.vault import Vault
+
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+"""The table itself, for plain Core statements on the hot path."""
 
 
 def encode_outbound(out: Outbound) -> bytes:
@@ -165,8 +168,10 @@ class OutboxRepo:
         return decode_outbound(ChannelAddress(ChannelName(row.channel), address), payload)
 
     async def mark_sent(self, seq: int, now: datetime) -> None:
+        """On the table, not the mapped class: once per message sent, and the
+        sessions that record outcomes hold no outbox objects to keep in step."""
         await self._s.execute(
-            update(OutboxMessage).where(OutboxMessage.seq == seq)
+            update(_OUTBOX).where(_OUTBOX.c.seq == seq)
             .values(status="sent", sent_at=now, recipient_enc=None, payload_enc=None)
         )
 
