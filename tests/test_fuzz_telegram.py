@@ -413,13 +413,7 @@ def _buttons_of(d: TelegramDouble, chat: int) -> list[str]:
 def _push(w: World, kind: str, obj: Any) -> None:
     """Queue a raw update at the double, whatever its kind (the double's own
     helpers build only well-formed updates of the kinds the bot asked for)."""
-    d = w.double
-    update = {"update_id": d._next_update_id, kind: obj}
-    d._next_update_id += 1
-    d._updates.append(update)
-    d._wake_pollers()
-    if kind == "callback_query" and isinstance(obj, dict):
-        d._callbacks[str(obj.get("id"))] = None
+    w.double.push_raw(kind, obj)
 
 
 # --- the checks -----------------------------------------------------------------------

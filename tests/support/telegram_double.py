@@ -748,6 +748,19 @@ class TelegramDouble:
         self._updates.append(update)
         self._wake_pollers()
 
+    def push_raw(self, kind: str, obj: Any) -> dict[str, Any]:
+        """Queue an update of any kind with any content, as a misbehaving or
+        future Telegram might send it (fuzzing): no user, no checks, not even
+        ``allowed_updates``.  A ``callback_query`` carrying an ``id`` can be
+        answered like a real one.  Returns the update."""
+        update = {"update_id": self._next_update_id, kind: obj}
+        self._next_update_id += 1
+        self._updates.append(update)
+        if kind == "callback_query" and isinstance(obj, dict):
+            self._callbacks[str(obj.get("id"))] = None
+        self._wake_pollers()
+        return update
+
     def _wake_pollers(self) -> None:
         self._update_event.set()
         self._update_event = asyncio.Event()
