@@ -5,20 +5,35 @@ report.
 The role is decided on the server (``[[admins]]`` in the config) for every
 command and button.  Every change is shown back and applied only after a
 confirmation press, validated like the CLI, and written to the audit log.
-Admins never see a case: the report holds counts only, small ones masked.
+Admins never see a case: the report holds counts only, hidden by the same
+rule as the CLI's report (`handlers.report_privacy`), so that no small count
+can be read or worked out from the total.
 """
 
 from __future__ import annotations
 
 import logging
 import shlex
-from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from handlers.confidant import THEMES
 from handlers.core import Ctx, MenuRows, UserError, split_command
+from handlers.report_privacy import (
+    BLURRED,
+    CHANNELS,
+    HEARD,
+    Cell,
+    Key,
+    Sum,
+    mask,
+    months_between,
+    protect,
+)
 from handlers.rota_picture import week_png
 from handlers.types import Media, Role
-from store.models import Confidant
+from store.models import CaseStatistic, Confidant
 from store.rota import RotaError
 
 log = logging.getLogger("confidant.admin")
@@ -28,8 +43,6 @@ DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6,
         "maa": 0, "din": 1, "woe": 2, "don": 3, "vri": 4, "zat": 5, "zon": 6,
         "ma": 0, "di": 1, "wo": 2, "do": 3, "vr": 4, "za": 5, "zo": 6}
 """Weekday words as the CLI takes them (mon…sun), plus Dutch and French."""
-SMALL = 3
-"""Counts below this are shown as "<3": a small number can point at a person."""
 SEP = "|"
 
 
@@ -261,7 +274,8 @@ async def show_rota(ctx: Ctx, week_text: str = "") -> None:
 
 
 async def report(ctx: Ctx, month_from: str = "", month_to: str = "") -> None:
-    """Anonymous statistics: counts per month, theme and channel, small cells masked."""
+    """Anonymous statistics: counts per month, theme, channel and whether the
+    case was heard in time, hidden where they could point at a person."""
     local = ctx.now.astimezone(ctx.settings.tz).date()
     if not month_to:
         month_to = f"{local.year}-{local.month:02d}"
@@ -269,29 +283,96 @@ async def report(ctx: Ctx, month_from: str = "", month_to: str = "") -> None:
         y, m = (local.year - 1, local.month + 1) if local.month < 12 else (local.year, 1)
         month_from = f"{y}-{m:02d}"
     for value in (month_from, month_to):
-        if len(value) != 7 or value[4] != "-" or not (value[:4] + value[5:]).isdigit():
+        if (len(value) != 7 or value[4] != "-" or not (value[:4] + value[5:]).isdigit()
+                or not 1 <= int(value[5:]) <= 12):
             raise UserError("adm.bad_month", value=value)
-    stats = await ctx.tx.cases.statistics(month_from, month_to)
+    month_from, month_to = sorted((month_from, month_to))
+    months = months_between(date(int(month_from[:4]), int(month_from[5:]), 1),
+                            date(int(month_to[:4]), int(month_to[5:]), 1))
+    table = overview(await ctx.tx.cases.statistics(month_from, month_to), months)
     open_count = await ctx.tx.appointments.open_case_count()
-    lines = [ctx.t("adm.report_title", start=month_from, end=month_to),
-             ctx.t("adm.report_total", count=masked(len(stats)))]
-    heard = [s for s in stats if s.heard_in_time is not None]
-    lines.append(ctx.t("adm.report_heard", count=masked(sum(1 for s in heard
-                                                               if s.heard_in_time))))
-    for title, counter in (("adm.report_by_month", Counter(s.month for s in stats)),
-                           ("adm.report_by_theme", Counter(s.theme for s in stats)),
-                           ("adm.report_by_channel", Counter(s.channel for s in stats))):
+    marks = ctx.t("adm.report_marks")
+    if table.blurred():
+        marks += ctx.t("adm.report_marks_blurred")
+    lines = [ctx.t("adm.report_title", start=month_from, end=month_to), marks,
+             ctx.t("adm.report_total", count=table.cell(TOTAL))]
+    for key, heard in zip(("adm.report_heard", "adm.report_heard_late", "adm.report_not_heard"),
+                          HEARD, strict=True):
+        lines.append(ctx.t(key, count=table.cell(("all", "heard", heard))))
+    for title, keys in (("adm.report_by_month", table.month_keys()),
+                        ("adm.report_by_theme", table.row_keys("theme", table.themes)),
+                        ("adm.report_by_channel", table.row_keys("channel", table.channels))):
         lines.append("\n" + ctx.t(title))
-        lines += [f"  {key}: {masked(n)}" for key, n in sorted(counter.items())] or ["  –"]
-    lines.append("\n" + ctx.t("adm.report_open", count=masked(open_count)))
+        # A month's line is (month, "cases", "all"); the others ("all", dimension, value).
+        lines += [f"  {month if month != 'all' else value}: {table.cell((month, d, value))}"
+                  for month, d, value in keys]
+    lines.append("\n" + ctx.t("adm.report_open", count=mask(open_count)))
     lines.append(ctx.t("adm.report_note"))
     await ctx.tx.audit.record(_actor(ctx), "report.viewed", "", f"{month_from}..{month_to}")
     await ctx.reply("\n".join(lines))
 
 
-def masked(n: int) -> str:
-    """A count as shown in reports: 1 and 2 become "<3"."""
-    return f"<{SMALL}" if 0 < n < SMALL else str(n)
+TOTAL: Key = ("all", "cases", "all")
+
+
+@dataclass
+class Overview:
+    """The chat report as a table for `protect`: the conversations in all,
+    split by month, by theme, by channel and by heard in time, each split
+    adding up to the total.  Every theme, channel and month has its line even
+    at zero: a missing line would say "none", and subtracting the shown lines
+    from the total would give back a hidden one."""
+
+    months: list[str]
+    themes: list[str]
+    channels: list[str]
+    counts: dict[Key, int] = field(default_factory=dict)
+    _hidden: dict[Key, str] | None = field(default=None, init=False, repr=False)
+
+    def cell(self, key: Key) -> Cell:
+        """One count as shown: the number, or the mark hiding it."""
+        if self._hidden is None:
+            self._hidden = protect(self)
+        return self._hidden.get(key, self.counts.get(key, 0))
+
+    def blurred(self) -> bool:
+        """Whether some count is hidden as "any number", so the legend says so."""
+        return any(self.cell(k) == BLURRED for k in self.keys())
+
+    def month_keys(self) -> list[Key]:
+        return [(m, "cases", "all") for m in self.months]
+
+    @staticmethod
+    def row_keys(dimension: str, values: Iterable[str]) -> list[Key]:
+        return [("all", dimension, v) for v in values]
+
+    def keys(self) -> list[Key]:
+        """Every printed count, in the order printed."""
+        return [TOTAL, *self.row_keys("heard", HEARD), *self.month_keys(),
+                *self.row_keys("theme", self.themes), *self.row_keys("channel", self.channels)]
+
+    def sums(self) -> list[Sum]:
+        """What the reader knows adds up: each split sums to the total."""
+        return [(TOTAL, self.month_keys()), (TOTAL, self.row_keys("theme", self.themes)),
+                (TOTAL, self.row_keys("channel", self.channels)),
+                (TOTAL, self.row_keys("heard", HEARD))]
+
+
+def overview(stats: Iterable[CaseStatistic], months: list[str]) -> Overview:
+    """Count the store's anonymous counters into the chat report's table,
+    with the same themes and channels as the CLI's report."""
+    rows = [s for s in stats if s.month in months]
+    themes = [*THEMES, "withdrawn"]
+    themes += sorted({s.theme for s in rows} - set(themes))
+    channels = [*CHANNELS, *sorted({s.channel for s in rows} - set(CHANNELS))]
+    table = Overview(months=months, themes=themes, channels=channels)
+    for s in rows:
+        heard = ("not_heard" if s.heard_in_time is None
+                 else "within_10_days" if s.heard_in_time else "late")
+        for key in (TOTAL, (s.month, "cases", "all"), ("all", "theme", s.theme),
+                    ("all", "channel", s.channel), ("all", "heard", heard)):
+            table.counts[key] = table.counts.get(key, 0) + 1
+    return table
 
 
 # ------------------------------------------------- changes: ask, then apply

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Sequence
 from datetime import date, time
 from pathlib import Path
 
 import pytest_asyncio
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
+from handlers.confidant import THEMES
 from handlers.core import Core
 from handlers.info import InfoLibrary
 from store.models import Absence, AuditEvent, CaseStatistic, Room, Shift
 from tests.support.memory_channel import Harness, Person, make_harness
+from tests.test_report import _possible
 
 ADMIN = "admin-1"
 
@@ -180,6 +183,138 @@ async def test_report_masks_small_counts(h: Harness) -> None:
     assert "report.viewed" in [e.kind for e in await _audit(h)]
     await admin.say("/admin report 2026-13x 2026-12")
     assert "is not a month" in admin.last
+
+
+# ----------------------------------------- the report read the way a curious reader would
+#
+# The chat report prints a total and, under it, groups that add up to it (months,
+# themes, channels, heard).  A reader who subtracts the shown counts of a group
+# from the total must not get a hidden one back.  The checks parse only the text.
+
+Key = tuple[str, str, str]
+_GROUPS = {"By month:": "month", "By theme:": "theme", "By channel:": "channel"}
+_HEARD = {"Heard within 10 days": "within_10_days", "Heard after 10 days": "late",
+          "Not heard": "not_heard"}
+_MARKS = {"suppressed_as": "x", "blurred_as": "?"}
+
+
+def _cell(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def _read_report(text: str) -> tuple[dict[Key, int | str], list[list[tuple[Key, int]]]]:
+    """Every count the chat report prints, and the sums a reader knows: the
+    conversations = Σ months = Σ themes = Σ channels (= Σ heard rows, if all
+    three are printed)."""
+    cells: dict[Key, int | str] = {}
+    group = ""
+    for line in text.splitlines():
+        if line.strip() in _GROUPS:
+            group = _GROUPS[line.strip()]
+        elif line.startswith("  ") and group and ": " in line:
+            value, count = line.strip().rsplit(": ", 1)
+            cells[(group, value, "")] = _cell(count)
+        elif line.startswith("Conversations: "):
+            cells[("cases", "all", "")] = _cell(line.rsplit(": ", 1)[1])
+        elif any(line.startswith(h) for h in _HEARD):
+            title = next(h for h in _HEARD if line.startswith(h))
+            cells[("heard", _HEARD[title], "")] = _cell(line.rsplit(": ", 1)[1])
+        elif not line.strip():
+            group = ""
+    total = ("cases", "all", "")
+    equations = []
+    for dimension in ("month", "theme", "channel", "heard"):
+        parts = [k for k in cells if k[0] == dimension]
+        if dimension != "heard" or len(parts) == len(_HEARD):
+            equations.append([(total, 1)] + [(k, -1) for k in parts])
+    return cells, equations
+
+
+def _derivable(text: str) -> list[str]:
+    """Hidden counts that the total minus the shown counts of a group gives away."""
+    cells, equations = _read_report(text)
+    found = []
+    for equation in equations:
+        for key, _ in equation:
+            if not isinstance(cells[key], int):
+                low, high = _possible(equation, key, cells, _MARKS)
+                if low == high:
+                    found.append(f"{key} = {low:g}")
+    return found
+
+
+async def _set_statistics(h: Harness,
+                          rows: Sequence[tuple[str, str, str, bool | None]]) -> None:
+    async with h.store.tx() as tx:
+        await tx.session.execute(delete(CaseStatistic))
+        for month, channel, theme, heard in rows:
+            tx.session.add(CaseStatistic(month=month, channel=channel, theme=theme,
+                                         heard_in_time=heard))
+
+
+async def test_report_hides_a_count_the_total_would_give_back(h: Harness) -> None:
+    """A small workplace: four cases about stress and one about unwanted sexual
+    behaviour.  "Conversations: 5" and "stress: 4" used to print together,
+    and 5 − 4 is the one person who came about unwanted sexual behaviour."""
+    admin = await _admin(h)
+    await _set_statistics(h, [("2026-03", "telegram", "stress", True)] * 4
+                          + [("2026-03", "telegram", "sexual", True)])
+    await admin.say("/admin report 2026-01 2026-06")
+    text = admin.last
+    cells, _ = _read_report(text)
+    assert cells[("theme", "sexual", "")] == "<3"
+    assert _derivable(text) == []
+    # Every theme has its line, the empty ones too, so a missing line gives
+    # nothing away; an empty theme or month looks like a small one.
+    assert {k[1] for k in cells if k[0] == "theme"} >= set(THEMES)
+    assert cells[("theme", "bullying", "")] == "<3"
+    assert cells[("month", "2026-01", "")] == "<3"
+    # The reader is told what the marks mean, in one line.
+    [legend] = [line for line in text.splitlines() if "x = " in line]
+    assert "<3" in legend and "3 or more" in legend
+    # Five heard in time and three late out of eight: "not heard" would be
+    # 8 − 5 − 3 = 0 for anyone to see, so a count of 3 or more hides too.
+    await _set_statistics(h, [("2026-03", "web", "stress", True)] * 5
+                          + [("2026-03", "web", "conflict", False)] * 3)
+    await admin.say("/admin report 2026-03 2026-03")
+    cells, _ = _read_report(admin.last)
+    assert cells[("heard", "not_heard", "")] == "<3"
+    assert "x" in cells.values()
+    assert _derivable(admin.last) == []
+
+
+async def test_no_chat_report_lets_a_hidden_count_be_worked_out(h: Harness) -> None:
+    """The property of ``confidant report``, on the chat report's own text:
+    small workplaces drawn at random, each report read by a reader who
+    subtracts.  Shown counts are true and never small; marks are honest."""
+    admin = await _admin(h)
+    months = ["2026-01", "2026-02", "2026-03"]
+    themes = ["stress", "bullying", "sexual", "conflict", "withdrawn"]
+    for seed in range(25):
+        draw = random.Random(seed)
+        rows = [(draw.choice(months), draw.choice(["telegram", "matrix", "web"]),
+                 draw.choice(themes), draw.choice([True, False, None]))
+                for _ in range(draw.randrange(0, 25))]
+        await _set_statistics(h, rows)
+        await admin.say("/admin report 2026-01 2026-03")
+        text = admin.last
+        assert _derivable(text) == [], (seed, text)
+        truth = {("cases", "all", ""): len(rows)}
+        for month, channel, theme, heard in rows:
+            kind = "not_heard" if heard is None else "within_10_days" if heard else "late"
+            for key in (("month", month, ""), ("channel", channel, ""), ("theme", theme, ""),
+                        ("heard", kind, "")):
+                truth[key] = truth.get(key, 0) + 1
+        cells, _ = _read_report(text)
+        for key, cell in cells.items():
+            if isinstance(cell, int):
+                assert cell >= 3 and cell == truth.get(key, 0), (seed, key, text)
+            elif cell == "<3":
+                assert truth.get(key, 0) < 3, (seed, key)
+            elif cell == "x":
+                assert truth.get(key, 0) >= 3, (seed, key)
+            else:
+                assert cell == "?", (seed, key, cell)
 
 
 async def test_admin_is_still_an_employee_elsewhere(h: Harness) -> None:
