@@ -304,7 +304,7 @@ async def report(ctx: Ctx, month_from: str = "", month_to: str = "") -> None:
                         ("adm.report_by_channel", table.row_keys("channel", table.channels))):
         lines.append("\n" + ctx.t(title))
         # A month's line is (month, "cases", "all"); the others ("all", dimension, value).
-        lines += [f"  {month if month != 'all' else value}: {table.cell((month, d, value))}"
+        lines += [f"  {_report_label(ctx, month, d, value)}: {table.cell((month, d, value))}"
                   for month, d, value in keys]
     lines.append("\n" + ctx.t("adm.report_open", count=mask(open_count)))
     lines.append(ctx.t("adm.report_note"))
@@ -313,6 +313,17 @@ async def report(ctx: Ctx, month_from: str = "", month_to: str = "") -> None:
 
 
 TOTAL: Key = ("all", "cases", "all")
+
+
+def _report_label(ctx: Ctx, month: str, dimension: str, value: str) -> str:
+    """A line's name in the reader's language: themes by their words (as
+    /close names them), a theme the bot has no words for by its key;
+    months and channel names as they are."""
+    if month != "all":
+        return month
+    if dimension == "theme" and ctx.core.tr.has(ctx.lang, f"theme.{value}"):
+        return ctx.t(f"theme.{value}")
+    return value
 
 
 @dataclass

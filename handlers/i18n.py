@@ -77,6 +77,12 @@ class Translator:
         values.setdefault("org", self.org_name)
         return template.format(**values) if values else template
 
+    def has(self, lang: str, key: str) -> bool:
+        """Whether ``key`` has words (in ``lang``, the default or English), for
+        labels that may name something the content does not know."""
+        return any(key in load_strings(code) for code in
+                   (lang if lang in SUPPORTED_LANGUAGES else self.default, self.default, "en"))
+
     def when(self, lang: str, moment: datetime, style: str = "medium") -> str:
         """A date and time as a person in Brussels reads it, DST-correct."""
         fmt = "EEEE d MMMM y, HH:mm" if style == "long" else "EEE d MMM, HH:mm"
