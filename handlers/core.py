@@ -107,6 +107,17 @@ class UserError(Exception):
         """The language to refuse in, when the step knew better than the event."""
 
 
+REFUSALS: dict[str, str] = {
+    "too_large": "media.too_large",
+    "unavailable": "media.unavailable",
+    "undecryptable": "message.undecryptable",
+    "edit": "message.edited",
+}
+"""``Inbound.unsupported`` kinds that need their own answer: a file that could
+not be fetched or a message that could not be read is worth sending again,
+which the general refusal (stickers, locations, polls…) would not say."""
+
+
 @dataclass
 class Ctx:
     """Everything one step needs: the transaction, who is speaking, and the
@@ -231,8 +242,7 @@ class Ctx:
         """The refusal for content that cannot be relayed, or None."""
         if self.inbound.unsupported is None:
             return None
-        return "media.too_large" if self.inbound.unsupported == "too_large" \
-            else "media.unsupported"
+        return REFUSALS.get(self.inbound.unsupported, "media.unsupported")
 
     def confidant_lang(self, confidant: Confidant) -> str:
         langs = [lang for lang in confidant.languages.split(",") if lang]

@@ -26,6 +26,7 @@ from nio import (
 )
 from PIL import ExifTags, Image
 
+from bot.channels import matrix as matrix_mod
 from bot.channels.base import MemoryChannelState
 from bot.channels.matrix import MatrixChannel, MatrixSetupError
 from handlers.types import (
@@ -84,7 +85,7 @@ class Peer:
         resp = await client.login("pw-" + name, device_name=prefix)
         assert isinstance(resp, LoginResponse), resp
         peer = cls(client)
-        client.add_event_callback(peer._on_message, RoomMessage)  # type: ignore[arg-type]
+        client.add_event_callback(peer._on_message, RoomMessage)
         peer._task = asyncio.create_task(client.sync_forever(timeout=300, full_state=True))
         return peer
 
@@ -561,3 +562,44 @@ async def test_tofu_warns_about_a_new_device_and_unknown_room_is_unreachable(
 
     with pytest.raises(Unreachable):
         await ch.send(_employee_out("!nowhere:localhost", "lost"), "t2")
+
+
+async def test_refused_attachments_name_their_reason_for_the_core(
+    bot: Bot, peers: Callable[[str], Awaitable[Peer]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file over the size limit and one whose encryption does not check out
+    reach the core as "too_large" and "undecryptable", so the employee is told
+    the real reason (too big; please send it again) in their own language,
+    not that such files cannot be passed on at all."""
+    monkeypatch.setattr(matrix_mod, "MAX_MEDIA_BYTES", 1000)
+    core = FakeCore()
+    ch = await bot.start(core)
+    emp = await peers("emp")
+    dm = await emp.dm(bot.user_id)
+    await eventually(lambda: ch._client and dm in ch._client.rooms, what="bot joined")
+
+    async def send_file(data: bytes, tamper: bool) -> None:
+        upload, keys = await emp.client.upload(
+            lambda *_: io.BytesIO(data),
+            content_type="application/octet-stream",
+            encrypt=True,
+            filesize=len(data),
+        )
+        assert isinstance(upload, UploadResponse) and keys is not None
+        if tamper:
+            keys = {**keys, "hashes": {"sha256": "A" * 43}}
+        content = {
+            "msgtype": "m.file",
+            "body": "report.txt",
+            "info": {"mimetype": "text/plain", "size": len(data)},
+            "file": {**keys, "url": upload.content_uri},
+        }
+        await emp.client.room_send(dm, "m.room.message", content, ignore_unverified_devices=True)
+
+    await send_file(b"x" * 5000, tamper=False)
+    await send_file(b"small enough", tamper=True)
+    await eventually(lambda: len(core.inbound) >= 2, what="both files handed over")
+    assert [(i.unsupported, i.media) for i in core.inbound] == [
+        ("too_large", None),
+        ("undecryptable", None),
+    ]

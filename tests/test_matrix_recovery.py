@@ -7,7 +7,9 @@ room key, against the session's real Synapse:
   nio client withholds the to-device key and sends it later): the message
   waits, reaches the core once the key is there, and the employee never gets
   the "could not read your message" notice; only when the key never comes is
-  the employee asked, after a bounded wait, to send it again.
+  the employee asked, after a bounded wait, to send it again: by the core,
+  in the language the employee chose (the real app answers a French-speaking
+  employee in French).
 """
 
 from __future__ import annotations
@@ -26,10 +28,14 @@ from aiohttp import web
 
 from bot.channels import matrix as matrix_mod
 from bot.channels.base import MemoryChannelState
-from bot.channels.matrix import NOTICE_UNDECRYPTABLE, MatrixChannel
+from bot.channels.matrix import UNREADABLE, MatrixChannel
+from handlers.i18n import Translator
 from handlers.types import Inbound
-from tests.support.matrix_app import MatrixPeer, eventually
+from tests.support.app_runner import running_app
+from tests.support.matrix_app import MatrixPeer, eventually, matrix_setup
 from tests.support.synapse import SynapseServer
+
+TR = Translator("nl", ("nl", "fr", "en"))
 
 TIMELINE_LIMIT = 5
 MISSED = 12
@@ -45,7 +51,11 @@ class Recorder:
         self.inbound.append(ev)
 
     def texts(self) -> list[str | None]:
-        return [i.text for i in self.inbound]
+        return [i.text for i in self.inbound if i.unsupported is None]
+
+    def unreadable(self) -> list[Inbound]:
+        """The "could not read it, ask them again" events handed over."""
+        return [i for i in self.inbound if i.unsupported == UNREADABLE]
 
 
 class FaultyProxy:
@@ -308,7 +318,7 @@ async def test_message_waits_for_its_late_key(bot: Bot, employee: MatrixPeer) ->
     text = "the key comes later " + secrets.token_hex(3)
     await employee.say(dm, text)
     await asyncio.sleep(2.5)  # a couple of syncs without the key
-    assert NOTICE_UNDECRYPTABLE not in employee.texts(dm)
+    assert not bot.core.unreadable()
     assert text not in bot.core.texts()
     held = await bot.state.get("held")  # the bot has it, unreadable, and kept it
     assert held is not None and held != b"[]" and text.encode() not in held
@@ -316,7 +326,8 @@ async def test_message_waits_for_its_late_key(bot: Bot, employee: MatrixPeer) ->
     await eventually(lambda: text in bot.core.texts(), what="message handled after its key")
     await asyncio.sleep(1.5)
     assert bot.core.texts().count(text) == 1
-    assert NOTICE_UNDECRYPTABLE not in employee.texts(dm)
+    assert not bot.core.unreadable()
+    assert employee.texts(dm) == []  # the channel itself said nothing either
     assert await bot.state.get("held") == b"[]"
 
 
@@ -336,21 +347,58 @@ async def test_waiting_message_survives_a_restart(bot: Bot, employee: MatrixPeer
     await eventually(lambda: text in bot.core.texts(), what="message handled after restart")
     await asyncio.sleep(1.5)
     assert bot.core.texts().count(text) == 1
-    assert NOTICE_UNDECRYPTABLE not in employee.texts(dm)
+    assert not bot.core.unreadable()
+    assert employee.texts(dm) == []
 
 
 async def test_key_that_never_comes_asks_to_send_again(
     bot: Bot, employee: MatrixPeer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The channel does not answer itself (it cannot know the employee's
+    language): it hands the core one "unreadable" event from the employee,
+    named after the lost message, and the core answers it."""
     monkeypatch.setattr(matrix_mod, "_UNDECRYPTABLE_WAIT", 3.0)
     dm = await _hello(bot, employee)
     WithheldKey(employee, dm).withhold()
     text = "never readable " + secrets.token_hex(3)
-    await employee.say(dm, text)
+    event_id = await employee.say(dm, text)
     loop = asyncio.get_running_loop()
     sent = loop.time()
-    await employee.wait_text(lambda t: t == NOTICE_UNDECRYPTABLE, dm, what="the notice")
+    await eventually(bot.core.unreadable, what="the unreadable message handed to the core")
     assert loop.time() - sent >= 2.5  # not at once: the key had its chance
-    await asyncio.sleep(1.0)
-    assert employee.texts(dm).count(NOTICE_UNDECRYPTABLE) == 1
+    await asyncio.sleep(1.5)
+    [asked] = bot.core.unreadable()
+    assert (asked.sender, asked.chat) == (employee.user_id, dm)
+    assert asked.text is None and asked.media is None
+    assert event_id in asked.event_id and asked.event_id != event_id
     assert text not in bot.core.texts()
+    assert employee.texts(dm) == []  # no fixed notice from the channel itself
+
+
+async def test_unreadable_message_is_answered_in_the_employees_language(
+    synapse: SynapseServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the real app: an employee who chose French (the organisation
+    defaults to Dutch) whose message can never be read is asked, in French
+    only and once, to send it again."""
+    monkeypatch.setattr(matrix_mod, "_UNDECRYPTABLE_WAIT", 3.0)
+    setup, bot_id = await matrix_setup(tmp_path / "bot", synapse, default_language="nl")
+    employee = await MatrixPeer.create(synapse, tmp_path / "peers", "emp")
+    try:
+        async with running_app(setup):
+            dm = await employee.dm(bot_id)
+            await employee.say(dm, "/language fr")
+            await employee.wait_text(
+                lambda t: t.startswith(TR.t("fr", "language.set")), dm, "French chosen"
+            )
+            WithheldKey(employee, dm).withhold()
+            await employee.say(dm, "jamais lisible " + secrets.token_hex(3))
+            asked = TR.t("fr", "message.undecryptable")
+            await employee.wait_text(lambda t: t == asked, dm, what="the French notice")
+            await asyncio.sleep(1.5)  # a second notice (or another language) would be here
+            texts = employee.texts(dm)
+            assert texts.count(asked) == 1
+            for lang in ("nl", "en"):
+                assert not any(TR.t(lang, "message.undecryptable") in t for t in texts)
+    finally:
+        await employee.close()

@@ -28,6 +28,7 @@ import random
 import re
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -79,6 +80,7 @@ from bot.channels.matrix_crosssign import (
     ensure_cross_signing,
 )
 from bot.media import MAX_MEDIA_BYTES, MediaRejected, scrub_image
+from handlers.i18n import SUPPORTED_LANGUAGES, Translator
 from handlers.types import (
     ChannelName,
     Inbound,
@@ -97,24 +99,18 @@ MATRIX = ChannelName("matrix")
 MEGOLM = "m.megolm.v1.aes-sha2"
 ENCRYPTION_STATE = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}}
 
-NOTICE_NOT_ENCRYPTED = (
-    "🔒 This chat is not end-to-end encrypted, so your message was not passed on. "
-    "Please turn on encryption. · Dit gesprek is niet end-to-end versleuteld; je bericht "
-    "werd niet doorgegeven. Zet versleuteling aan. · Cette conversation n'est pas chiffrée "
-    "de bout en bout ; votre message n'a pas été transmis. Activez le chiffrement."
-)
-NOTICE_UNDECRYPTABLE = (
-    "🔑 Sorry, I could not read one of your messages: its key never reached me. Could you "
-    "send it again? · Sorry, ik kon een van je berichten niet lezen: de sleutel ervan kwam "
-    "nooit bij mij aan. Wil je het opnieuw sturen? · Désolé, je n'ai pas pu lire l'un de vos "
-    "messages : sa clé ne m'est jamais parvenue. Pourriez-vous le renvoyer ?"
-)
-NOTICE_NEW_DEVICE = (
-    "⚠️ A new device ({devices}) now receives this conversation. If that was not you, stop "
-    "writing here. · Een nieuw toestel ({devices}) ontvangt nu dit gesprek. Was jij dat niet, "
-    "schrijf dan niet verder. · Un nouvel appareil ({devices}) reçoit désormais cette "
-    "conversation. Si ce n'est pas vous, n'écrivez plus ici."
-)
+UNREADABLE = "undecryptable"
+"""``Inbound.unsupported`` kind for a message the bot cannot read (its room key
+never came, or an algorithm nio does not know): the core asks the sender, in
+their language, to send it again."""
+
+_UNREADABLE_SUFFIX = "#unreadable"
+"""Appended to a Matrix event id to name the "could not read it" event handed
+to the core: stable, so a replay asks once, yet distinct from the message's
+own id, so the message still counts if its key turns up after all."""
+
+_MEDIA_REFUSALS = {"media.too_large": "too_large", "media.undecryptable": UNREADABLE}
+"""Why an attachment was refused → the ``unsupported`` kind the core answers."""
 
 _RETRY_LIMIT = 20
 _RETRY_DELAY = 1.0
@@ -239,6 +235,7 @@ class MatrixChannel:
         state: ChannelState,
         sync_timeout_ms: int = 30_000,
         timeline_limit: int = _TIMELINE_LIMIT,
+        languages: Sequence[str] = SUPPORTED_LANGUAGES,
     ) -> None:
         if trust not in ("tofu", "all"):
             raise ValueError("trust must be 'tofu' or 'all'")
@@ -257,6 +254,10 @@ class MatrixChannel:
         if timeline_limit < 1:
             raise ValueError("timeline_limit must be at least 1")
         self._sync_filter = {"room": {"timeline": {"limit": timeline_limit}}}
+        self._languages = tuple(lang for lang in languages if lang in SUPPORTED_LANGUAGES)
+        if not self._languages:
+            raise ValueError("at least one supported language is needed")
+        self._tr = Translator(self._languages[0], self._languages)
         self._client: AsyncClient | None = None
         self._on_inbound: InboundHandler | None = None
         self._task: asyncio.Task[None] | None = None
@@ -711,11 +712,32 @@ class MatrixChannel:
                 await self._give_up_held(event_id)
 
     async def _give_up_held(self, event_id: str) -> None:
-        """Drop a waiting event and tell its room, kindly, to send it again."""
+        """Drop a waiting event and have its sender asked, kindly, to send it again."""
         held = self._held.pop(event_id)
         self._seen.append(event_id)
         log.info("matrix: undecryptable event given up")
-        await self._plain_notice(held.room_id, NOTICE_UNDECRYPTABLE)
+        await self._ask_again(held.room_id, held.source.get("sender"), event_id)
+
+    async def _ask_again(self, room_id: str, sender: object, event_id: str) -> None:
+        """Hand the core an unreadable message as an `UNREADABLE` event.
+
+        The core, not the channel, answers it: only the core knows the
+        person's language, and its answer goes out through the outbox, retried
+        until delivered (a notice sent from here would be lost to a homeserver
+        hiccup).  Queued like any event, so it is recorded before the sync
+        position moves past the message."""
+        if not isinstance(sender, str) or not sender or sender == self.user_id:
+            return
+        await self._dispatch(
+            Inbound(
+                channel=MATRIX,
+                sender=sender,
+                chat=room_id,
+                event_id=event_id + _UNREADABLE_SUFFIX,
+                unsupported=UNREADABLE,
+                case_hint=await self._case_for_room(room_id),
+            )
+        )
 
     async def _housekeeping(self) -> None:
         """What nio's sync_forever does between syncs: keys and to-device messages."""
@@ -756,9 +778,21 @@ class MatrixChannel:
         resp = await client.room_put_state(room.room_id, "m.room.encryption", {"algorithm": MEGOLM})
         if isinstance(resp, RoomPutStateError):
             log.info("matrix: may not enable encryption in a room; asking the user")
-            await self._plain_notice(room.room_id, NOTICE_NOT_ENCRYPTED)
+            await self._plain_notice(room.room_id, self._room_notice("matrix.not_encrypted"))
         else:
             log.info("matrix: enabled encryption in a room")
+
+    def _room_notice(self, key: str, **values: object) -> str:
+        """A notice the channel must send itself, in each of the organisation's
+        languages (default first), from the same strings the core uses.
+
+        Only for notices that cannot go through the core: the one asking for
+        encryption is for an unencrypted room, where the core's messages must
+        never go (letting the core answer there would also move the person's
+        address to that room), and may come before anyone wrote; a new-device
+        warning concerns a room, not anyone's message.  The reader's language
+        is unknown here, so every language is shown."""
+        return "\n\n".join(self._tr.t(lang, key, **values) for lang in self._languages)
 
     async def _plain_notice(self, room_id: str, text: str) -> None:
         """A fixed, content-free notice; the only thing ever sent to an unencrypted room."""
@@ -796,7 +830,7 @@ class MatrixChannel:
         if isinstance(event, UnknownEncryptedEvent):  # an algorithm we cannot ever read
             self._seen.append(event_id)
             log.info("matrix: undecryptable event")
-            await self._plain_notice(room.room_id, NOTICE_UNDECRYPTABLE)
+            await self._ask_again(room.room_id, event.sender, event_id)
             return
         if not isinstance(event, RoomMessage):
             return
@@ -804,7 +838,7 @@ class MatrixChannel:
         self._held.pop(event_id, None)  # its key came with the same sync
         if not getattr(event, "decrypted", False):
             log.info("matrix: refused an unencrypted message")
-            await self._plain_notice(room.room_id, NOTICE_NOT_ENCRYPTED)
+            await self._plain_notice(room.room_id, self._room_notice("matrix.not_encrypted"))
             return
         inbound = await self._to_inbound(room, event)
         if inbound is not None:
@@ -821,10 +855,10 @@ class MatrixChannel:
             media = await self._fetch_media(event)
         except MediaRejected as exc:
             log.info("matrix: media rejected (%s)", exc.reason)
-            return Inbound(**base, unsupported=exc.reason)
+            return Inbound(**base, unsupported=_MEDIA_REFUSALS.get(exc.reason, "invalid_media"))
         except RetryLater:
             log.warning("matrix: media download failed")
-            return Inbound(**base, unsupported="media.download_failed")
+            return Inbound(**base, unsupported="unavailable")
         return Inbound(**base, media=media)
 
     async def _fetch_media(self, event: RoomEncryptedMedia | RoomMessageMedia) -> Media:
@@ -959,7 +993,7 @@ class MatrixChannel:
                     warnings.setdefault(user_id, set()).update(new_devices)
         for user_id, device_ids in warnings.items():
             log.info("matrix: new device of a known user trusted; warning posted")
-            text = NOTICE_NEW_DEVICE.format(devices=", ".join(sorted(device_ids)))
+            text = self._room_notice("matrix.new_device", devices=", ".join(sorted(device_ids)))
             for room in list(client.rooms.values()):
                 if room.encrypted and user_id in room.users:
                     try:
