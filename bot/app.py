@@ -135,7 +135,11 @@ class App:
                 access_token=cfg.matrix.access_token, device_name=cfg.matrix.device_name,
                 store_dir=cfg.matrix.store_dir, trust=cfg.matrix.trust,
                 pickle_key=store.crypto.derive("matrix-store-pickle").hex(),
-                state=store.channel_state("matrix"))
+                state=store.channel_state("matrix"),
+                # Notices to a room whose reader is unknown: every language, default first.
+                languages=[cfg.organisation.default_language,
+                           *(lang for lang in cfg.organisation.languages
+                             if lang != cfg.organisation.default_language)])
         return out
 
     async def redeem_login(self, token: str) -> str | None:

@@ -53,7 +53,10 @@ async def dispatch(ctx: Ctx) -> None:
     if first_contact or not ctx.contact.welcomed:
         await welcome(ctx)
         cmd = split_command(inb.text or "")
-        if inb.text is None or (cmd is not None and cmd[0] == "start"):
+        # A first message the channel could not pass on still gets its answer
+        # ("send it again"), or the person would think it arrived.
+        if inb.unsupported is None and (inb.text is None
+                                        or (cmd is not None and cmd[0] == "start")):
             return
 
     if (refusal := ctx.unsupported_key()) is not None:

@@ -42,3 +42,12 @@ async def test_unreadable_message_from_a_confidant_is_asked_again_in_theirs(
     await sara.say(unsupported="undecryptable")
     assert sara.texts == [TR.t("fr", "message.undecryptable")]
     assert emp.texts == []
+
+
+async def test_a_first_message_that_could_not_be_passed_on_is_answered_after_the_welcome(
+    harness: Harness,
+) -> None:
+    emp = harness.person("emp-first", language="nl")
+    await emp.say(unsupported="undecryptable", event_id="$first#unreadable")
+    assert len(emp.texts) >= 2, emp.texts  # the welcome, then the answer
+    assert emp.texts[-1] == TR.t("nl", "message.undecryptable")
