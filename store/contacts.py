@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.types import ChannelAddress, ChannelName
-from store.models import Contact, new_id
+from store.models import Case, Confidant, Contact, new_id
 from store.vault import Vault
 
 
@@ -19,11 +19,24 @@ class ContactRepo:
     def __init__(self, session: AsyncSession, vault: Vault) -> None:
         self._s = session
         self._v = vault
+        self._kept: tuple[Case | None, Confidant | None] = (None, None)
 
     async def find(self, channel: str, sender: str) -> Contact | None:
-        return await self._s.scalar(
-            select(Contact).where(Contact.address_hash == self._v.address_hash(channel, sender))
-        )
+        """The sender's contact.  Its active case and that case's confidant,
+        if any, come along in the same query: nearly every event needs them
+        next, and then finds them in the session instead of asking again."""
+        row = (await self._s.execute(
+            select(Contact, Case, Confidant)
+            .outerjoin(Case, Case.id == Contact.active_case_id)
+            .outerjoin(Confidant, Confidant.id == Case.confidant_id)
+            .where(Contact.address_hash == self._v.address_hash(channel, sender))
+        )).first()
+        if row is None:
+            return None
+        # The session holds loaded objects only weakly: keep them alive for
+        # this transaction, or they are gone (and fetched again) by then.
+        self._kept = (row[1], row[2])
+        return row[0]
 
     async def by_id(self, contact_id: str) -> Contact | None:
         return await self._s.get(Contact, contact_id)
