@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, func, or_, select, update
+from sqlalchemy import (
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -73,6 +83,10 @@ def decode_outbound(to: ChannelAddress, payload: bytes) -> Outbound:
     )
 
 
+_FRESH_KEY = "outbox.fresh"
+_EARLIER = _OUTBOX.alias("earlier")
+
+
 @dataclass(frozen=True, slots=True)
 class DueMessage:
     seq: int
@@ -83,6 +97,18 @@ class DueMessage:
     recipient_hash: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class _Fresh:
+    """A row inserted by this transaction, as the fast lane needs it."""
+
+    due: DueMessage
+    due_at: datetime
+    waiting: int
+    """Pending rows for the recipient older than this one, when it was inserted."""
+    to: ChannelAddress
+    encoded: bytes
+
+
 class OutboxRepo:
     def __init__(self, session: AsyncSession, vault: Vault) -> None:
         self._s = session
@@ -90,21 +116,44 @@ class OutboxRepo:
 
     async def enqueue(self, out: Outbound, key_id: str, case_id: str | None, now: datetime,
                       not_before: datetime | None = None) -> str:
+        """Seal and insert one message; the same statement tells how many
+        older messages still wait for its recipient, so `fresh_heads` can
+        hand it to the fast lane without asking again."""
         ref = new_id()
-        row = OutboxMessage(
-            ref=ref,
-            channel=out.to.channel,
-            recipient_hash=self._v.address_hash(out.to.channel, out.to.address),
-            recipient_enc=await self._v.seal(key_id, out.to.address, "outbox.recipient_enc", ref),
-            payload_enc=await self._v.seal(key_id, encode_outbound(out), "outbox.payload_enc", ref),
-            data_key_id=key_id,
-            case_id=case_id,
-            status="pending",
-            next_attempt_at=max(now, not_before) if not_before else now,
-            created_at=now,
-        )
-        self._s.add(row)
+        recipient_hash = self._v.address_hash(out.to.channel, out.to.address)
+        encoded = encode_outbound(out)
+        due_at = max(now, not_before) if not_before else now
+        # SQLAlchemy does not correlate a subquery in RETURNING with the row
+        # being inserted, so the new row's seq is named as the database sees it.
+        older = (select(func.count()).select_from(_EARLIER)
+                 .where(_EARLIER.c.recipient_hash == recipient_hash,
+                        _EARLIER.c.status == "pending",
+                        _EARLIER.c.seq < literal_column("outbox.seq"))
+                 .scalar_subquery())
+        seq, waiting = (await self._s.execute(
+            insert(_OUTBOX).values(
+                ref=ref, channel=out.to.channel, recipient_hash=recipient_hash,
+                recipient_enc=await self._v.seal(key_id, out.to.address,
+                                                 "outbox.recipient_enc", ref),
+                payload_enc=await self._v.seal(key_id, encoded, "outbox.payload_enc", ref),
+                data_key_id=key_id, case_id=case_id, status="pending", attempts=0,
+                next_attempt_at=due_at, created_at=now,
+            ).returning(_OUTBOX.c.seq, older))).one()
+        self._fresh().append(_Fresh(DueMessage(seq, ref, out.to.channel, case_id, 0,
+                                               recipient_hash),
+                                    due_at, int(waiting), out.to, encoded))
         return ref
+
+    def _fresh(self) -> list[_Fresh]:
+        """Rows this transaction inserted, shared by every repository on the
+        session (a case's erasure uses its own)."""
+        found: list[_Fresh] = self._s.info.setdefault(_FRESH_KEY, [])
+        return found
+
+    def _forget_fresh(self) -> None:
+        """Rows of this transaction may have changed: none goes by the fast
+        lane; the delivery worker's passes read them as stored."""
+        self._s.info.pop(_FRESH_KEY, None)
 
     async def due(self, now: datetime, limit: int = 50) -> list[DueMessage]:
         """The oldest pending message of each recipient whose time has come.
@@ -132,6 +181,7 @@ class OutboxRepo:
 
     async def release(self, recipient_hash: bytes, now: datetime) -> None:
         """Messages held back for a shift go out now (the confidant is here)."""
+        self._forget_fresh()
         await self._s.execute(
             update(OutboxMessage)
             .where(OutboxMessage.recipient_hash == recipient_hash,
@@ -189,6 +239,7 @@ class OutboxRepo:
         )
 
     async def fail_pending_for(self, recipient_hash: bytes, now: datetime) -> int:
+        self._forget_fresh()
         result = await self._s.execute(
             update(OutboxMessage)
             .where(OutboxMessage.recipient_hash == recipient_hash,
@@ -210,6 +261,7 @@ class OutboxRepo:
 
     async def drop_for_case(self, case_id: str) -> None:
         """Erasure: pending messages of a shredded case can never be opened anyway."""
+        self._forget_fresh()
         await self._s.execute(delete(OutboxMessage).where(OutboxMessage.case_id == case_id))
 
     async def fresh_heads(self, now: datetime) -> tuple[list[tuple[DueMessage, Outbound]], int]:
@@ -220,31 +272,20 @@ class OutboxRepo:
         (sending it first would break that person's order); among fresh rows
         for one recipient, all are returned in order, and the caller sends
         them one after another.  Lets delivery skip querying and opening what
-        was just written.
+        was just written; costs no query of its own.
         """
-        fresh = [o for o in self._s.new if isinstance(o, OutboxMessage)]
-        if not fresh:
-            return [], 0
-        await self._s.flush()
-        fresh.sort(key=lambda r: r.seq)
-        first = fresh[0].seq
-        hashes = {r.recipient_hash for r in fresh}
-        blocked = set((await self._s.scalars(
-            select(OutboxMessage.recipient_hash).distinct().where(
-                OutboxMessage.status == "pending",
-                OutboxMessage.recipient_hash.in_(hashes),
-                OutboxMessage.seq < first))).all())
+        fresh = self._fresh()
+        self._forget_fresh()
         heads: list[tuple[DueMessage, Outbound]] = []
-        for row in fresh:
-            if row.recipient_hash in blocked or row.next_attempt_at > now:
-                blocked.add(row.recipient_hash)  # and so is everything after it
+        blocked: set[bytes] = set()
+        earlier_fresh: dict[bytes, int] = {}
+        for row in sorted(fresh, key=lambda r: r.due.seq):
+            recipient = row.due.recipient_hash
+            mine = earlier_fresh.get(recipient, 0)
+            earlier_fresh[recipient] = mine + 1
+            # Older pending rows beyond this transaction's own: not a head.
+            if recipient in blocked or row.waiting > mine or row.due_at > now:
+                blocked.add(recipient)  # and so is everything after it
                 continue
-            assert row.recipient_enc is not None and row.payload_enc is not None
-            address = await self._v.open_text(row.data_key_id, row.recipient_enc,
-                                              "outbox.recipient_enc", row.ref)
-            payload = await self._v.open(row.data_key_id, row.payload_enc,
-                                         "outbox.payload_enc", row.ref)
-            out = decode_outbound(ChannelAddress(ChannelName(row.channel), address), payload)
-            heads.append((DueMessage(row.seq, row.ref, row.channel, row.case_id, 0,
-                                     row.recipient_hash), out))
+            heads.append((row.due, decode_outbound(row.to, row.encoded)))
         return heads, len(fresh)
