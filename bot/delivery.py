@@ -49,7 +49,9 @@ class DeliveryWorker:
         """Rows the fast lane owns (claimed, being sent or recorded): passes skip them."""
         self._fast_recipients: set[bytes] = set()
         self._fast_tasks: set[asyncio.Task[None]] = set()
-        self._skipped_inflight = False
+        self._waiting_behind: set[bytes] = set()
+        """Recipients with messages queued behind one the fast lane holds:
+        when that one is done, a pass must run for them."""
         self._to_record: list[tuple[list[_Outcome], asyncio.Future[None]]] = []
         self._recording = False
 
@@ -138,9 +140,11 @@ class DeliveryWorker:
             leftover = True
         finally:
             self._release(rows)
-            if leftover or self._skipped_inflight or len(outcomes) != len(rows) \
+            mine = {row.recipient_hash for row, _ in rows}
+            behind = mine & self._waiting_behind
+            self._waiting_behind -= behind
+            if leftover or behind or len(outcomes) != len(rows) \
                     or any(o.kind != "sent" for o in outcomes):
-                self._skipped_inflight = False
                 self.core.outbox_changed.set()
         for outcome in outcomes:
             if outcome.kind == "unreachable" and outcome.out is not None:
@@ -219,9 +223,14 @@ class DeliveryWorker:
         async with self.core.store.tx() as tx:
             due = await tx.outbox.due(now, limit=64)
             if self._inflight:
-                kept = [row for row in due if row.seq not in self._inflight]
-                self._skipped_inflight = self._skipped_inflight or len(kept) != len(due)
-                due = kept
+                held = [row for row in due if row.seq in self._inflight]
+                if held:
+                    # Only a recipient with more waiting behind the held head
+                    # needs a pass once the lane is done with it; waking for
+                    # every held head would keep passes running under load.
+                    self._waiting_behind |= await tx.outbox.waiting_behind(
+                        [(row.recipient_hash, row.seq) for row in held])
+                    due = [row for row in due if row.seq not in self._inflight]
             loaded: list[tuple[DueMessage, Outbound | None]] = []
             for row in due:
                 try:

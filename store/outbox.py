@@ -179,6 +179,18 @@ class OutboxRepo:
         )
         return [DueMessage(*r) for r in rows.all()]
 
+    async def waiting_behind(self, heads: list[tuple[bytes, int]]) -> set[bytes]:
+        """Of these (recipient, head seq) pairs, the recipients with another
+        pending message after their head."""
+        if not heads:
+            return set()
+        rows = await self._s.scalars(
+            select(OutboxMessage.recipient_hash).distinct().where(
+                OutboxMessage.status == "pending",
+                or_(*(and_(OutboxMessage.recipient_hash == recipient, OutboxMessage.seq > seq)
+                      for recipient, seq in heads))))
+        return {bytes(h) for h in rows.all()}
+
     async def release(self, recipient_hash: bytes, now: datetime) -> None:
         """Messages held back for a shift go out now (the confidant is here)."""
         self._forget_fresh()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest_asyncio
 from sqlalchemy import select
 
-from handlers.types import Outbound, RetryLater, SendResult
+from handlers.types import Inbound, Outbound, RetryLater, SendResult
 from store.models import OutboxMessage
 from tests.support.memory_channel import Harness, MemoryChannel, make_harness, open_case
 
@@ -105,3 +105,32 @@ async def test_a_pass_never_sends_what_the_lane_holds(harness: Harness) -> None:
     assert [o.text for o in gated.received["conf-sara"]].count(f"[{code}] only once") == 1
     assert not harness.worker._inflight
     assert await harness.worker.deliver_due() == 0
+
+
+async def test_messages_queued_behind_a_held_one_follow_it_in_order(harness: Harness) -> None:
+    """While the lane holds Sara's first message, two more for her are
+    written; the running worker sends them right after it, in order, with
+    nobody calling for a pass."""
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    emp = harness.person("emp-1")
+    code = await open_case(emp, sara)
+    await harness.worker.drain()
+    gated = GatedChannel()
+    harness.worker.channels = {name: gated for name in harness.worker.channels}
+    worker = asyncio.create_task(harness.worker.run())
+    try:
+        await asyncio.sleep(0.05)
+        for i, text in enumerate(("one", "two", "three")):
+            await harness.core.handle(Inbound(emp.channel, emp.id, emp.id, f"q{i}", text=text))
+            await asyncio.sleep(0.05)  # the worker's pass runs while "one" is held
+        assert gated.received["conf-sara"] == []
+        gated.gate.set()
+        for _ in range(200):
+            if len(gated.received["conf-sara"]) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert [o.text for o in gated.received["conf-sara"]] == \
+            [f"[{code}] one", f"[{code}] two", f"[{code}] three"]
+    finally:
+        harness.worker.stop()
+        await asyncio.wait_for(worker, 5)
