@@ -49,6 +49,11 @@ class DeliveryWorker:
         """Rows the fast lane owns (claimed, being sent or recorded): passes skip them."""
         self._fast_recipients: set[bytes] = set()
         self._fast_tasks: set[asyncio.Task[None]] = set()
+        self._behind: dict[bytes, list[_Behind]] = {}
+        """Rows claimed for a recipient the lane is busy with, in claim order."""
+        self._queued: dict[int, _Behind] = {}
+        self._held: dict[bytes, set[int]] = {}
+        """Per recipient, the rows the lane holds that are still pending in the store."""
         self._waiting_behind: set[bytes] = set()
         """Recipients with messages queued behind one the fast lane holds:
         when that one is done, a pass must run for them."""
@@ -85,66 +90,157 @@ class DeliveryWorker:
 
     # -------------------------------------------------------------- fast lane
 
-    def claim(self, rows: list[tuple[DueMessage, Outbound]]) -> list[tuple[DueMessage, Outbound]]:
+    def claim(self, rows: list[tuple[DueMessage, Outbound, int]]
+              ) -> list[tuple[DueMessage, Outbound]]:
         """Reserve fresh rows before their transaction commits (see `Core`).
 
-        A recipient with a row already in the fast lane is left to the
-        passes, which keep its order; so is everything while stopping.
+        A row goes out at once if nothing older waits for its recipient.  If
+        what waits is exactly what the lane already holds for that recipient
+        (being sent, or queued), it is queued behind it and sent right after,
+        in order.  Anything else — something older the lane does not hold, or
+        stopping — is left to the passes, which keep the order.
         """
         if self._stopping:
             return []
         taken: list[tuple[DueMessage, Outbound]] = []
-        mine: set[bytes] = set()
-        for row, out in rows:
-            busy = row.recipient_hash in self._fast_recipients and row.recipient_hash not in mine
-            if busy or row.seq in self._inflight:
+        how: dict[bytes, str] = {}
+        blocked: set[bytes] = set()
+        loop = asyncio.get_running_loop()
+        for row, out, older in rows:
+            recipient = row.recipient_hash
+            if recipient in blocked or row.seq in self._inflight:
+                blocked.add(recipient)
                 continue
-            mine.add(row.recipient_hash)
-            taken.append((row, out))
-        for row, _ in taken:
+            way = how.get(recipient)
+            if way is None:
+                held = self._held.get(recipient, set())
+                if recipient not in self._fast_recipients and older == 0:
+                    way = "send"
+                elif recipient in self._fast_recipients and older == len(held):
+                    way = "queue"
+                else:
+                    blocked.add(recipient)
+                    continue
+                how[recipient] = way
+            if way == "queue":
+                entry = _Behind(row, out, loop.create_future())
+                self._behind.setdefault(recipient, []).append(entry)
+                self._queued[row.seq] = entry
+            else:
+                self._fast_recipients.add(recipient)
+            self._held.setdefault(recipient, set()).add(row.seq)
             self._inflight.add(row.seq)
-            self._fast_recipients.add(row.recipient_hash)
+            taken.append((row, out))
         return taken
 
     def unclaim(self, rows: list[tuple[DueMessage, Outbound]]) -> None:
         """Their transaction failed: the rows do not exist, or a pass will find them."""
-        self._release(rows)
+        for row, _ in rows:
+            entry = self._queued.pop(row.seq, None)
+            if entry is not None:
+                self._unhold(row)
+                if not entry.committed.done():
+                    entry.committed.set_result(False)
+            else:
+                self._release([(row, _)])
 
     def hand_over(self, rows: list[tuple[DueMessage, Outbound]]) -> None:
-        """Their transaction committed: send them now, in a task of their own."""
-        task = asyncio.create_task(self._fast(rows), name="delivery-fast")
-        self._fast_tasks.add(task)
-        task.add_done_callback(self._fast_tasks.discard)
+        """Their transaction committed: send them now, in a task of their own
+        (rows queued behind other work are picked up by that work's task)."""
+        fresh: list[tuple[DueMessage, Outbound]] = []
+        for row, out in rows:
+            entry = self._queued.pop(row.seq, None)
+            if entry is None:
+                fresh.append((row, out))
+            elif entry.committed.done():  # given up on by its task: a pass sends it
+                self._unhold(row)
+                self.core.outbox_changed.set()
+            else:
+                entry.committed.set_result(True)
+        if fresh:
+            task = asyncio.create_task(self._fast(fresh), name="delivery-fast")
+            self._fast_tasks.add(task)
+            task.add_done_callback(self._fast_tasks.discard)
 
     def _release(self, rows: list[tuple[DueMessage, Outbound]]) -> None:
         for row, _ in rows:
-            self._inflight.discard(row.seq)
+            self._unhold(row)
             self._fast_recipients.discard(row.recipient_hash)
+
+    def _unhold(self, row: DueMessage) -> None:
+        """The lane no longer holds this row (sent and recorded, or handed to passes)."""
+        self._inflight.discard(row.seq)
+        held = self._held.get(row.recipient_hash)
+        if held is not None:
+            held.discard(row.seq)
+            if not held:
+                del self._held[row.recipient_hash]
+
+    def _take_behind(self, recipients: set[bytes]) -> list[_Behind]:
+        """What was queued behind these recipients' work, oldest first."""
+        taken: list[_Behind] = []
+        for recipient in recipients:
+            taken.extend(self._behind.pop(recipient, []))
+        return taken
+
+    def _give_up_behind(self, entries: list[_Behind]) -> None:
+        """Leave queued rows to the passes (their order is kept there)."""
+        for entry in entries:
+            if entry.committed.done():
+                self._unhold(entry.row)
+            else:  # not committed yet: `hand_over` or `unclaim` finishes it
+                entry.committed.set_result(False)
+        if entries:
+            self.core.outbox_changed.set()
 
     async def _fast(self, rows: list[tuple[DueMessage, Outbound]]) -> None:
         """Send claimed rows (one recipient's in order, stopping at the first
-        that is not sent), record the outcomes, then let passes see them again."""
+        that is not sent), record the outcomes, then whatever was queued
+        behind them meanwhile, then let passes see the recipients again."""
         now = self.core.clock.now()
-        chains: dict[bytes, list[tuple[DueMessage, Outbound]]] = {}
-        for row, out in rows:
-            chains.setdefault(row.recipient_hash, []).append((row, out))
+        recipients = {row.recipient_hash for row, _ in rows}
+        owned = list(rows)
         outcomes: list[_Outcome] = []
         leftover = False
+        stalled: set[bytes] = set()
         try:
-            for chain_outcomes in await asyncio.gather(
-                    *(self._send_chain(chain, now) for chain in chains.values())):
-                outcomes.extend(chain_outcomes)
-            await self._record_together(outcomes)
+            batch = rows
+            while batch:
+                chains: dict[bytes, list[tuple[DueMessage, Outbound]]] = {}
+                for row, out in batch:
+                    chains.setdefault(row.recipient_hash, []).append((row, out))
+                sent_now: list[_Outcome] = []
+                for chain_outcomes in await asyncio.gather(
+                        *(self._send_chain(chain, now) for chain in chains.values())):
+                    sent_now.extend(chain_outcomes)
+                outcomes.extend(sent_now)
+                stalled |= {o.row.recipient_hash for o in sent_now if o.kind != "sent"}
+                stalled |= {r for r, chain in chains.items()
+                            if sum(o.row.recipient_hash == r for o in sent_now) != len(chain)}
+                await self._record_together(sent_now)
+                for o in sent_now:  # recorded: no longer among what waits for them
+                    if o.kind == "sent":
+                        held = self._held.get(o.row.recipient_hash)
+                        if held is not None:
+                            held.discard(o.row.seq)
+                batch = []
+                for entry in self._take_behind(recipients):
+                    if entry.row.recipient_hash in stalled:
+                        self._give_up_behind([entry])
+                    elif await entry.committed:
+                        owned.append((entry.row, entry.out))
+                        batch.append((entry.row, entry.out))
         except Exception as exc:
             log.warning("fast delivery failed kind=%s", type(exc).__name__)
             leftover = True
         finally:
-            self._release(rows)
-            mine = {row.recipient_hash for row, _ in rows}
-            behind = mine & self._waiting_behind
+            # No await from the last look at the queue to the release: a row
+            # claimed for these recipients from now on starts a task of its own.
+            self._give_up_behind(self._take_behind(recipients))
+            self._release(owned)
+            behind = recipients & self._waiting_behind
             self._waiting_behind -= behind
-            if leftover or behind or len(outcomes) != len(rows) \
-                    or any(o.kind != "sent" for o in outcomes):
+            if leftover or behind or stalled or len(outcomes) != len(owned):
                 self.core.outbox_changed.set()
         for outcome in outcomes:
             if outcome.kind == "unreachable" and outcome.out is not None:
@@ -190,7 +286,8 @@ class DeliveryWorker:
     async def _idle_wait(self) -> float:
         try:
             async with self.core.store.tx() as tx:
-                next_at = await tx.outbox.next_due_at(exclude=set(self._inflight))
+                # The live set: rows the lane claims while this waits are skipped too.
+                next_at = await tx.outbox.next_due_at(exclude=self._inflight)
         except Exception:
             return 1.0
         if next_at is None:
@@ -313,3 +410,13 @@ class _Outcome:
     """``sent`` | ``retry`` | ``unreachable`` | ``gone``."""
     retry_at: datetime | None = None
     result: SendResult | None = None
+
+
+@dataclass(slots=True)
+class _Behind:
+    """A row claimed while the lane was busy with its recipient."""
+
+    row: DueMessage
+    out: Outbound
+    committed: asyncio.Future[bool]
+    """True once its transaction committed, False if it never will (or was given up)."""

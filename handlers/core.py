@@ -83,8 +83,10 @@ class CoreSettings:
 class FastLane(Protocol):
     """The delivery worker's way in for messages that can go out at once."""
 
-    def claim(self, rows: list[tuple[DueMessage, Outbound]]) -> list[tuple[DueMessage, Outbound]]:
-        """Reserve rows before their transaction commits; returns those taken."""
+    def claim(self, rows: list[tuple[DueMessage, Outbound, int]]
+              ) -> list[tuple[DueMessage, Outbound]]:
+        """Reserve rows (each with the count of older messages waiting for
+        its recipient) before their transaction commits; returns those taken."""
         ...
 
     def unclaim(self, rows: list[tuple[DueMessage, Outbound]]) -> None:
@@ -353,8 +355,8 @@ class Core:
                 if written is None:  # seen before: nothing changed
                     wake = False
                 elif lane is not None and written:
-                    heads, fresh = await tx.outbox.fresh_heads(self.clock.now())
-                    claimed = lane.claim(heads)
+                    rows, fresh = await tx.outbox.fresh_rows(self.clock.now())
+                    claimed = lane.claim(rows)
                     wake = fresh != written or len(claimed) != written
         except BaseException:
             if lane is not None and claimed:

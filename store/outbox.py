@@ -117,7 +117,7 @@ class OutboxRepo:
     async def enqueue(self, out: Outbound, key_id: str, case_id: str | None, now: datetime,
                       not_before: datetime | None = None) -> str:
         """Seal and insert one message; the same statement tells how many
-        older messages still wait for its recipient, so `fresh_heads` can
+        older messages still wait for its recipient, so `fresh_rows` can
         hand it to the fast lane without asking again."""
         ref = new_id()
         recipient_hash = self._v.address_hash(out.to.channel, out.to.address)
@@ -209,14 +209,26 @@ class OutboxRepo:
                    OutboxMessage.status == "pending", OutboxMessage.attempts == 0,
                    OutboxMessage.next_attempt_at > now)) or 0)
 
-    async def next_due_at(self, exclude: Collection[int] = ()) -> datetime | None:
-        """When the next pending row falls due; ``exclude`` names rows already
-        on their way (so the worker does not wake for them)."""
-        query = select(func.min(OutboxMessage.next_attempt_at)).where(
-            OutboxMessage.status == "pending")
-        if exclude:
-            query = query.where(OutboxMessage.seq.not_in(list(exclude)))
-        return await self._s.scalar(query)
+    async def next_due_at(self, exclude: Collection[int] = (),
+                          look_ahead: int = 16) -> datetime | None:
+        """When the next pending row falls due, not counting ``exclude`` (rows
+        already on their way, so the worker does not wake for them).
+
+        ``exclude`` is read after the query has run, so a live set also skips
+        rows claimed while this transaction waited for its turn; if every row
+        looked at is excluded, the answer is "soon" (a pass will tell).
+        """
+        rows = (await self._s.execute(
+            select(OutboxMessage.seq, OutboxMessage.next_attempt_at)
+            .where(OutboxMessage.status == "pending")
+            .order_by(OutboxMessage.next_attempt_at)
+            .limit(look_ahead))).all()
+        for seq, at in rows:
+            if seq not in exclude:
+                return at
+        if len(rows) == look_ahead:
+            return min(at for _, at in rows)
+        return None
 
     async def load(self, seq: int) -> Outbound | None:
         row = await self._s.get(OutboxMessage, seq)
@@ -276,28 +288,29 @@ class OutboxRepo:
         self._forget_fresh()
         await self._s.execute(delete(OutboxMessage).where(OutboxMessage.case_id == case_id))
 
-    async def fresh_heads(self, now: datetime) -> tuple[list[tuple[DueMessage, Outbound]], int]:
-        """The rows this transaction added that may go out at once, opened.
+    async def fresh_rows(self, now: datetime
+                         ) -> tuple[list[tuple[DueMessage, Outbound, int]], int]:
+        """The rows this transaction added that may go out at once, opened,
+        each with how many older messages (not of this transaction) still
+        wait for its recipient; and how many rows were added.
 
-        Returns (heads, how many rows were added).  A fresh row is a head only
-        if it is due now and no older row for its recipient is still pending
-        (sending it first would break that person's order); among fresh rows
-        for one recipient, all are returned in order, and the caller sends
-        them one after another.  Lets delivery skip querying and opening what
-        was just written; costs no query of its own.
+        Rows are in order; a row not yet due (and what follows it for the
+        same recipient) is left out.  The delivery worker's fast lane sends
+        a row at once if nothing older waits, or right after what it already
+        holds for that recipient if that is exactly what waits.  Costs no
+        query: `enqueue` counted the older rows when it inserted.
         """
         fresh = self._fresh()
         self._forget_fresh()
-        heads: list[tuple[DueMessage, Outbound]] = []
+        rows: list[tuple[DueMessage, Outbound, int]] = []
         blocked: set[bytes] = set()
         earlier_fresh: dict[bytes, int] = {}
         for row in sorted(fresh, key=lambda r: r.due.seq):
             recipient = row.due.recipient_hash
             mine = earlier_fresh.get(recipient, 0)
             earlier_fresh[recipient] = mine + 1
-            # Older pending rows beyond this transaction's own: not a head.
-            if recipient in blocked or row.waiting > mine or row.due_at > now:
+            if recipient in blocked or row.due_at > now:
                 blocked.add(recipient)  # and so is everything after it
                 continue
-            heads.append((row.due, decode_outbound(row.to, row.encoded)))
-        return heads, len(fresh)
+            rows.append((row.due, decode_outbound(row.to, row.encoded), row.waiting - mine))
+        return rows, len(fresh)

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest_asyncio
 from sqlalchemy import select
 
-from handlers.types import Inbound, Outbound, RetryLater, SendResult
+from handlers.types import ChannelAddress, ChannelName, Inbound, Outbound, RetryLater, SendResult
 from store.models import OutboxMessage
+from store.outbox import DueMessage
 from tests.support.memory_channel import Harness, MemoryChannel, make_harness, open_case
 
 
@@ -134,3 +135,50 @@ async def test_messages_queued_behind_a_held_one_follow_it_in_order(harness: Har
     finally:
         harness.worker.stop()
         await asyncio.wait_for(worker, 5)
+
+
+async def test_a_failed_head_keeps_what_was_queued_behind_it_waiting(harness: Harness) -> None:
+    """Sara's first message fails while her second waits behind it in the
+    lane: the second must not overtake the retry."""
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    emp = harness.person("emp-1")
+    code = await open_case(emp, sara)
+    await harness.worker.drain()
+    gated = GatedChannel()
+    gated.failures.append(RetryLater("flood", after=30))
+    harness.worker.channels = {name: gated for name in harness.worker.channels}
+    harness.core.lane = harness.worker
+    await harness.core.handle(Inbound(emp.channel, emp.id, emp.id, "f1", text="one"))
+    await harness.core.handle(Inbound(emp.channel, emp.id, emp.id, "f2", text="two"))
+    assert sum(map(len, harness.worker._behind.values())) == 1  # "two" waits behind "one"
+    gated.gate.set()
+    await settle(harness)
+    assert gated.received["conf-sara"] == []
+    assert await harness.worker.deliver_due() == 0  # "one" is being retried: "two" waits
+    harness.clock.current += timedelta(seconds=31)
+    await harness.worker.drain()
+    assert [o.text for o in gated.received["conf-sara"]] == [f"[{code}] one", f"[{code}] two"]
+    assert not harness.worker._inflight
+
+
+async def test_a_queued_row_whose_transaction_failed_is_never_sent(harness: Harness) -> None:
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    emp = harness.person("emp-1")
+    await open_case(emp, sara)
+    await harness.worker.drain()
+    gated = GatedChannel()
+    harness.worker.channels = {name: gated for name in harness.worker.channels}
+    harness.core.lane = harness.worker
+    await harness.core.handle(Inbound(emp.channel, emp.id, emp.id, "g1", text="kept"))
+    head = next(iter(harness.worker._inflight))
+    ghost = DueMessage(head + 1000, "ghost-ref", "memory", None, 0,
+                       next(iter(harness.worker._fast_recipients)))
+    to = ChannelAddress(ChannelName("memory"), "conf-sara")
+    claimed = harness.worker.claim([(ghost, Outbound(to=to, text="rolled back"), 1)])
+    assert claimed == [(ghost, claimed[0][1])] and ghost.seq in harness.worker._queued
+    harness.worker.unclaim(claimed)  # its transaction failed
+    gated.gate.set()
+    await settle(harness)
+    assert [o.text for o in gated.received["conf-sara"]][-1].endswith("kept")
+    assert "rolled back" not in [o.text for o in gated.received["conf-sara"]]
+    assert not harness.worker._inflight and not harness.worker._queued

@@ -1,7 +1,7 @@
-"""Which freshly written outbox rows may go straight out (the fast lane's
-heads), on SQLite and PostgreSQL: a message never overtakes an older one
-still waiting for the same person, and what a transaction changed after
-writing is left to the delivery worker."""
+"""What the fast lane learns about freshly written outbox rows, on SQLite
+and PostgreSQL: each due row with how many older messages still wait for
+the same person (so it never overtakes one it does not hold), and what a
+transaction changed after writing is left to the delivery worker."""
 
 from __future__ import annotations
 
@@ -33,41 +33,45 @@ def message(to: ChannelAddress, text: str) -> Outbound:
 
 
 async def write(store: Store, *outs: Outbound, not_before: datetime | None = None
-                ) -> tuple[list[str], int]:
-    """Enqueue in one transaction; the texts of the heads and the fresh count."""
+                ) -> tuple[list[tuple[str, int]], int]:
+    """Enqueue in one transaction; (text, older waiting) of each due fresh
+    row, and the fresh count."""
     async with store.tx() as tx:
         key = await tx.system_key()
         for out in outs:
             await tx.outbox.enqueue(out, key, None, NOW, not_before)
-        heads, fresh = await tx.outbox.fresh_heads(NOW)
-    return [out.text for _, out in heads], fresh
+        rows, fresh = await tx.outbox.fresh_rows(NOW)
+    return [(out.text, older) for _, out, older in rows], fresh
 
 
-async def test_fresh_rows_are_heads_in_order_when_nothing_older_waits(store: Store) -> None:
+async def test_fresh_rows_in_order_with_nothing_older_waiting(store: Store) -> None:
+    # a2 follows a1 of the same transaction: nothing from elsewhere waits before it.
     assert await write(store, message(ANN, "a1"), message(BEN, "b1"), message(ANN, "a2")) \
-        == (["a1", "b1", "a2"], 3)
+        == ([("a1", 0), ("b1", 0), ("a2", 0)], 3)
 
 
-async def test_a_row_behind_an_older_pending_one_is_not_a_head(store: Store) -> None:
-    assert await write(store, message(ANN, "a1")) == (["a1"], 1)  # stays pending: not sent
-    # Ann's new message waits behind a1; Ben has nothing older and goes at once.
-    assert await write(store, message(ANN, "a2"), message(BEN, "b1")) == (["b1"], 2)
+async def test_a_row_behind_an_older_pending_one_says_so(store: Store) -> None:
+    assert await write(store, message(ANN, "a1")) == ([("a1", 0)], 1)  # stays pending
+    # Ann's new message has a1 before it; Ben has nothing older.
+    assert await write(store, message(ANN, "a2"), message(BEN, "b1")) \
+        == ([("a2", 1), ("b1", 0)], 2)
+    assert await write(store, message(ANN, "a3")) == ([("a3", 2)], 1)
 
 
-async def test_a_message_held_for_later_blocks_what_follows_it(store: Store) -> None:
+async def test_a_message_held_for_later_is_not_due_and_counts_as_waiting(store: Store) -> None:
     later = NOW + timedelta(hours=3)
     assert await write(store, message(ANN, "held"), not_before=later) == ([], 1)
-    assert await write(store, message(ANN, "next")) == ([], 1)
+    assert await write(store, message(ANN, "next")) == ([("next", 1)], 1)
 
 
 async def test_sent_rows_do_not_block(store: Store) -> None:
     async with store.tx() as tx:
         key = await tx.system_key()
         await tx.outbox.enqueue(message(ANN, "a1"), key, None, NOW)
-        [(row, _)], _ = await tx.outbox.fresh_heads(NOW)
+        [(row, _, _)], _ = await tx.outbox.fresh_rows(NOW)
     async with store.tx() as tx:
         await tx.outbox.mark_sent(row.seq, NOW)
-    assert await write(store, message(ANN, "a2")) == (["a2"], 1)
+    assert await write(store, message(ANN, "a2")) == ([("a2", 0)], 1)
 
 
 async def test_rows_changed_after_writing_are_left_to_the_worker(store: Store) -> None:
@@ -76,6 +80,6 @@ async def test_rows_changed_after_writing_are_left_to_the_worker(store: Store) -
         await tx.outbox.enqueue(message(ANN, "a1"), key, None, NOW)
         failed = await tx.outbox.fail_pending_for(
             tx.vault.address_hash(ANN.channel, ANN.address), NOW)
-        heads, fresh = await tx.outbox.fresh_heads(NOW)
+        rows, fresh = await tx.outbox.fresh_rows(NOW)
     assert failed == 1
-    assert (heads, fresh) == ([], 0)  # the failed row must not be sent by the fast lane
+    assert (rows, fresh) == ([], 0)  # the failed row must not be sent by the fast lane
