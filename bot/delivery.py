@@ -218,11 +218,6 @@ class DeliveryWorker:
                 stalled |= {r for r, chain in chains.items()
                             if sum(o.row.recipient_hash == r for o in sent_now) != len(chain)}
                 await self._record_together(sent_now)
-                for o in sent_now:  # recorded: no longer among what waits for them
-                    if o.kind == "sent":
-                        held = self._held.get(o.row.recipient_hash)
-                        if held is not None:
-                            held.discard(o.row.seq)
                 batch = []
                 for entry in self._take_behind(recipients):
                     if entry.row.recipient_hash in stalled:
@@ -393,6 +388,13 @@ class DeliveryWorker:
                             await tx.outbox.retry(o.row.seq, o.retry_at)
                         else:  # unreachable, or its case is gone
                             await tx.outbox.fail(o.row.seq, now)
+                    # Sent rows stop counting as waiting before the commit, not
+                    # after: an event recorded in between must not see them as
+                    # held while the store no longer has them pending.  Counted
+                    # too low, the lane only declines (see `claim`).
+                    for o in outcomes:
+                        if o.kind == "sent":
+                            self._held.get(o.row.recipient_hash, set()).discard(o.row.seq)
                 return
             except Exception as exc:
                 if not is_transient(exc) or time.monotonic() > deadline:
