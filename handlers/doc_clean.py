@@ -45,7 +45,6 @@ but cannot be cleaned — corrupt, encrypted, too large once unpacked — raises
 from __future__ import annotations
 
 import io
-import logging
 import re
 import zipfile
 import zlib
@@ -53,18 +52,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from PIL import Image
-from pypdf import PasswordType, PdfReader, PdfWriter
-from pypdf.generic import (
-    ArrayObject,
-    DictionaryObject,
-    IndirectObject,
-    NameObject,
-    PdfObject,
-    TextStringObject,
-)
-
-# pypdf's diagnostics can quote bits of the document; logs carry no content.
-logging.getLogger("pypdf").setLevel(logging.CRITICAL + 1)
 
 MAX_UNPACKED_BYTES = 120 * 1024 * 1024
 """Most bytes unpacked from one package, nested packages included (zip-bomb guard).
@@ -416,62 +403,10 @@ def _scrub_picture(body: bytes, fmt: str) -> bytes:
 
 # ------------------------------------------------------------------ PDF
 
-_MARKUP = frozenset({"/Text", "/FreeText", "/Line", "/Square", "/Circle", "/Polygon",
-                     "/PolyLine", "/Highlight", "/Underline", "/Squiggly", "/StrikeOut",
-                     "/Stamp", "/Caret", "/Ink", "/FileAttachment", "/Sound", "/Redact"})
-_DROP_KEYS = ("/Metadata", "/PieceInfo")
-_ROOT_DROP_KEYS = ("/Metadata", "/PieceInfo", "/Perms", "/DSS")
-
 
 def _clean_pdf(data: bytes) -> bytes:
-    try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
-            raise DocumentRejected("encrypted PDF")
-        pages = len(reader.pages)
-        writer = PdfWriter(clone_from=reader)
-        writer.metadata = None
-        _scrub_pdf(writer.root_object)
-        first = io.BytesIO()
-        writer.write(first)
-        # The first pass still carries the orphaned metadata objects; cloning
-        # again copies only what the cleaned catalog reaches.
-        again = PdfWriter(clone_from=PdfReader(io.BytesIO(first.getvalue()), strict=False))
-        again.metadata = None
-        out = io.BytesIO()
-        again.write(out)
-        if len(PdfReader(io.BytesIO(out.getvalue()), strict=False).pages) != pages:
-            raise DocumentRejected("pages lost while cleaning")
-        return out.getvalue()
-    except DocumentRejected:
-        raise
-    except Exception as exc:  # a hostile PDF can break the parser in any way
-        raise DocumentRejected("unreadable PDF") from exc
+    """pypdf is loaded with the first PDF, not with the bot: most bot
+    processes never see one, and it would cost each of them memory."""
+    from handlers.doc_clean_pdf import clean_pdf
 
-
-def _scrub_pdf(root: DictionaryObject) -> None:
-    for key in _ROOT_DROP_KEYS:
-        root.pop(NameObject(key), None)
-    seen: set[int] = set()
-    stack: list[PdfObject] = [root]
-    while stack:
-        item = stack.pop()
-        obj = item.get_object() if isinstance(item, IndirectObject) else item
-        if obj is None or id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, DictionaryObject):
-            for key in _DROP_KEYS:
-                obj.pop(NameObject(key), None)
-            if _resolved(obj.get("/Subtype")) in _MARKUP and "/T" in obj:
-                obj[NameObject("/T")] = TextStringObject(NEUTRAL)
-            if _resolved(obj.get("/FT")) == "/Sig":
-                obj.pop(NameObject("/V"), None)  # the signer's name and certificate
-            stack.extend(obj.values())
-        elif isinstance(obj, ArrayObject):
-            stack.extend(obj)
-
-
-def _resolved(value: PdfObject | None) -> str | None:
-    found = value.get_object() if isinstance(value, IndirectObject) else value
-    return found if isinstance(found, str) else None
+    return clean_pdf(data)
