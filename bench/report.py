@@ -20,7 +20,8 @@ P50_P99_GOAL = 1.25
 SCALE_GOAL = 1.2
 MEMORY_GOAL_MB = 150.0
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189),
-           (140, 86, 75)]
+           (140, 86, 75), (23, 190, 207), (127, 127, 127)]
+"""One per run of a full benchmark (three bots at two rates, and the big store)."""
 
 
 @dataclass
