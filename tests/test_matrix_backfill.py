@@ -16,25 +16,11 @@ import pytest
 from bot.channels import matrix as matrix_mod
 from bot.channels.base import MemoryChannelState
 from bot.channels.matrix import MatrixChannel
-from handlers.types import Inbound
-from tests.support.matrix_app import MatrixPeer, eventually
+from tests.support.matrix_app import MatrixPeer, Recorder, eventually
 from tests.support.synapse import SynapseServer
 
 TIMELINE_LIMIT = 5
 MISSED = 12
-
-
-class Recorder:
-    """The core's stand-in: records every Inbound handed over."""
-
-    def __init__(self) -> None:
-        self.inbound: list[Inbound] = []
-
-    async def __call__(self, ev: Inbound) -> None:
-        self.inbound.append(ev)
-
-    def texts(self) -> list[str | None]:
-        return [i.text for i in self.inbound]
 
 
 @pytest.fixture

@@ -28,34 +28,16 @@ from aiohttp import web
 
 from bot.channels import matrix as matrix_mod
 from bot.channels.base import MemoryChannelState
-from bot.channels.matrix import UNREADABLE, MatrixChannel
+from bot.channels.matrix import MatrixChannel
 from handlers.i18n import Translator
-from handlers.types import Inbound
 from tests.support.app_runner import running_app
-from tests.support.matrix_app import MatrixPeer, eventually, matrix_setup
+from tests.support.matrix_app import MatrixPeer, Recorder, eventually, matrix_setup
 from tests.support.synapse import SynapseServer
 
 TR = Translator("nl", ("nl", "fr", "en"))
 
 TIMELINE_LIMIT = 5
 MISSED = 12
-
-
-class Recorder:
-    """The core's stand-in: records every Inbound handed over."""
-
-    def __init__(self) -> None:
-        self.inbound: list[Inbound] = []
-
-    async def __call__(self, ev: Inbound) -> None:
-        self.inbound.append(ev)
-
-    def texts(self) -> list[str | None]:
-        return [i.text for i in self.inbound if i.unsupported is None]
-
-    def unreadable(self) -> list[Inbound]:
-        """The "could not read it, ask them again" events handed over."""
-        return [i for i in self.inbound if i.unsupported == UNREADABLE]
 
 
 class FaultyProxy:

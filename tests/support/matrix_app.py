@@ -33,6 +33,8 @@ from nio import (
     RoomSendResponse,
 )
 
+from bot.channels.matrix import UNREADABLE
+from handlers.types import Inbound
 from tests.support.app_runner import BotSetup, make_setup
 from tests.support.synapse import SynapseServer
 
@@ -43,6 +45,24 @@ ENCRYPTION = {
     "content": {"algorithm": "m.megolm.v1.aes-sha2"},
 }
 CASE_CODE = re.compile(r"\b[A-Z0-9]{3}-[A-Z0-9]{3}\b")
+
+
+class Recorder:
+    """The core's stand-in for channel tests: records every Inbound handed over."""
+
+    def __init__(self) -> None:
+        self.inbound: list[Inbound] = []
+
+    async def __call__(self, ev: Inbound) -> None:
+        self.inbound.append(ev)
+
+    def texts(self) -> list[str | None]:
+        """What people wrote (not the channel's reports of what it could not pass on)."""
+        return [i.text for i in self.inbound if i.unsupported is None]
+
+    def unreadable(self) -> list[Inbound]:
+        """The "could not read it, ask them again" events handed over."""
+        return [i for i in self.inbound if i.unsupported == UNREADABLE]
 
 
 async def eventually(pred: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
