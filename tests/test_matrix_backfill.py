@@ -16,7 +16,7 @@ import pytest
 from bot.channels import matrix as matrix_mod
 from bot.channels.base import MemoryChannelState
 from bot.channels.matrix import MatrixChannel
-from tests.support.matrix_app import MatrixPeer, Recorder, eventually
+from tests.support.matrix_app import MatrixPeer, Recorder, eventually, state_changes
 from tests.support.synapse import SynapseServer
 
 TIMELINE_LIMIT = 5
@@ -28,16 +28,6 @@ async def employee(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[Matr
     peer = await MatrixPeer.create(synapse, tmp_path / "peers", "emp")
     yield peer
     await peer.close()
-
-
-async def _state_changes(state: MemoryChannelState, key: str, old: bytes | None) -> bytes:
-    """Wait until the channel saved a new value under ``key`` (its sync position)."""
-    for _ in range(300):
-        value = await state.get(key)
-        if value is not None and value != old:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"state {key!r} never changed")
 
 
 async def test_cut_off_timeline_is_paged_back_in_order_exactly_once(
@@ -78,7 +68,7 @@ async def test_cut_off_timeline_is_paged_back_in_order_exactly_once(
         first = "before the outage " + secrets.token_hex(3)
         await employee.say(dm, first)
         await eventually(lambda: first in core.texts(), what="first message handled")
-        await _state_changes(state, "since", before)  # the position after it is saved
+        await state_changes(state, "since", before)  # the position after it is saved
         await ch.stop()
 
         missed = [f"missed {i:02d} {secrets.token_hex(3)}" for i in range(1, MISSED + 1)]

@@ -31,7 +31,7 @@ from bot.channels.base import MemoryChannelState
 from bot.channels.matrix import MatrixChannel
 from handlers.i18n import Translator
 from tests.support.app_runner import running_app
-from tests.support.matrix_app import MatrixPeer, Recorder, eventually, matrix_setup
+from tests.support.matrix_app import MatrixPeer, Recorder, eventually, matrix_setup, state_changes
 from tests.support.synapse import SynapseServer
 
 TR = Translator("nl", ("nl", "fr", "en"))
@@ -161,16 +161,6 @@ async def bot(
     await b.stop_all()
 
 
-async def _state_changes(state: MemoryChannelState, key: str, old: bytes | None) -> bytes:
-    """Wait until the channel saved a new value under ``key``."""
-    for _ in range(300):
-        value = await state.get(key)
-        if value is not None and value != old:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"state {key!r} never changed")
-
-
 async def _missed_while_down(bot: Bot, employee: MatrixPeer) -> tuple[str, list[str]]:
     """The employee opens a DM, is heard, then writes more messages than one
     sync carries while the bot is down.  Returns the DM and every text sent."""
@@ -180,7 +170,7 @@ async def _missed_while_down(bot: Bot, employee: MatrixPeer) -> tuple[str, list[
     first = "before the outage " + secrets.token_hex(3)
     await employee.say(dm, first)
     await eventually(lambda: first in bot.core.texts(), what="first message handled")
-    await _state_changes(bot.state, "since", before)
+    await state_changes(bot.state, "since", before)
     await ch.stop()
     missed = [f"missed {i:02d} {secrets.token_hex(3)}" for i in range(1, MISSED + 1)]
     for text in missed:
@@ -231,7 +221,7 @@ async def test_unfilled_gap_survives_a_restart(
     proxy.fail_messages = 10_000  # the homeserver keeps failing /messages
     saved = await bot.state.get("since")
     ch = await bot.start()
-    await _state_changes(bot.state, "since", saved)  # the position moved past the gap
+    await state_changes(bot.state, "since", saved)  # the position moved past the gap
     gaps = await bot.state.get("gaps")
     assert gaps is not None and dm.encode() in gaps
     await ch.stop()  # a crash: nothing more is written
@@ -320,9 +310,9 @@ async def test_waiting_message_survives_a_restart(bot: Bot, employee: MatrixPeer
     text = "waiting over a restart " + secrets.token_hex(3)
     since = await bot.state.get("since")
     await employee.say(dm, text)
-    saved = await _state_changes(bot.state, "held", None)
+    saved = await state_changes(bot.state, "held", None)
     assert text.encode() not in saved  # ciphertext only
-    await _state_changes(bot.state, "since", since)  # the position moved past the event
+    await state_changes(bot.state, "since", since)  # the position moved past the event
     await bot.channels[-1].stop()
     await bot.start()
     await withheld.deliver()

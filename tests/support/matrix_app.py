@@ -33,6 +33,7 @@ from nio import (
     RoomSendResponse,
 )
 
+from bot.channels.base import ChannelState
 from bot.channels.matrix import UNREADABLE
 from handlers.types import Inbound
 from tests.support.app_runner import BotSetup, make_setup
@@ -63,6 +64,16 @@ class Recorder:
     def unreadable(self) -> list[Inbound]:
         """The "could not read it, ask them again" events handed over."""
         return [i for i in self.inbound if i.unsupported == UNREADABLE]
+
+
+async def state_changes(state: ChannelState, key: str, old: bytes | None) -> bytes:
+    """Wait until a channel saved a new value under ``key`` (e.g. its sync position)."""
+    for _ in range(300):
+        value = await state.get(key)
+        if value is not None and value != old:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"state {key!r} never changed")
 
 
 async def eventually(pred: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
