@@ -197,7 +197,6 @@ class DeliveryWorker:
         """Send claimed rows (one recipient's in order, stopping at the first
         that is not sent), record the outcomes, then whatever was queued
         behind them meanwhile, then let passes see the recipients again."""
-        now = self.core.clock.now()
         recipients = {row.recipient_hash for row, _ in rows}
         owned = list(rows)
         outcomes: list[_Outcome] = []
@@ -206,6 +205,7 @@ class DeliveryWorker:
         try:
             batch = rows
             while batch:
+                now = self.core.clock.now()  # retry times count from this batch's send
                 chains: dict[bytes, list[tuple[DueMessage, Outbound]]] = {}
                 for row, out in batch:
                     chains.setdefault(row.recipient_hash, []).append((row, out))
