@@ -853,3 +853,43 @@ async def test_only_a_confidants_answer_to_a_page_load_replaces_the_last_one(env
         await env.channel.send(reply, f"employee-{n}")
     tab = await _console_load(env, cookie, fresh=False)
     assert [i["text"] for i in tab.ready["history"]] == ["Welcome 1", "Welcome 2"]
+
+
+async def test_an_erased_case_leaves_no_overview_naming_it(env: Env) -> None:
+    """The page-load overview is a snapshot that names the case: once the case
+    is erased, a reconnecting console must not redraw it from the history."""
+    env.channel.console_opening = "/cases"
+
+    async def answer(inbound: Inbound) -> None:
+        if inbound.text != "/cases":
+            return
+        overview = Outbound(
+            to=ChannelAddress(ChannelName("web"), inbound.chat),
+            text="Your cases\n• K7F-3MQ — hear by 12 May\n• Z9Q-2PL — hear by 14 May",
+            menu=Menu(rows=((Button("Open K7F-3MQ", "tok-k"), Button("Open Z9Q-2PL", "tok-z")),)),
+            extra={"role": "confidant"},
+        )
+        await env.channel.send(overview, "overview-1")
+
+    env.core.react = answer
+    sid, _ = _cookie_from(await env.login("good-token"), env.channel.cookie_name)
+    cookie = f"{env.channel.cookie_name}={sid}"
+    for n, code in enumerate(("K7F-3MQ", "Z9Q-2PL")):
+        relayed = Outbound(to=_to(CONFIDANT), text=f"Words on {code}.", case=CaseCode(code),
+                           kind=OutboundKind.RELAY)
+        await env.channel.send(relayed, f"relay-{n}")
+    tab = await _console_load(env, cookie)
+    assert (await tab.next())["item"]["text"].startswith("Your cases")
+
+    notice = Outbound(to=_to(CONFIDANT), text="Case K7F-3MQ was erased at the employee's request.",
+                      case=CaseCode("K7F-3MQ"), kind=OutboundKind.NOTICE, control="case-erase")
+    await env.channel.send(notice, "erase-1")
+    # The open tab is told first, so it drops the case and the overview before the notice.
+    assert await tab.next() == {"type": "case-erased", "case": "K7F-3MQ"}
+    assert (await tab.next())["item"]["text"] == notice.text
+    await tab.ws.close()
+
+    history = (await _console_load(env, cookie, fresh=False)).ready["history"]
+    assert [i["text"] for i in history if "K7F-3MQ" in json.dumps(i)] == [notice.text]
+    assert not any(i.get("opening") for i in history)
+    assert [i["text"] for i in history if i["from"] == "relay"] == ["Words on Z9Q-2PL."]

@@ -1,7 +1,8 @@
 """Reloading the confidant console with the REAL core: each page load shows
 the overview of the cases once, fresh, without piling up stale copies or
 pushing the conversation out of the kept history; a ``/cases`` the
-confidant asks for stays like any other answer."""
+confidant asks for stays like any other answer; an erased case takes the
+overview that named it off every open tab."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tests.test_web_e2e import (  # noqa: F401 - `live` is a fixture used by nam
     _employee_opens_case,
     en,
     live,
+    nl,
 )
 
 pytestmark = pytest.mark.usefixtures("live")
@@ -57,4 +59,28 @@ async def test_console_reloads_keep_one_overview_and_the_conversation(
     await expect(listing).to_have_count(2)
     await expect(console.locator("li.from-me", has_text="/cases")).to_have_count(1)
     await expect(console.locator("li.from-relay")).to_contain_text(EMPLOYEE_WORDS)
+    assert live.problems == []
+
+
+async def test_an_erased_case_takes_the_overview_naming_it_off_every_tab(
+    browser: Browser, live: Live  # noqa: F811 - the fixture imported above
+) -> None:
+    employee, code, _ = await _employee_opens_case(browser, live)
+    console = await _console_claims(browser, live, code)
+    await _reload_and_wait_for_a_new_overview(console)
+    other_tab = await console.context.new_page()
+    await other_tab.goto(live.base + "/console")
+    for tab in (console, other_tab):
+        listing = tab.locator("li.from-bot", has_text=en("cases.title"))
+        await expect(listing).to_have_count(1, timeout=TIMEOUT)
+        await expect(listing).to_contain_text(code)
+
+    await employee.fill("#compose-text", "/forget")
+    await employee.keyboard.press("Enter")
+    await employee.get_by_role("button", name=nl("forget.yes")).last.click()
+    # Without a reload, no tab keeps the overview that still named the case.
+    for tab in (console, other_tab):
+        notice = tab.locator("li.from-bot", has_text=en("forget.to_confidant", code=code))
+        await expect(notice).to_have_count(1, timeout=TIMEOUT)
+        await expect(tab.locator("li.from-bot", has_text=en("cases.title"))).to_have_count(0)
     assert live.problems == []

@@ -262,7 +262,8 @@ class WebChannel:
         """Push a message to every open tab of the address and keep it in its
         history; a retried send with the same key is neither stored nor shown
         twice.  Controls riding on a message act after it is shown: ``forget``
-        erases the identity, ``case-erase`` drops that case from the history.
+        erases the identity, ``case-erase`` drops that case from the history
+        together with the kept page-load overview, which names it.
 
         The answer to a console's page-load command (addressed to its
         `OPENING_SLOT`) replaces the previous one in the history rather than
@@ -292,7 +293,7 @@ class WebChannel:
             erased: str | None = None
             if out.control == "case-erase" and out.case:
                 erased = str(out.case)
-                history["items"] = _without_case(history["items"], erased)
+                history["items"] = _without_erased(history["items"], erased)
                 # The notice outlives the case, so it must not be tagged with it.
                 out = dataclasses.replace(out, case=None)
             item = self._item_from_outbound(out)
@@ -823,6 +824,18 @@ def _without_case(items: list[dict[str, Any]], case: str) -> list[dict[str, Any]
     """History items that do not belong to ``case`` (codes compared loosely)."""
     code = normalize_case_code(case)
     return [i for i in items if normalize_case_code(str(i.get("case", ""))) != code]
+
+
+def _without_erased(items: list[dict[str, Any]], case: str) -> list[dict[str, Any]]:
+    """History items that may stay once ``case`` is erased: neither its own
+    nor the kept page-load overview.  The overview is not tagged with a case
+    yet names them all, so a reconnect would redraw the erased code from it.
+    It goes on every erasure, not only when its text names the code: reading
+    the core's wording to find codes would miss one silently the day that
+    wording changes, whereas dropping an overview that did not name it costs
+    only a convenience the next page load or a ``/cases`` gives back.  A
+    ``/cases`` asked for by hand is an ordinary answer and is not touched."""
+    return [i for i in _without_case(items, case) if not i.get("opening")]
 
 
 def _error(code: str, frame: dict[str, Any]) -> dict[str, Any]:

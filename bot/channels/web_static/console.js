@@ -35,7 +35,10 @@
   }
 
   /* The case is gone (erased on the employee's request or after the
-     retention period): nothing of it may stay on screen. */
+     retention period): nothing of it may stay on screen.  That includes the
+     page-load overview, which names every case without belonging to one; it
+     goes on any erasure, as on the server, and the next page load brings a
+     fresh one. */
   function erase(code) {
     cases.delete(code);
     caseList.querySelectorAll("button[data-case]").forEach(function (b) {
@@ -44,6 +47,7 @@
     document.querySelectorAll("#log li[data-case]").forEach(function (li) {
       if (li.dataset.case === code) li.remove();
     });
+    document.querySelectorAll("#log li[data-opening]").forEach(function (li) { li.remove(); });
     if (current === code) {
       current = null;
       currentLabel.textContent = C.t("no_case");
