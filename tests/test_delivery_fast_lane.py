@@ -14,7 +14,7 @@ from sqlalchemy import select
 from handlers.types import ChannelAddress, ChannelName, Inbound, Outbound, RetryLater, SendResult
 from store.models import OutboxMessage
 from store.outbox import DueMessage
-from tests.support.memory_channel import Harness, MemoryChannel, make_harness, open_case
+from tests.support.memory_channel import Harness, MemoryChannel, Person, make_harness, open_case
 
 
 @pytest_asyncio.fixture
@@ -39,11 +39,17 @@ async def settle(h: Harness) -> None:
     raise AssertionError("fast lane did not finish")
 
 
-async def test_relay_goes_out_without_a_delivery_pass(harness: Harness) -> None:
-    sara = await harness.add_confidant("Sara", "conf-sara")
-    emp = harness.person("emp-1")
+async def claimed_case(h: Harness) -> tuple[Person, Person, str]:
+    """Sara has claimed emp-1's case and everything so far is delivered."""
+    sara = await h.add_confidant("Sara", "conf-sara")
+    emp = h.person("emp-1")
     code = await open_case(emp, sara)
-    await harness.worker.drain()
+    await h.worker.drain()
+    return sara, emp, code
+
+
+async def test_relay_goes_out_without_a_delivery_pass(harness: Harness) -> None:
+    sara, emp, code = await claimed_case(harness)
     sara.clear()
     harness.core.lane = harness.worker
     harness.core.outbox_changed.clear()
@@ -57,10 +63,7 @@ async def test_relay_goes_out_without_a_delivery_pass(harness: Harness) -> None:
 
 
 async def test_a_retried_head_is_not_overtaken(harness: Harness) -> None:
-    sara = await harness.add_confidant("Sara", "conf-sara")
-    emp = harness.person("emp-1")
-    code = await open_case(emp, sara)
-    await harness.worker.drain()
+    sara, emp, code = await claimed_case(harness)
     sara.clear()
     harness.core.lane = harness.worker
     harness.channel.failures.append(RetryLater("flood", after=30))
@@ -87,15 +90,16 @@ class GatedChannel(MemoryChannel):
         return await super().send(out, idempotency_key)
 
 
-async def test_a_pass_never_sends_what_the_lane_holds(harness: Harness) -> None:
-    sara = await harness.add_confidant("Sara", "conf-sara")
-    emp = harness.person("emp-1")
-    code = await open_case(emp, sara)
-    await harness.worker.drain()
+def gate_sends(h: Harness) -> GatedChannel:
+    """Every send from now on waits at a closed gate the test opens."""
     gated = GatedChannel()
-    gated.gate.set()
-    harness.worker.channels = {name: gated for name in harness.worker.channels}
-    gated.gate.clear()
+    h.worker.channels = {name: gated for name in h.worker.channels}
+    return gated
+
+
+async def test_a_pass_never_sends_what_the_lane_holds(harness: Harness) -> None:
+    _sara, emp, code = await claimed_case(harness)
+    gated = gate_sends(harness)
     harness.core.lane = harness.worker
     await emp.say("only once")
     assert harness.worker._inflight  # claimed, held at the gate
@@ -112,12 +116,8 @@ async def test_messages_queued_behind_a_held_one_follow_it_in_order(harness: Har
     """While the lane holds Sara's first message, two more for her are
     written; the running worker sends them right after it, in order, with
     nobody calling for a pass."""
-    sara = await harness.add_confidant("Sara", "conf-sara")
-    emp = harness.person("emp-1")
-    code = await open_case(emp, sara)
-    await harness.worker.drain()
-    gated = GatedChannel()
-    harness.worker.channels = {name: gated for name in harness.worker.channels}
+    _sara, emp, code = await claimed_case(harness)
+    gated = gate_sends(harness)
     worker = asyncio.create_task(harness.worker.run())
     try:
         await asyncio.sleep(0.05)
@@ -140,13 +140,9 @@ async def test_messages_queued_behind_a_held_one_follow_it_in_order(harness: Har
 async def test_a_failed_head_keeps_what_was_queued_behind_it_waiting(harness: Harness) -> None:
     """Sara's first message fails while her second waits behind it in the
     lane: the second must not overtake the retry."""
-    sara = await harness.add_confidant("Sara", "conf-sara")
-    emp = harness.person("emp-1")
-    code = await open_case(emp, sara)
-    await harness.worker.drain()
-    gated = GatedChannel()
+    _sara, emp, code = await claimed_case(harness)
+    gated = gate_sends(harness)
     gated.failures.append(RetryLater("flood", after=30))
-    harness.worker.channels = {name: gated for name in harness.worker.channels}
     harness.core.lane = harness.worker
     await harness.core.handle(Inbound(emp.channel, emp.id, emp.id, "f1", text="one"))
     await harness.core.handle(Inbound(emp.channel, emp.id, emp.id, "f2", text="two"))
@@ -162,12 +158,8 @@ async def test_a_failed_head_keeps_what_was_queued_behind_it_waiting(harness: Ha
 
 
 async def test_a_queued_row_whose_transaction_failed_is_never_sent(harness: Harness) -> None:
-    sara = await harness.add_confidant("Sara", "conf-sara")
-    emp = harness.person("emp-1")
-    await open_case(emp, sara)
-    await harness.worker.drain()
-    gated = GatedChannel()
-    harness.worker.channels = {name: gated for name in harness.worker.channels}
+    _sara, emp, _ = await claimed_case(harness)
+    gated = gate_sends(harness)
     harness.core.lane = harness.worker
     await harness.core.handle(Inbound(emp.channel, emp.id, emp.id, "g1", text="kept"))
     head = next(iter(harness.worker._inflight))
