@@ -54,8 +54,12 @@ install() {
         echo "scripts/test.sh: creating .venv" >&2
         "$PYTHON" -m venv .venv
     fi
+    # The last check runs isolated (-I), so it sees the installed project rather
+    # than the working directory: an editable install made before a package
+    # was added does not map it, and the console script would not find it.
     if ! .venv/bin/python -m pip show -q confidant-bot >/dev/null 2>&1 \
-        || ! .venv/bin/python -c 'import pytest, pytest_asyncio, playwright, synapse' >/dev/null 2>&1; then
+        || ! .venv/bin/python -c 'import pytest, pytest_asyncio, playwright, synapse' >/dev/null 2>&1 \
+        || ! .venv/bin/python -I -c 'import bot, domain, handlers, store' >/dev/null 2>&1; then
         echo "scripts/test.sh: installing the project and its test dependencies" >&2
         .venv/bin/python -m pip install -q --upgrade pip
         .venv/bin/python -m pip install -q -e '.[test]'

@@ -1,7 +1,9 @@
 """The layering DESIGN.md promises, checked on the source: handlers/ is
-channel-neutral and SQL-free, and only store/ speaks SQL."""
+channel-neutral and SQL-free, only store/ speaks SQL, domain/ is the leaf
+vocabulary, and store/ and bot/channels/ lean on nothing of ours above them."""
 
 import ast
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +38,7 @@ def test_handlers_never_import_a_platform_or_sql_library() -> None:
 
 def test_only_store_speaks_sql() -> None:
     offenders = {}
-    for folder in ("bot", "handlers"):
+    for folder in ("bot", "handlers", "domain"):
         for p in (ROOT / folder).rglob("*.py"):
             found = imported_roots(p, HARMLESS) & SQL_LIBS
             if found:
@@ -50,4 +52,83 @@ def test_store_knows_no_platform() -> None:
         found = imported_roots(p) & PLATFORM_LIBS
         if found:
             offenders[str(p.relative_to(ROOT))] = sorted(found)
+    assert offenders == {}
+
+
+# ------------------------------------------------- which of our packages a package may use
+
+OURS = {"bot", "handlers", "store", "domain"}
+"""Our top-level packages (tests and bench only ever import them, never the reverse)."""
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    """``store/outbox.py`` → ``store.outbox``; a package's ``__init__`` is the package."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
+    """Every module an import statement anywhere in the file names (also inside
+    functions), relative imports resolved against the file's package; for
+    ``from x import y`` both ``x`` and ``x.y`` (``y`` may be a module)."""
+    name = module_name(path, root)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base_parts = parts[: len(parts) - (node.level - 1)]
+                assert len(base_parts) == len(parts) - (node.level - 1) and base_parts, \
+                    f"{path}: relative import beyond the top-level package"
+                base = ".".join(base_parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def ours_outside(folder: str, allowed: tuple[str, ...],
+                 root: Path = ROOT) -> dict[str, list[str]]:
+    """Modules of ours that files under ``folder`` import although they are
+    not in (or under) one of the ``allowed`` packages."""
+    offenders: dict[str, list[str]] = {}
+    for p in sorted((root / folder).rglob("*.py")):
+        bad = sorted(m for m in imported_modules(p, root) if m.split(".")[0] in OURS
+                     and not any(m == a or m.startswith(a + ".") for a in allowed))
+        if bad:
+            offenders[str(p.relative_to(root))] = bad
+    return offenders
+
+
+def test_import_scan_sees_every_kind_of_import(tmp_path: Path) -> None:
+    """Guard: the scan must catch imports inside functions and relative ones."""
+    pkg = tmp_path / "store" / "sub"
+    pkg.mkdir(parents=True)
+    (tmp_path / "store" / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("from .. import models\n")
+    (pkg / "mod.py").write_text(
+        "import os\n"
+        "def f():\n    from handlers.core import Ctx\n"
+        "from . import sibling\nfrom ..outbox import x\nimport bot.app as a\n")
+    assert imported_modules(pkg / "mod.py", tmp_path) >= {
+        "os", "handlers.core", "handlers.core.Ctx", "store.sub", "store.sub.sibling",
+        "store.outbox", "store.outbox.x", "bot.app"}
+    assert imported_modules(pkg / "__init__.py", tmp_path) == {"store", "store.models"}
+    assert ours_outside("store", ("store",), tmp_path) == {
+        "store/sub/mod.py": ["bot.app", "handlers.core", "handlers.core.Ctx"]}
+
+
+def test_domain_imports_nothing_of_ours() -> None:
+    """The vocabulary is the leaf every other package stands on."""
+    assert ours_outside("domain", ("domain",)) == {}
+
+
+def test_domain_needs_only_the_standard_library() -> None:
+    """Anything may import the vocabulary, so it drags no library along."""
+    offenders = {str(p.relative_to(ROOT)): sorted(found) for p in (ROOT / "domain").rglob("*.py")
+                 if (found := imported_roots(p) - set(sys.stdlib_module_names) - {"domain"})}
     assert offenders == {}
