@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import make_url
 
 from bot.cli_report import render_register
-from bot.config import SUPPORTED_LANGUAGES, Config, load_config
+from bot.config import Config, load_config
 from bot.rota_file import (
     DAY_KEYS,
     KINDS,
@@ -40,6 +40,7 @@ from bot.rota_file import (
     parse_week,
     read_rota_file,
 )
+from domain.vocabulary import SUPPORTED_LANGUAGES
 from store.crypto import load_master_key
 from store.db import is_sqlite
 from store.keyring import check_master

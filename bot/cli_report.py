@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from handlers.confidant import THEMES
+from domain.vocabulary import CLOSE_THEMES, Theme
 from handlers.report_privacy import (
     BLURRED,
     CHANNELS,
@@ -104,7 +104,7 @@ def build_report(stats: Iterable[StatRow], months: Sequence[str]) -> Report:
     """Count the rows into marginal tables; every known theme and channel gets
     a row even at zero, so a missing row never reveals a zero."""
     rows = [r for r in stats if r.month in months]
-    themes = [*THEMES, "withdrawn"]
+    themes: list[str] = [*CLOSE_THEMES, Theme.WITHDRAWN]
     themes += sorted({r.theme for r in rows} - set(themes))
     channels = list(CHANNELS) + sorted({r.channel for r in rows} - set(CHANNELS))
     report = Report(months=list(months), themes=themes, channels=channels)

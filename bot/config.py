@@ -27,7 +27,6 @@ from sqlalchemy.exc import ArgumentError
 from bot.config_models import (
     DEFAULT_MATRIX_STORE,
     SECTIONS,
-    SUPPORTED_LANGUAGES,
     AdminEntry,
     Config,
     MatrixConfig,
@@ -38,10 +37,10 @@ from bot.config_models import (
     TelegramConfig,
     WebConfig,
 )
+from domain.vocabulary import SUPPORTED_LANGUAGES
 from store.ping import ping
 
 __all__ = [
-    "SUPPORTED_LANGUAGES",
     "Config",
     "ConfigError",
     "check_config",

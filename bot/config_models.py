@@ -23,7 +23,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-SUPPORTED_LANGUAGES: tuple[str, ...] = ("nl", "fr", "en")
+from domain.vocabulary import SUPPORTED_LANGUAGES, Language
+
 DEFAULT_DATA_DIR = "confidant-data"
 DEFAULT_STORE_URL = f"sqlite+aiosqlite:///{DEFAULT_DATA_DIR}/confidant.db"
 DEFAULT_KEY_FILE = f"{DEFAULT_DATA_DIR}/master.key"
@@ -96,7 +97,7 @@ class OrganisationConfig(Section):
 
     name: str
     timezone: str = "Europe/Brussels"
-    default_language: str = "nl"
+    default_language: str = Language.NL.value
     languages: list[str] = Field(default_factory=lambda: list(SUPPORTED_LANGUAGES))
     content_override: ConfigPath | None = None
     """A TOML file (or folder of per-language files) overriding information pages."""

@@ -19,8 +19,9 @@ from datetime import datetime, timedelta
 
 from bot import metrics
 from bot.channels.base import Channel
+from domain.messages import Outbound, RetryLater, SendResult, Unreachable
+from domain.vocabulary import Role
 from handlers.core import Core
-from handlers.types import Outbound, RetryLater, SendResult, Unreachable
 from store.db import is_transient
 from store.keyring import KeyringError
 from store.outbox import DueMessage
@@ -380,7 +381,7 @@ class DeliveryWorker:
                             pid = o.result.platform_message_id if o.result else None
                             # Only confidants answer by replying to a relayed message.
                             if pid and o.out is not None and o.row.case_id \
-                                    and o.out.extra.get("role") == "confidant":
+                                    and o.out.role == Role.CONFIDANT:
                                 await tx.links.record(o.out.to.channel, o.out.to.address, pid,
                                                       o.row.case_id)
                         elif o.kind == "retry":

@@ -17,6 +17,7 @@ from pathlib import Path
 from bot.app import run_app
 from bot.config import Config, ConfigError, default_config
 from bot.config_models import split_listen
+from domain.vocabulary import ShiftKind
 from store.crypto import create_key_file, load_master_key
 from store.migrate import upgrade
 from store.store import Store
@@ -58,8 +59,10 @@ async def prepare_demo(data_dir: Path) -> tuple[str, str]:
                     languages=["en", "nl", "fr"], attested_by="demo", now=now)
                 await tx.confidants.set_address(confidant, "web", secrets.token_urlsafe(16))
                 for day in range(7):
-                    await tx.rota.add_shift(confidant, day, time(0, 0), time(23, 59, 59), "duty")
-                    await tx.rota.add_shift(confidant, day, time(9, 0), time(17, 0), "talks")
+                    await tx.rota.add_shift(confidant, day, time(0, 0), time(23, 59, 59),
+                                            ShiftKind.DUTY)
+                    await tx.rota.add_shift(confidant, day, time(9, 0), time(17, 0),
+                                            ShiftKind.TALKS)
                 await tx.rota.add_room("Demo room", site="Head office",
                                        notes="Second floor, away from the open-plan office")
                 await tx.audit.record("admin:demo", "demo.created", DEMO_NAME)

@@ -25,7 +25,7 @@ from prometheus_client import (
 )
 
 from bot.channels.base import InboundHandler
-from handlers.types import Inbound
+from domain.messages import Inbound
 from store.store import Store
 
 log = logging.getLogger("confidant.metrics")

@@ -18,7 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from handlers.confidant import THEMES
+from domain.messages import Media
+from domain.vocabulary import CLOSE_THEMES, Role, ShiftKind, Theme
 from handlers.core import Ctx, MenuRows, UserError, split_command
 from handlers.report_privacy import (
     BLURRED,
@@ -32,7 +33,6 @@ from handlers.report_privacy import (
     protect,
 )
 from handlers.rota_picture import week_png
-from handlers.types import Media, Role
 from store.models import CaseStatistic, Confidant
 from store.rota import RotaError
 
@@ -373,7 +373,7 @@ def overview(stats: Iterable[CaseStatistic], months: list[str]) -> Overview:
     """Count the store's anonymous counters into the chat report's table,
     with the same themes and channels as the CLI's report."""
     rows = [s for s in stats if s.month in months]
-    themes = [*THEMES, "withdrawn"]
+    themes: list[str] = [*CLOSE_THEMES, Theme.WITHDRAWN]
     themes += sorted({s.theme for s in rows} - set(themes))
     channels = [*CHANNELS, *sorted({s.channel for s in rows} - set(CHANNELS))]
     table = Overview(months=months, themes=themes, channels=channels)
@@ -425,7 +425,7 @@ async def ask_shift_add(ctx: Ctx, args: list[str]) -> None:
     if len(args) not in (4, 5):
         raise UserError("adm.usage")
     name, day, start_s, end_s = args[:4]
-    kind = args[4].lower() if len(args) == 5 else "duty"
+    kind = args[4].lower() if len(args) == 5 else ShiftKind.DUTY
     c = await _confidant(ctx, name)
     word = day.lower().rstrip(".")
     weekday = DAYS.get(word[:3], DAYS.get(word, -1))
@@ -445,7 +445,7 @@ def _shift_problem(weekday: int, start: time, end: time, kind: str) -> str | Non
         return "weekday"
     if end <= start:
         return "end-before-start"
-    if kind not in ("duty", "talks"):
+    if kind not in tuple(ShiftKind):
         return "kind"
     return None
 

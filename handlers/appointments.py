@@ -13,10 +13,11 @@ import logging
 import re
 from datetime import UTC, date, datetime, timedelta
 
+from domain.messages import Media, OutboundKind
+from domain.vocabulary import AppointmentStatus, CaseStatus, ShiftKind
 from handlers.core import Ctx, MenuRows, UserError
 from handlers.ics import talk_ics
 from handlers.slots import Away, Busy, Slot, TalkHours, generate
-from handlers.types import Media, OutboundKind
 from store.appointments import SlotTaken
 from store.models import Appointment, Case, Confidant, Room
 from store.rota import RotaError
@@ -42,7 +43,7 @@ async def _employee_case(ctx: Ctx) -> Case | None:
     if ctx.contact is None or ctx.contact.active_case_id is None:
         return None
     case = await ctx.tx.cases.by_id(ctx.contact.active_case_id)
-    if case is None or case.status == "closed" or case.contact_id != ctx.contact.id:
+    if case is None or case.status == CaseStatus.CLOSED or case.contact_id != ctx.contact.id:
         return None
     return case
 
@@ -73,7 +74,7 @@ async def free_slots(ctx: Ctx, confidants: list[Confidant], first_day: date | No
     away: list[Away] = []
     for c in confidants:
         hours += [TalkHours(c.id, s.weekday, s.start, s.end)
-                  for s in await ctx.tx.rota.shifts(c.id, "talks")]
+                  for s in await ctx.tx.rota.shifts(c.id, ShiftKind.TALKS)]
         away += [Away(c.id, a.start_date, a.end_date)
                  for a in await ctx.tx.rota.absences(c.id)]
     rooms = [r.id for r in await ctx.tx.rota.rooms()]
@@ -245,7 +246,7 @@ async def employee_action(ctx: Ctx, arg: str) -> None:
 
 async def _own_appointment(ctx: Ctx, case: Case, appt_id: str) -> Appointment:
     appt = await ctx.tx.appointments.by_id(appt_id)
-    if appt is None or appt.case_id != case.id or appt.status != "booked":
+    if appt is None or appt.case_id != case.id or appt.status != AppointmentStatus.BOOKED:
         raise UserError("appt.gone")
     return appt
 
@@ -382,7 +383,7 @@ async def confidant_action(ctx: Ctx, arg: str) -> None:
     if sub == "held":
         await _held(ctx, appt, case)
         return
-    if appt.status != "booked":
+    if appt.status != AppointmentStatus.BOOKED:
         raise UserError("appt.gone")
     if sub == "cancel":
         await ctx.reply(ctx.t("appt.cancel_confirm_confidant", code=case.code,
@@ -395,7 +396,7 @@ async def confidant_action(ctx: Ctx, arg: str) -> None:
     elif sub in ("cancelok", "move"):
         await _cancel(ctx, case, appt, by_employee=False)
         contact = await ctx.tx.contacts.by_id(case.contact_id) if case.contact_id else None
-        if contact is None or case.status == "closed":
+        if contact is None or case.status == CaseStatus.CLOSED:
             return
         d = await _details(ctx, appt, case.language)
         if sub == "cancelok":
@@ -413,11 +414,11 @@ async def confidant_action(ctx: Ctx, arg: str) -> None:
 
 async def _held(ctx: Ctx, appt: Appointment, case: Case) -> None:
     """The talk took place: counts as the first conversation if none was recorded."""
-    if appt.status == "cancelled":
+    if appt.status == AppointmentStatus.CANCELLED:
         raise UserError("appt.gone")
     if appt.starts_at > ctx.now:
         raise UserError("appt.not_yet", when=ctx.when(appt.starts_at))
-    appt.status = "held"
+    appt.status = AppointmentStatus.HELD
     first = case.heard_at is None
     if first:
         case.heard_at = appt.starts_at
@@ -449,7 +450,7 @@ async def confirmation_document(ctx: Ctx, case: Case) -> None:
     """The document confirming that the conversation took place: date,
     confidant, organisation, case code; nothing of what was said."""
     assert ctx.confidant is not None
-    held = await ctx.tx.appointments.for_case(case.id, status="held")
+    held = await ctx.tx.appointments.for_case(case.id, status=AppointmentStatus.HELD)
     dates = [d for d in [case.heard_at, *(a.starts_at for a in held)] if d is not None]
     if not dates:
         raise UserError("appt.confirmation_not_yet", code=case.code)
@@ -578,7 +579,7 @@ async def _remind(ctx: Ctx, appt: Appointment, which: str) -> None:
                                                 **await _details(ctx, appt, lang)),
                                case=_case_for_confidant(case, confidant),
                                kind=OutboundKind.NOTICE)
-    if case.contact_id and case.status != "closed":
+    if case.contact_id and case.status != CaseStatus.CLOSED:
         contact = await ctx.tx.contacts.by_id(case.contact_id)
         if contact is not None:
             await ctx.to_contact(contact, ctx.t(f"appt.remind_{which}_employee",

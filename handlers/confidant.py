@@ -12,19 +12,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+from domain.messages import Media, Outbound, OutboundKind
+from domain.vocabulary import CLOSE_THEMES, CaseStatus, ConsentForm, Control, Role, Theme
 from handlers import appointments
 from handlers.core import MAX_TEXT, Ctx, UserError, split_command, touch
 from handlers.doc_clean import DocumentRejected, clean_document
 from handlers.i18n import LANGUAGE_NAMES
-from handlers.types import Media, Outbound, OutboundKind, Role
 from store.cases import normalise_code
 from store.models import Case, Confidant
 
 log = logging.getLogger("confidant.confidant")
 
-THEMES = ("stress", "bullying", "sexual", "violence_internal", "violence_third_party",
-          "conflict", "private", "other")
-CONSENT_FORMS = ("supervisor", "advisor", "reconcile")
 
 
 # ------------------------------------------------------------------ entry
@@ -89,7 +87,8 @@ async def my_case(ctx: Ctx, code: str | None = None) -> Case:
         case = await ctx.tx.cases.by_id(case_id) if case_id else None
     if case is None and not code and confidant.current_case_id:
         case = await ctx.tx.cases.by_id(confidant.current_case_id)
-        if case is not None and (case.status != "open" or case.confidant_id != confidant.id):
+        if case is not None and (case.status != CaseStatus.OPEN
+                                 or case.confidant_id != confidant.id):
             case = None
     if case is None and not code:
         mine = await ctx.tx.cases.open_for_confidant(confidant.id)
@@ -101,7 +100,7 @@ async def my_case(ctx: Ctx, code: str | None = None) -> Case:
             raise UserError("case.which")
     if case is None:
         raise UserError("case.which")
-    if case.confidant_id != confidant.id or case.status != "open":
+    if case.confidant_id != confidant.id or case.status != CaseStatus.OPEN:
         log.info("refused action on a case not assigned to the sender case=%s", case.code)
         raise UserError("case.not_yours", code=case.code)
     return case
@@ -248,14 +247,14 @@ async def employee_stopped(ctx: Ctx, case: Case) -> None:
                                         code=case.code),
                                case=case if case.confidant_id else None,
                                case_code=None if case.confidant_id else case.code,
-                               control="case-close")
+                               control=Control.CASE_CLOSE)
 
 
 async def case_erased(ctx: Ctx, case: Case) -> None:
     for c in await _told_of(ctx, case):
         # Sealed with the system key: the case key is shredded right after.
         await ctx.to_confidant(c, ctx.t("forget.to_confidant", lang=ctx.confidant_lang(c),
-                                        code=case.code), control="case-erase",
+                                        code=case.code), control=Control.CASE_ERASE,
                                case_code=case.code, kind=OutboundKind.NOTICE)
 
 
@@ -264,9 +263,9 @@ async def recipient_unreachable(ctx: Ctx, out: Outbound) -> None:
     if out.case is None:
         return
     case = await ctx.tx.cases.by_code(out.case)
-    if case is None or case.status == "closed":
+    if case is None or case.status == CaseStatus.CLOSED:
         return
-    if out.extra.get("role") == "employee":
+    if out.role == Role.EMPLOYEE:
         case.unreachable = True
         await ctx.tx.audit.record("system", "case.unreachable", case.code)
         if case.confidant_id:
@@ -335,7 +334,7 @@ async def claim_action(ctx: Ctx, case_id: str) -> None:
 async def claim(ctx: Ctx, case: Case) -> None:
     """First claim wins; the others are told who took it; held messages follow."""
     confidant = me(ctx)
-    if case.status == "open" and case.confidant_id == confidant.id:
+    if case.status == CaseStatus.OPEN and case.confidant_id == confidant.id:
         confidant.current_case_id = case.id
         await ctx.reply(ctx.t("claim.already_yours", code=case.code), case=case)
         return
@@ -353,7 +352,7 @@ async def claim(ctx: Ctx, case: Case) -> None:
                                             language=LANGUAGE_NAMES.get(case.language,
                                                                         case.language),
                                             deadline=ctx.when(case.deadline_at, style="long")),
-                           case=case, control="case-open")
+                           case=case, control=Control.CASE_OPEN)
     for other in await candidates(ctx, case):
         if other.id != confidant.id and case.announced_at is not None:
             await ctx.to_confidant(other, ctx.t("claim.taken_by", lang=ctx.confidant_lang(other),
@@ -449,9 +448,10 @@ async def cmd_notes(ctx: Ctx, arg: str = "") -> None:
 async def cmd_consent(ctx: Ctx, arg: str = "") -> None:
     """Ask the employee's agreement for a form of informal intervention."""
     code, rest = _code_and_rest(arg)
-    form = rest.strip().lower()
-    if form not in CONSENT_FORMS:
-        raise UserError("consent.usage")
+    try:
+        form = ConsentForm(rest.strip().lower())
+    except ValueError:
+        raise UserError("consent.usage") from None
     case = await my_case(ctx, code)
     await employee_of(ctx, case)
     contact = await ctx.tx.contacts.by_id(case.contact_id or "")
@@ -515,12 +515,12 @@ async def cmd_handover(ctx: Ctx, arg: str = "") -> None:
     await ctx.tx.audit.record(f"confidant:{confidant.name}", "case.handover", case.code,
                               f"to:{colleague.name}")
     await ctx.to_confidant(confidant, ctx.t("handover.done", code=case.code, name=colleague.name),
-                           case=case, control="case-handover-out")
+                           case=case, control=Control.CASE_HANDOVER_OUT)
     clang = ctx.confidant_lang(colleague)
     await ctx.to_confidant(colleague, ctx.t("handover.received", lang=clang, code=case.code,
                                             name=confidant.name,
                                             deadline=ctx.when(case.deadline_at, lang=clang)),
-                           case=case, control="case-open")
+                           case=case, control=Control.CASE_OPEN)
     if case.contact_id:
         contact = await ctx.tx.contacts.by_id(case.contact_id)
         if contact is not None:
@@ -530,10 +530,11 @@ async def cmd_handover(ctx: Ctx, arg: str = "") -> None:
 
 async def cmd_close(ctx: Ctx, arg: str = "") -> None:
     """Close with a theme (for the anonymous statistics); the employee is told."""
-    code, theme = _code_and_rest(arg)
-    theme = theme.strip().lower().replace("-", "_").replace(" ", "_")
-    if theme not in THEMES:
-        rows = [[(ctx.t(f"theme.{t}"), f"close:{t}")] for t in THEMES]
+    code, word = _code_and_rest(arg)
+    word = word.strip().lower().replace("-", "_").replace(" ", "_")
+    theme = Theme(word) if word in CLOSE_THEMES else None
+    if theme is None:
+        rows = [[(ctx.t(f"theme.{t}"), f"close:{t}")] for t in CLOSE_THEMES]
         if code is None:
             await ctx.reply(ctx.t("close.usage"), rows)
             return
@@ -546,7 +547,7 @@ async def close_action(ctx: Ctx, theme: str) -> None:
     await cmd_close(ctx, theme)
 
 
-async def close_case(ctx: Ctx, case: Case, theme: str) -> None:
+async def close_case(ctx: Ctx, case: Case, theme: Theme) -> None:
     confidant = me(ctx)
     await ctx.tx.cases.close(case, theme, ctx.now)
     if confidant.current_case_id == case.id:
@@ -554,7 +555,7 @@ async def close_case(ctx: Ctx, case: Case, theme: str) -> None:
     await ctx.tx.audit.record(f"confidant:{confidant.name}", "case.closed", case.code, theme)
     await ctx.to_confidant(confidant, ctx.t("close.done", code=case.code,
                                             theme=ctx.t(f"theme.{theme}")),
-                           case=case, control="case-close")
+                           case=case, control=Control.CASE_CLOSE)
     if case.contact_id:
         contact = await ctx.tx.contacts.by_id(case.contact_id)
         if contact is not None:

@@ -20,18 +20,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from domain.ids import CaseCode, ChannelName
+from domain.messages import ChannelAddress, Inbound, Media, Outbound, OutboundKind
+from domain.vocabulary import SUPPORTED_LANGUAGES, Control, Language, Role
 from handlers.i18n import Translator
 from handlers.info import InfoLibrary
-from handlers.types import (
-    CaseCode,
-    ChannelAddress,
-    ChannelName,
-    Inbound,
-    Media,
-    Outbound,
-    OutboundKind,
-    Role,
-)
 from store.db import is_conflict, is_transient
 from store.models import Case, Confidant, Contact
 from store.outbox import DueMessage
@@ -60,8 +53,8 @@ class CoreSettings:
 
     org_name: str = "Confidant"
     timezone: str = "Europe/Brussels"
-    default_language: str = "nl"
-    languages: tuple[str, ...] = ("nl", "fr", "en")
+    default_language: str = Language.NL.value
+    languages: tuple[str, ...] = SUPPORTED_LANGUAGES
     response_hours: int = 24
     escalation_hours: int = 4
     idle_close_days: int = 30
@@ -163,8 +156,8 @@ class Ctx:
 
     async def send(self, to: ChannelAddress, text: str, *, owner_hash: bytes,
                    rows: MenuRows | None = None, kind: OutboundKind = OutboundKind.NOTICE,
-                   case: Case | None = None, control: str | None = None,
-                   media: Media | None = None, extra: dict[str, str] | None = None,
+                   case: Case | None = None, control: Control | None = None,
+                   media: Media | None = None, role: Role | None = None,
                    case_code: str | None = None, not_before: datetime | None = None) -> None:
         """Queue a message; menu choices become tokens bound to ``owner_hash``.
 
@@ -175,8 +168,7 @@ class Ctx:
         menu = await self.tx.buttons.issue(owner_hash, rows, self.now) if rows else None
         code = case.code if case else case_code
         out = Outbound(to=to, text=text, menu=menu, media=media, kind=kind,
-                       case=CaseCode(code) if code else None, control=control,
-                       extra=dict(extra or {}))
+                       case=CaseCode(code) if code else None, control=control, role=role)
         self._queued.append((out, case.data_key_id if case else None, case.id if case else None,
                              not_before))
 
@@ -184,20 +176,19 @@ class Ctx:
                     kind: OutboundKind = OutboundKind.NOTICE, case: Case | None = None,
                     media: Media | None = None) -> None:
         """Answer the person who sent this event, where they wrote from."""
-        extra = {"role": self.role.value}
         await self.send(self.here, text, owner_hash=self.sender_hash, rows=rows, kind=kind,
-                        case=case, media=media, extra=extra)
+                        case=case, media=media, role=self.role)
 
     async def to_contact(self, contact: Contact, text: str, rows: MenuRows | None = None, *,
                          kind: OutboundKind = OutboundKind.NOTICE, case: Case | None = None,
                          media: Media | None = None) -> None:
         address = await self.tx.contacts.address(contact)
         await self.send(address, text, owner_hash=contact.address_hash, rows=rows, kind=kind,
-                        case=case, media=media, extra={"role": Role.EMPLOYEE.value})
+                        case=case, media=media, role=Role.EMPLOYEE)
 
     async def to_confidant(self, confidant: Confidant, text: str, rows: MenuRows | None = None,
                            *, kind: OutboundKind = OutboundKind.NOTICE, case: Case | None = None,
-                           media: Media | None = None, control: str | None = None,
+                           media: Media | None = None, control: Control | None = None,
                            case_code: str | None = None) -> None:
         """Every channel the confidant is registered on gets it; never any
         employee identity, only what the caller put in ``text``.  Outside their
@@ -208,7 +199,7 @@ class Ctx:
             owner = self.tx.vault.address_hash(address.channel, address.address)
             await self.send(address, text, owner_hash=owner, rows=rows, kind=kind, case=case,
                             media=media, control=control, case_code=case_code,
-                            extra={"role": Role.CONFIDANT.value}, not_before=not_before)
+                            role=Role.CONFIDANT, not_before=not_before)
 
     async def off_duty_until(self, confidant: Confidant) -> datetime | None:
         """When a message for this confidant may go out: None for now (on

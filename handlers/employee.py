@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from domain.messages import Media
+from domain.vocabulary import ACTIVE_CASE_STATUSES, CaseStatus, Control, Role, Theme
 from handlers import appointments, declare
 from handlers.confidant import (
     announce_case,
@@ -23,7 +25,6 @@ from handlers.confidant import (
 )
 from handlers.core import MAX_TEXT, Ctx, split_command, touch
 from handlers.i18n import LANGUAGE_NAMES
-from handlers.types import Media
 from store.models import Case, Confidant
 
 log = logging.getLogger("confidant.employee")
@@ -228,7 +229,7 @@ async def confidant_line(ctx: Ctx, c: Confidant) -> str:
 async def open_cases(ctx: Ctx) -> list[Case]:
     assert ctx.contact is not None
     return [c for c in await ctx.tx.cases.for_contact(ctx.contact.id)
-            if c.status in ("waiting", "open")]
+            if c.status in ACTIVE_CASE_STATUSES]
 
 
 async def active_case(ctx: Ctx) -> Case | None:
@@ -236,7 +237,7 @@ async def active_case(ctx: Ctx) -> Case | None:
     if ctx.contact.active_case_id is None:
         return None
     case = await ctx.tx.cases.by_id(ctx.contact.active_case_id)
-    if case is None or case.status == "closed" or case.contact_id != ctx.contact.id:
+    if case is None or case.status == CaseStatus.CLOSED or case.contact_id != ctx.contact.id:
         return None
     return case
 
@@ -325,7 +326,7 @@ async def message(ctx: Ctx, text: str, media: Media | None) -> None:
     if urgent and not case.urgent:
         case.urgent = True
         await ctx.tx.audit.record("employee", "case.urgent", case.code)
-    if case.status == "open" and case.confidant_id:
+    if case.status == CaseStatus.OPEN and case.confidant_id:
         confidant = await ctx.tx.confidants.by_id(case.confidant_id)
         if confidant is not None:
             await tell_if_off_duty(ctx, case, confidant)
@@ -366,7 +367,7 @@ async def cmd_stop(ctx: Ctx, arg: str = "") -> None:
         await ctx.reply(ctx.t("stop.none"), main_menu(ctx))
         return
     await employee_stopped(ctx, case)
-    await ctx.tx.cases.close(case, case.theme or "unclassified", ctx.now)
+    await ctx.tx.cases.close(case, Theme(case.theme or Theme.UNCLASSIFIED), ctx.now)
     await ctx.tx.audit.record("employee", "case.stopped", case.code)
     await ctx.reply(ctx.t("stop.done", code=case.code,
                           days=ctx.settings.retention_days), main_menu(ctx))
@@ -388,7 +389,7 @@ async def forget(ctx: Ctx, answer: str) -> None:
     assert ctx.contact is not None
     here, lang = ctx.here, ctx.lang
     for case in await ctx.tx.cases.for_contact(ctx.contact.id):
-        if case.status in ("waiting", "open"):
+        if case.status in ACTIVE_CASE_STATUSES:
             await case_erased(ctx, case)
         await ctx.tx.cases.erase(case, ctx.now)
     await ctx.tx.buttons.forget_owner(ctx.sender_hash)
@@ -398,7 +399,7 @@ async def forget(ctx: Ctx, answer: str) -> None:
     # Sent under the system key: the person's own keys are gone already.
     # control "forget": channels that keep a history (web) erase it as well.
     await ctx.send(here, ctx.t("forget.done", lang=lang), owner_hash=b"\0" * 32,
-                   control="forget", extra={"role": "employee"})
+                   control=Control.FORGET, role=Role.EMPLOYEE)
 
 
 async def cmd_confirmation(ctx: Ctx, arg: str = "") -> None:

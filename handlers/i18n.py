@@ -18,8 +18,11 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 
-SUPPORTED_LANGUAGES = ("nl", "fr", "en")
-LANGUAGE_NAMES = {"nl": "Nederlands", "fr": "Français", "en": "English"}
+from domain.vocabulary import SUPPORTED_LANGUAGES, Language
+
+LANGUAGE_NAMES: dict[str, str] = {Language.NL: "Nederlands", Language.FR: "Français",
+                                 Language.EN: "English"}
+"""Each language by its own name, as a person picks it."""
 
 
 def _flatten(prefix: str, table: Mapping[str, Any], out: dict[str, str]) -> None:
@@ -53,7 +56,7 @@ def load_strings(lang: str) -> dict[str, str]:
 class Translator:
     """Looks up and fills strings for one organisation."""
 
-    def __init__(self, default_language: str = "nl",
+    def __init__(self, default_language: str = Language.NL.value,
                  languages: Iterable[str] = SUPPORTED_LANGUAGES, timezone: str = "Europe/Brussels",
                  org_name: str = "") -> None:
         self.default = default_language
@@ -73,7 +76,7 @@ class Translator:
         strings = load_strings(lang if lang in SUPPORTED_LANGUAGES else self.default)
         template = strings.get(key)
         if template is None:
-            template = load_strings(self.default).get(key) or load_strings("en")[key]
+            template = load_strings(self.default).get(key) or load_strings(Language.EN)[key]
         values.setdefault("org", self.org_name)
         return template.format(**values) if values else template
 
@@ -81,7 +84,8 @@ class Translator:
         """Whether ``key`` has words (in ``lang``, the default or English), for
         labels that may name something the content does not know."""
         return any(key in load_strings(code) for code in
-                   (lang if lang in SUPPORTED_LANGUAGES else self.default, self.default, "en"))
+                   (lang if lang in SUPPORTED_LANGUAGES else self.default, self.default,
+                    Language.EN))
 
     def when(self, lang: str, moment: datetime, style: str = "medium") -> str:
         """A date and time as a person in Brussels reads it, DST-correct."""

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from icalendar import Calendar, Event
 
-from handlers.types import Media
+from domain.messages import Media
 
 
 def talk_ics(*, uid: str, code: str, starts_at: datetime, ends_at: datetime, room: str,

@@ -75,7 +75,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from handlers.types import Button, Menu
+from domain.messages import Button, Menu
+from domain.vocabulary import SUPPORTED_LANGUAGES
 
 __all__ = [
     "ContentError",
@@ -462,7 +463,7 @@ class InfoLibrary:
 
     @classmethod
     def load(
-        cls, override: Path | None = None, languages: Sequence[str] = ("nl", "fr", "en")
+        cls, override: Path | None = None, languages: Sequence[str] = SUPPORTED_LANGUAGES
     ) -> InfoLibrary:
         """Read and validate the shipped content and the organisation's
         override once at start-up, so every later lookup is safe."""

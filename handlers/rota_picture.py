@@ -13,10 +13,13 @@ from datetime import time
 
 from PIL import Image, ImageDraw
 
+from domain.vocabulary import ShiftKind
+
 Block = tuple[str, int, time, time, str, bool]
 """(confidant name, weekday, start, end, kind, absent that day)."""
 
-COLOURS = {"duty": (88, 140, 214), "talks": (96, 176, 120)}
+COLOURS: dict[str, tuple[int, int, int]] = {ShiftKind.DUTY: (88, 140, 214),
+                                           ShiftKind.TALKS: (96, 176, 120)}
 ABSENT = (190, 190, 190)
 HOUR_PX = 28
 DAY_PX = 150
@@ -57,10 +60,10 @@ def week_png(blocks: Sequence[Block], day_names: Sequence[str], title: str) -> b
                        outline="black")
         draw.text((x0 + 3, y_of(start) + 2), name[:int(lane // 7)], fill="black")
     legend_y = height - 22
-    draw.rectangle((LEFT, legend_y, LEFT + 14, legend_y + 12), fill=COLOURS["duty"])
-    draw.text((LEFT + 20, legend_y), "duty", fill="black")
-    draw.rectangle((LEFT + 80, legend_y, LEFT + 94, legend_y + 12), fill=COLOURS["talks"])
-    draw.text((LEFT + 100, legend_y), "talks", fill="black")
+    draw.rectangle((LEFT, legend_y, LEFT + 14, legend_y + 12), fill=COLOURS[ShiftKind.DUTY])
+    draw.text((LEFT + 20, legend_y), ShiftKind.DUTY.value, fill="black")
+    draw.rectangle((LEFT + 80, legend_y, LEFT + 94, legend_y + 12), fill=COLOURS[ShiftKind.TALKS])
+    draw.text((LEFT + 100, legend_y), ShiftKind.TALKS.value, fill="black")
     draw.rectangle((LEFT + 160, legend_y, LEFT + 174, legend_y + 12), fill=ABSENT)
     draw.text((LEFT + 180, legend_y), "absent", fill="black")
     out = io.BytesIO()

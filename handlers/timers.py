@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from domain.messages import OutboundKind
+from domain.vocabulary import Control, Theme
 from handlers import appointments
 from handlers.confidant import announce_case, candidates
 from handlers.core import Ctx
-from handlers.types import OutboundKind
 
 log = logging.getLogger("confidant.timers")
 
@@ -70,14 +71,14 @@ async def remind_deadlines(ctx: Ctx) -> None:
 async def close_idle(ctx: Ctx) -> None:
     cutoff = ctx.now - timedelta(days=ctx.settings.idle_close_days)
     for case in await ctx.tx.cases.idle_since(cutoff):
-        await ctx.tx.cases.close(case, case.theme or "unclassified", ctx.now)
+        await ctx.tx.cases.close(case, Theme(case.theme or Theme.UNCLASSIFIED), ctx.now)
         await ctx.tx.audit.record("system", "case.idle_closed", case.code)
         if case.confidant_id:
             c = await ctx.tx.confidants.by_id(case.confidant_id)
             if c is not None:
                 await ctx.to_confidant(c, ctx.t("idle.to_confidant", lang=ctx.confidant_lang(c),
                                                 code=case.code, days=ctx.settings.idle_close_days),
-                                       case=case, control="case-close")
+                                       case=case, control=Control.CASE_CLOSE)
         if case.contact_id:
             contact = await ctx.tx.contacts.by_id(case.contact_id)
             if contact is not None:
@@ -97,6 +98,6 @@ async def erase_expired(ctx: Ctx) -> None:
                 await ctx.to_confidant(c, ctx.t("retention.to_confidant",
                                                 lang=ctx.confidant_lang(c), code=case.code,
                                                 days=ctx.settings.retention_days),
-                                       control="case-erase", case_code=case.code)
+                                       control=Control.CASE_ERASE, case_code=case.code)
         await ctx.tx.cases.erase(case, ctx.now)
     await ctx.tx.register.expire(ctx.now)

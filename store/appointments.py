@@ -9,7 +9,7 @@ from sqlalchemy import func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.cases import OPEN_STATUSES
+from domain.vocabulary import ACTIVE_CASE_STATUSES, AppointmentStatus
 from store.models import Appointment, Case, Room, new_id
 
 
@@ -41,7 +41,7 @@ class AppointmentRepo:
         if room_id is not None:
             who.append(Appointment.room_id == room_id)
         q = select(Appointment).where(
-            Appointment.status == "booked", or_(*who),
+            Appointment.status == AppointmentStatus.BOOKED, or_(*who),
             Appointment.starts_at < ends_at + buffer,
             Appointment.ends_at > starts_at - buffer)
         if ignore_id is not None:
@@ -58,7 +58,7 @@ class AppointmentRepo:
             async with self._s.begin_nested():
                 await self._lock(f"c:{confidant_id}", f"r:{room_id}")
                 if replacing is not None:
-                    replacing.status = "cancelled"
+                    replacing.status = AppointmentStatus.CANCELLED
                     await self._s.flush()
                 clash = await self.overlapping(starts_at=starts_at, ends_at=ends_at,
                                                buffer=buffer, confidant_id=confidant_id,
@@ -67,7 +67,7 @@ class AppointmentRepo:
                     raise SlotTaken
                 appt = Appointment(id=new_id(), case_id=case.id, confidant_id=confidant_id,
                                    room_id=room_id, starts_at=starts_at, ends_at=ends_at,
-                                   status="booked", created_at=now)
+                                   status=AppointmentStatus.BOOKED, created_at=now)
                 if starts_at - now <= timedelta(days=1):
                     appt.reminded_day_at = now  # the confirmation is the day-before notice
                 self._s.add(appt)
@@ -89,7 +89,9 @@ class AppointmentRepo:
     async def by_id(self, appointment_id: str) -> Appointment | None:
         return await self._s.get(Appointment, appointment_id)
 
-    async def for_case(self, case_id: str, status: str | None = "booked") -> list[Appointment]:
+    async def for_case(self, case_id: str,
+                       status: AppointmentStatus | None = AppointmentStatus.BOOKED
+                       ) -> list[Appointment]:
         q = select(Appointment).where(Appointment.case_id == case_id) \
             .order_by(Appointment.starts_at)
         if status is not None:
@@ -99,34 +101,34 @@ class AppointmentRepo:
     async def booked_between(self, start: datetime, end: datetime,
                              confidant_id: str | None = None) -> list[Appointment]:
         """Booked talks that touch [start, end), for slot generation and overviews."""
-        q = select(Appointment).where(Appointment.status == "booked",
+        q = select(Appointment).where(Appointment.status == AppointmentStatus.BOOKED,
                                       Appointment.starts_at < end, Appointment.ends_at > start)
         if confidant_id is not None:
             q = q.where(Appointment.confidant_id == confidant_id)
         return list((await self._s.scalars(q.order_by(Appointment.starts_at))).all())
 
     async def cancel(self, appointment: Appointment) -> None:
-        appointment.status = "cancelled"
+        appointment.status = AppointmentStatus.CANCELLED
         await self._s.flush()
 
     async def due_day_reminders(self, now: datetime) -> list[Appointment]:
         return list((await self._s.scalars(select(Appointment).where(
-            Appointment.status == "booked", Appointment.reminded_day_at.is_(None),
+            Appointment.status == AppointmentStatus.BOOKED, Appointment.reminded_day_at.is_(None),
             Appointment.starts_at > now,
             Appointment.starts_at <= now + timedelta(days=1)))).all())
 
     async def due_hour_reminders(self, now: datetime) -> list[Appointment]:
         return list((await self._s.scalars(select(Appointment).where(
-            Appointment.status == "booked", Appointment.reminded_hour_at.is_(None),
+            Appointment.status == AppointmentStatus.BOOKED, Appointment.reminded_hour_at.is_(None),
             Appointment.starts_at > now,
             Appointment.starts_at <= now + timedelta(hours=1)))).all())
 
     async def future_in_room(self, room_id: str, now: datetime) -> int:
         return int(await self._s.scalar(select(func.count()).select_from(Appointment).where(
-            Appointment.room_id == room_id, Appointment.status == "booked",
+            Appointment.room_id == room_id, Appointment.status == AppointmentStatus.BOOKED,
             Appointment.starts_at > now)) or 0)
 
     async def open_case_count(self) -> int:
         """Cases not yet closed, for the anonymous report (a count, nothing more)."""
         return int(await self._s.scalar(select(func.count()).select_from(Case).where(
-            Case.status.in_(OPEN_STATUSES))) or 0)
+            Case.status.in_(ACTIVE_CASE_STATUSES))) or 0)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.types import Button, Menu
+from domain.messages import Button, Menu
 from store.models import ButtonToken, new_id
 
 TOKEN_LIFETIME = timedelta(days=30)

@@ -10,7 +10,8 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.types import Media
+from domain.messages import Media
+from domain.vocabulary import ACTIVE_CASE_STATUSES, CaseStatus, ConsentForm, Theme
 from store.models import Case, CaseMessage, CaseStatistic, Consent, Contact, Note, new_id
 from store.outbox import OutboxRepo
 from store.vault import Vault
@@ -29,9 +30,6 @@ def normalise_code(text: str) -> str:
     return f"{raw[:3]}-{raw[3:6]}" if len(raw) == 6 else text.strip().upper()
 
 
-OPEN_STATUSES = ("waiting", "open")
-
-
 class CaseRepo:
     def __init__(self, session: AsyncSession, vault: Vault) -> None:
         self._s = session
@@ -45,7 +43,7 @@ class CaseRepo:
                 break
         key_id = await self._v.new_key("case")
         case = Case(id=new_id(), code=code, contact_id=contact.id, data_key_id=key_id,
-                    status="waiting", channel=channel, language=language,
+                    status=CaseStatus.WAITING, channel=channel, language=language,
                     chosen_confidant_id=chosen_confidant_id, opened_at=now, deadline_at=deadline,
                     last_activity_at=now)
         self._s.add(case)
@@ -64,18 +62,18 @@ class CaseRepo:
 
     async def open_for_confidant(self, confidant_id: str) -> list[Case]:
         return list((await self._s.scalars(
-            select(Case).where(Case.confidant_id == confidant_id, Case.status == "open")
+            select(Case).where(Case.confidant_id == confidant_id, Case.status == CaseStatus.OPEN)
             .order_by(Case.deadline_at))).all())
 
     async def waiting(self) -> list[Case]:
         return list((await self._s.scalars(
-            select(Case).where(Case.status == "waiting").order_by(Case.opened_at))).all())
+            select(Case).where(Case.status == CaseStatus.WAITING).order_by(Case.opened_at))).all())
 
     async def claim(self, case: Case, confidant_id: str, now: datetime) -> bool:
         """First claim wins: the update only matches while the case still waits."""
         result = await self._s.execute(
-            update(Case).where(Case.id == case.id, Case.status == "waiting")
-            .values(status="open", confidant_id=confidant_id, claimed_at=now,
+            update(Case).where(Case.id == case.id, Case.status == CaseStatus.WAITING)
+            .values(status=CaseStatus.OPEN, confidant_id=confidant_id, claimed_at=now,
                     last_activity_at=now)
             .execution_options(synchronize_session=False))
         await self._s.refresh(case)
@@ -130,7 +128,7 @@ class CaseRepo:
         return [(r.created_at, await self._v.open_text(case.data_key_id, r.body_enc,
                                                        "notes.body_enc", r.id)) for r in rows]
 
-    async def request_consent(self, case: Case, form: str, now: datetime) -> Consent:
+    async def request_consent(self, case: Case, form: ConsentForm, now: datetime) -> Consent:
         c = Consent(id=new_id(), case_id=case.id, form=form, requested_at=now)
         self._s.add(c)
         await self._s.flush()
@@ -139,13 +137,13 @@ class CaseRepo:
     async def consent(self, consent_id: str) -> Consent | None:
         return await self._s.get(Consent, consent_id)
 
-    def _count(self, case: Case, theme: str) -> None:
+    def _count(self, case: Case, theme: Theme) -> None:
         heard = None if case.heard_at is None else case.heard_at <= case.deadline_at
         self._s.add(CaseStatistic(month=case.opened_at.strftime("%Y-%m"), channel=case.channel,
                                   theme=theme, heard_in_time=heard))
 
-    async def close(self, case: Case, theme: str, now: datetime) -> None:
-        case.status = "closed"
+    async def close(self, case: Case, theme: Theme, now: datetime) -> None:
+        case.status = CaseStatus.CLOSED
         case.theme = theme
         case.closed_at = now
         case.last_activity_at = now
@@ -153,11 +151,11 @@ class CaseRepo:
         await self._s.execute(update(Contact).where(Contact.active_case_id == case.id)
                               .values(active_case_id=None))
 
-    async def erase(self, case: Case, now: datetime, theme: str | None = None) -> None:
+    async def erase(self, case: Case, now: datetime, theme: Theme | None = None) -> None:
         """Keep an anonymous counter, then shred the key and delete the case and
         everything hanging on it."""
-        if case.status != "closed":  # closed cases were counted when they closed
-            self._count(case, theme or "withdrawn")
+        if case.status != CaseStatus.CLOSED:  # closed cases were counted when they closed
+            self._count(case, theme or Theme.WITHDRAWN)
         await OutboxRepo(self._s, self._v).drop_for_case(case.id)
         await self._s.execute(update(Contact).where(Contact.active_case_id == case.id)
                               .values(active_case_id=None))
@@ -168,25 +166,25 @@ class CaseRepo:
 
     async def unclaimed_since(self, cutoff: datetime) -> list[Case]:
         return list((await self._s.scalars(select(Case).where(
-            Case.status == "waiting", Case.announced_at.is_not(None),
+            Case.status == CaseStatus.WAITING, Case.announced_at.is_not(None),
             Case.announced_at <= cutoff, Case.escalated_at.is_(None)))).all())
 
     async def unannounced(self) -> list[Case]:
         return list((await self._s.scalars(select(Case).where(
-            Case.status == "waiting", Case.announced_at.is_(None)))).all())
+            Case.status == CaseStatus.WAITING, Case.announced_at.is_(None)))).all())
 
     async def deadline_soon(self, before: datetime) -> list[Case]:
         return list((await self._s.scalars(select(Case).where(
-            Case.status.in_(OPEN_STATUSES), Case.heard_at.is_(None),
+            Case.status.in_(ACTIVE_CASE_STATUSES), Case.heard_at.is_(None),
             Case.deadline_reminded_at.is_(None), Case.deadline_at <= before))).all())
 
     async def idle_since(self, cutoff: datetime) -> list[Case]:
         return list((await self._s.scalars(select(Case).where(
-            Case.status.in_(OPEN_STATUSES), Case.last_activity_at < cutoff))).all())
+            Case.status.in_(ACTIVE_CASE_STATUSES), Case.last_activity_at < cutoff))).all())
 
     async def closed_before(self, cutoff: datetime) -> list[Case]:
         return list((await self._s.scalars(select(Case).where(
-            Case.status == "closed", Case.closed_at < cutoff))).all())
+            Case.status == CaseStatus.CLOSED, Case.closed_at < cutoff))).all())
 
     async def statistics(self, month_from: str, month_to: str) -> list[CaseStatistic]:
         return list((await self._s.scalars(select(CaseStatistic).where(

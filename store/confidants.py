@@ -10,7 +10,8 @@ from time import monotonic
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.types import ChannelAddress, ChannelName
+from domain.ids import ChannelName
+from domain.messages import ChannelAddress
 from store.models import Confidant, ConfidantAddress, LoginToken, new_id
 from store.vault import Vault
 

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.types import ChannelAddress, ChannelName
+from domain.ids import ChannelName
+from domain.messages import ChannelAddress
 from store.models import Case, Confidant, Contact, new_id
 from store.vault import Vault
 

@@ -32,6 +32,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from domain.vocabulary import AppointmentStatus, Language, ShiftKind
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -123,7 +125,7 @@ class Confidant(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(80), unique=True)
     bio: Mapped[str] = mapped_column(Text, default="")
-    languages: Mapped[str] = mapped_column(String(32), default="nl")
+    languages: Mapped[str] = mapped_column(String(32), default=Language.NL.value)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     data_key_id: Mapped[str] = mapped_column(ForeignKey("data_keys.id"))
     attested_by: Mapped[str] = mapped_column(String(80))
@@ -158,7 +160,7 @@ class Case(Base):
     )
     data_key_id: Mapped[str] = mapped_column(ForeignKey("data_keys.id"))
     status: Mapped[str] = mapped_column(String(12), index=True)
-    """``waiting`` (not claimed) | ``open`` (claimed) | ``closed``."""
+    """A `CaseStatus`: ``waiting`` (not claimed) | ``open`` (claimed) | ``closed``."""
     channel: Mapped[str] = mapped_column(String(16))
     language: Mapped[str] = mapped_column(String(8))
     chosen_confidant_id: Mapped[str | None] = mapped_column(
@@ -219,7 +221,8 @@ class Consent(Base):
     __tablename__ = "consents"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
-    form: Mapped[str] = mapped_column(String(16))  # supervisor | advisor | reconcile
+    form: Mapped[str] = mapped_column(String(16))
+    """A `ConsentForm`: ``supervisor`` | ``advisor`` | ``reconcile``."""
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     agreed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
@@ -310,7 +313,7 @@ class Shift(Base):
     weekday: Mapped[int] = mapped_column(Integer)  # 0 = Monday
     start: Mapped[time] = mapped_column(Time)
     end: Mapped[time] = mapped_column(Time)
-    kind: Mapped[str] = mapped_column(String(8), default="duty")
+    kind: Mapped[str] = mapped_column(String(8), default=ShiftKind.DUTY.value)
 
 
 class Absence(Base):
@@ -347,8 +350,8 @@ class Appointment(Base):
     room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    status: Mapped[str] = mapped_column(String(12), default="booked")
-    """``booked`` | ``cancelled`` | ``held``."""
+    status: Mapped[str] = mapped_column(String(12), default=AppointmentStatus.BOOKED.value)
+    """An `AppointmentStatus`: ``booked`` | ``cancelled`` | ``held``."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     reminded_day_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     reminded_hour_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -358,16 +361,16 @@ class Appointment(Base):
             "confidant_id",
             "starts_at",
             unique=True,
-            sqlite_where=text("status = 'booked'"),
-            postgresql_where=text("status = 'booked'"),
+            sqlite_where=text(f"status = '{AppointmentStatus.BOOKED}'"),
+            postgresql_where=text(f"status = '{AppointmentStatus.BOOKED}'"),
         ),
         Index(
             "uq_appointments_room_start",
             "room_id",
             "starts_at",
             unique=True,
-            sqlite_where=text("status = 'booked'"),
-            postgresql_where=text("status = 'booked'"),
+            sqlite_where=text(f"status = '{AppointmentStatus.BOOKED}'"),
+            postgresql_where=text(f"status = '{AppointmentStatus.BOOKED}'"),
         ),
         Index("ix_appointments_status_starts_at", "status", "starts_at"),
     )

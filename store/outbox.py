@@ -13,7 +13,8 @@ import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from enum import StrEnum
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     Table,
@@ -29,30 +30,30 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from handlers.types import (
-    Button,
-    CaseCode,
-    ChannelAddress,
-    ChannelName,
-    Media,
-    Menu,
-    Outbound,
-    OutboundKind,
-)
+from domain.ids import CaseCode, ChannelName
+from domain.messages import Button, ChannelAddress, Media, Menu, Outbound, OutboundKind
+from domain.vocabulary import Control, Role
 from store.models import OutboxMessage, new_id
 from store.vault import Vault
+
+E = TypeVar("E", bound=StrEnum)
 
 _OUTBOX = cast(Table, OutboxMessage.__table__)
 """The table itself, for plain Core statements on the hot path."""
 
 
 def encode_outbound(out: Outbound) -> bytes:
+    """The sealed payload of an outbox row.
+
+    The shape is the one written before roles and controls had types (the
+    recipient's role under ``extra``), so that a release and the one before
+    it each read the rows the other wrote."""
     data: dict[str, Any] = {
         "text": out.text,
         "kind": out.kind.value,
         "case": out.case,
-        "control": out.control,
-        "extra": out.extra,
+        "control": out.control.value if out.control else None,
+        "extra": {"role": out.role.value} if out.role else {},
     }
     if out.menu is not None:
         data["menu"] = [[[b.label, b.token] for b in row] for row in out.menu.rows]
@@ -65,8 +66,19 @@ def encode_outbound(out: Outbound) -> bytes:
     return json.dumps(data, ensure_ascii=False).encode()
 
 
+def _member(kind: type[E], value: object) -> E | None:
+    """A stored value as its enum member; None for none, or for a value this
+    release does not know (the message is still delivered, as a plain one)."""
+    try:
+        return kind(str(value)) if value else None
+    except ValueError:
+        return None
+
+
 def decode_outbound(to: ChannelAddress, payload: bytes) -> Outbound:
+    """Read a payload written by `encode_outbound`, of this release or an earlier one."""
     data = json.loads(payload)
+    extra = data.get("extra") or {}
     menu = None
     if data.get("menu"):
         menu = Menu(rows=tuple(tuple(Button(label=lbl, token=tok) for lbl, tok in row)
@@ -79,7 +91,7 @@ def decode_outbound(to: ChannelAddress, payload: bytes) -> Outbound:
     return Outbound(
         to=to, text=data["text"], menu=menu, media=media, kind=OutboundKind(data["kind"]),
         case=CaseCode(data["case"]) if data.get("case") else None,
-        control=data.get("control"), extra=dict(data.get("extra") or {}),
+        control=_member(Control, data.get("control")), role=_member(Role, extra.get("role")),
     )
 
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.vocabulary import ShiftKind
 from store.models import Absence, Confidant, Room, Shift, new_id
 
 
@@ -55,19 +56,20 @@ class RotaRepo:
         cached = self._duty.get(confidant_id)
         if cached is not None:
             return cached
-        shifts = [(s.weekday, s.start, s.end) for s in await self.shifts(confidant_id, "duty")]
+        shifts = [(s.weekday, s.start, s.end)
+                  for s in await self.shifts(confidant_id, ShiftKind.DUTY)]
         absences = [(a.start_date, a.end_date) for a in await self.absences(confidant_id)]
         self._duty.put(confidant_id, shifts, absences)
         return shifts, absences
 
     async def add_shift(self, confidant: Confidant, weekday: int, start: time, end: time,
-                        kind: str = "duty") -> Shift:
+                        kind: str = ShiftKind.DUTY) -> Shift:
         self._duty.clear()
         if not 0 <= weekday <= 6:
             raise RotaError("weekday")
         if end <= start:
             raise RotaError("end-before-start")
-        if kind not in ("duty", "talks"):
+        if kind not in tuple(ShiftKind):
             raise RotaError("kind")
         for other in await self.shifts(confidant.id):
             if other.weekday == weekday and other.kind == kind and \
@@ -143,7 +145,7 @@ class RotaRepo:
     async def next_duty_start(self, confidant_ids: list[str], now: datetime,
                               tz: ZoneInfo) -> datetime | None:
         """Earliest moment in the next 4 weeks when one of them starts (or is on) duty."""
-        shifts = [s for cid in confidant_ids for s in await self.shifts(cid, "duty")]
+        shifts = [s for cid in confidant_ids for s in await self.shifts(cid, ShiftKind.DUTY)]
         if not shifts:
             return None
         local_now = now.astimezone(tz)

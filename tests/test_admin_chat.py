@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest_asyncio
 from sqlalchemy import delete, select
 
-from handlers.confidant import THEMES
+from domain.vocabulary import CLOSE_THEMES
 from handlers.core import Core
 from handlers.i18n import load_strings
 from handlers.info import InfoLibrary
@@ -274,7 +274,7 @@ async def test_report_hides_a_count_the_total_would_give_back(h: Harness) -> Non
     assert _derivable(text) == []
     # Every theme has its line, the empty ones too, so a missing line gives
     # nothing away; an empty theme or month looks like a small one.
-    assert {k[1] for k in cells if k[0] == "theme"} >= set(THEMES)
+    assert {k[1] for k in cells if k[0] == "theme"} >= set(CLOSE_THEMES)
     assert cells[("theme", "bullying", "")] == "<3"
     assert cells[("month", "2026-01", "")] == "<3"
     # The reader is told what the marks mean, in one line.

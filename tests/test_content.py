@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from domain.messages import Menu
 from handlers.info import (
     ContentError,
     InfoLibrary,
@@ -19,7 +20,6 @@ from handlers.info import (
     normalize_for_matching,
     walk,
 )
-from handlers.types import Menu
 
 LANGS = ("nl", "fr", "en")
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from sqlalchemy import select
 
-from handlers.types import OutboundKind
+from domain.messages import OutboundKind
 from store.models import Case, CaseStatistic, Consent, Note
 from tests.support.memory_channel import Harness, Person, open_case
 
@@ -89,7 +89,7 @@ async def test_relay_both_ways_with_case_code(harness: Harness, lang: str) -> No
 
 
 async def test_media_relayed_by_reupload_with_neutral_name(harness: Harness) -> None:
-    from handlers.types import Media
+    from domain.messages import Media
     from tests.support.documents import NAME, pdf_pages_text, pdf_with_author
 
     sara = await harness.add_confidant("Sara", "conf-sara")

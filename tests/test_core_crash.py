@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from handlers.types import Inbound, RetryLater
+from domain.messages import Inbound, RetryLater
 from store.models import HandledEvent, OutboxMessage
 from tests.support.core_process import run_process
 from tests.support.memory_channel import MEMORY, Harness, make_harness, open_case

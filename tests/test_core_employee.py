@@ -9,7 +9,7 @@ from datetime import UTC, datetime, time
 import pytest
 from sqlalchemy import func, select
 
-from handlers.types import OutboundKind
+from domain.messages import OutboundKind
 from store.models import Case, CaseStatistic, Contact, DataKey, Declaration
 from tests.support.memory_channel import Harness, Person, code_of
 

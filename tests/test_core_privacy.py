@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.types import Inbound, Media, Outbound
+from domain.messages import Inbound, Media, Outbound
 from tests.support.memory_channel import MEMORY, Harness, make_harness
 
 WORDS = ("hello", "my manager", "shouts", "at me", "every day", "I am tired", "thanks",
@@ -192,8 +192,8 @@ class Driver:
 
 def visible(out: Outbound) -> list[str]:
     """Every string of a message a confidant's client could show or keep."""
-    parts = [out.text, str(out.case or ""), out.control or "", out.to.address]
-    parts += [k + "=" + v for k, v in out.extra.items()]
+    parts = [out.text, str(out.case or ""), out.control or "", str(out.role or ""),
+             out.to.address]
     if out.menu is not None:
         parts += [b.label for b in out.menu.buttons()] + [b.token for b in out.menu.buttons()]
     if out.media is not None:

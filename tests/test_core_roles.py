@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from handlers.types import Inbound
+from domain.messages import Inbound
 from store.models import Case, CaseMessage, CaseStatistic, Confidant, Consent, Declaration, Note
 from tests.support.memory_channel import Harness, Person, code_of, open_case
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from domain.messages import OutboundKind
 from handlers.core import CoreSettings
-from handlers.types import OutboundKind
 from store.crypto import load_master_key
 from store.models import CaseStatistic, DataKey
 from store.store import Store

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest_asyncio
 from sqlalchemy import select
 
-from handlers.types import ChannelAddress, ChannelName, Inbound, Outbound, RetryLater, SendResult
+from domain.ids import ChannelName
+from domain.messages import ChannelAddress, Inbound, Outbound, RetryLater, SendResult
 from store.models import OutboxMessage
 from store.outbox import DueMessage
 from tests.support.memory_channel import Harness, MemoryChannel, Person, make_harness, open_case

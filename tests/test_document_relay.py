@@ -18,8 +18,8 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import select
 
+from domain.messages import Media
 from handlers.i18n import Translator
-from handlers.types import Media
 from store.models import CaseMessage
 from tests.support.documents import (
     LOGIN,

@@ -24,9 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from domain.ids import ChannelName
+from domain.messages import Inbound, Media
 from handlers import confidant as confidant_steps
 from handlers import employee as employee_steps
-from handlers.types import ChannelName, Inbound, Media
 from store.models import (
     Absence,
     Appointment,

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from nio import Event, MatrixRoom, RoomMessage, RoomMessageMedia
 
 from bot.channels.matrix import MatrixChannel, inbound_from_event
-from handlers.types import Inbound
+from domain.messages import Inbound
 
 BOT = "@confidant:127.0.0.1"
 SENDER = "@employee-7731:127.0.0.1"

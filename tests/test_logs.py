@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from bot.logs import QUIET, setup_logging
-from handlers.types import Media
+from domain.messages import Media
 from tests.support.documents import pdf_with_author
 from tests.support.memory_channel import Harness, code_of
 

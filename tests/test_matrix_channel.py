@@ -29,17 +29,17 @@ from PIL import ExifTags, Image
 from bot.channels import matrix as matrix_mod
 from bot.channels.base import MemoryChannelState
 from bot.channels.matrix import MatrixChannel, MatrixSetupError
-from handlers.types import (
+from domain.ids import CaseCode, ChannelName
+from domain.messages import (
     Button,
-    CaseCode,
     ChannelAddress,
-    ChannelName,
     Inbound,
     Menu,
     Outbound,
     OutboundKind,
     Unreachable,
 )
+from domain.vocabulary import Role
 from tests.support.synapse import SynapseServer
 
 ENC = {
@@ -225,7 +225,7 @@ def _confidant_out(mxid: str, case: str, text: str, **kw: Any) -> Outbound:
         to=ChannelAddress(MX, mxid),
         text=text,
         case=CaseCode(case),
-        extra={"role": "confidant"},
+        role=Role.CONFIDANT,
         **kw,
     )
 

@@ -21,13 +21,8 @@ from bot.app import DRAIN_SECONDS, App, run_app
 from bot.channels.base import InboundHandler
 from bot.config import load_config
 from bot.config_models import Config
-from handlers.types import (
-    ChannelName,
-    Inbound,
-    Outbound,
-    SendResult,
-    Unreachable,
-)
+from domain.ids import ChannelName
+from domain.messages import Inbound, Outbound, SendResult, Unreachable
 from store.crypto import create_key_file, load_master_key
 from store.store import Store
 

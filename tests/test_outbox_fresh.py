@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest_asyncio
 
-from handlers.types import ChannelAddress, ChannelName, Outbound
+from domain.ids import ChannelName
+from domain.messages import ChannelAddress, Outbound
 from store.crypto import generate_master_key
 from store.migrate import upgrade
 from store.store import Store

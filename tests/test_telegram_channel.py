@@ -19,10 +19,10 @@ from PIL import Image
 
 from bot.channels.telegram import TelegramChannel, split_text, utf16_len
 from bot.ratelimit import RateLimiter
-from handlers.types import (
+from domain.ids import ChannelName
+from domain.messages import (
     Button,
     ChannelAddress,
-    ChannelName,
     Inbound,
     Media,
     Menu,

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 import handlers
+from domain.vocabulary import CLOSE_THEMES, SUPPORTED_LANGUAGES, ConsentForm, ShiftKind
 from handlers.commands import EMPLOYEE_COMMANDS
-from handlers.confidant import CONSENT_FORMS, THEMES
 from handlers.declare import STEPS
-from handlers.i18n import SUPPORTED_LANGUAGES, Translator, load_strings
+from handlers.i18n import Translator, load_strings
 
 HANDLERS = Path(handlers.__file__).parent
 STORE = HANDLERS.parent / "store"
@@ -47,10 +47,10 @@ def _rota_error_codes() -> tuple[str, ...]:
 # can take.  A new f-string key must be added here, so that its keys are checked too.
 DYNAMIC_KEYS: dict[str, tuple[str, ...]] = {
     "weekday.{}": tuple(str(i) for i in range(7)),
-    "duty.kind.{}": ("duty", "talks"),
-    "consent.ask.{}": CONSENT_FORMS,
-    "consent.form.{}": CONSENT_FORMS,
-    "theme.{}": THEMES,
+    "duty.kind.{}": tuple(ShiftKind),
+    "consent.ask.{}": tuple(ConsentForm),
+    "consent.form.{}": tuple(ConsentForm),
+    "theme.{}": CLOSE_THEMES,
     "declare.ask.{}": tuple(dict.fromkeys((*STEPS, "what", "when", "where", "identity", "name"))),
     "privacy.channel.{}": ("telegram",),
     "commands.{}": EMPLOYEE_COMMANDS,

@@ -14,16 +14,8 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from bot.channels.base import MemoryChannelState
 from bot.channels.web import WebChannel
-from handlers.types import (
-    Button,
-    CaseCode,
-    ChannelAddress,
-    ChannelName,
-    Inbound,
-    Menu,
-    Outbound,
-    OutboundKind,
-)
+from domain.ids import CaseCode, ChannelName
+from domain.messages import Button, ChannelAddress, Inbound, Menu, Outbound, OutboundKind
 
 CONFIDANT = "confidant-web-1"
 CASE = CaseCode("K7F-3MQ")

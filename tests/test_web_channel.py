@@ -21,16 +21,9 @@ from bot.channels.base import MemoryChannelState
 from bot.channels.web import STATIC_DIR, WebChannel
 from bot.channels.web_resume import lockout_seconds, normalize_passphrase
 from bot.channels.web_security import CSP
-from handlers.types import (
-    Button,
-    CaseCode,
-    ChannelAddress,
-    ChannelName,
-    Inbound,
-    Menu,
-    Outbound,
-    OutboundKind,
-)
+from domain.ids import CaseCode, ChannelName
+from domain.messages import Button, ChannelAddress, Inbound, Menu, Outbound, OutboundKind
+from domain.vocabulary import Role
 
 CONFIDANT = "confidant-alice-web"
 USER_AGENT = "SecretAgentBrowser/9.9"
@@ -785,7 +778,7 @@ async def test_console_reloads_show_one_fresh_overview_and_keep_the_conversation
             to=ChannelAddress(ChannelName("web"), inbound.chat),
             text=f"Your cases (overview {loads})\n• K7F-3MQ — hear by 12 May",
             menu=Menu(rows=((Button("Open K7F-3MQ", f"tok-{loads}"),),)),
-            extra={"role": "confidant"},
+            role=Role.CONFIDANT,
         )
         await env.channel.send(overview, f"overview-{loads}")
 
@@ -849,7 +842,7 @@ async def test_only_a_confidants_answer_to_a_page_load_replaces_the_last_one(env
     assert slot != CONFIDANT and slot.startswith(CONFIDANT)
     for n in (1, 2):
         reply = Outbound(to=ChannelAddress(ChannelName("web"), slot), text=f"Welcome {n}",
-                         extra={"role": "employee"})
+                         role=Role.EMPLOYEE)
         await env.channel.send(reply, f"employee-{n}")
     tab = await _console_load(env, cookie, fresh=False)
     assert [i["text"] for i in tab.ready["history"]] == ["Welcome 1", "Welcome 2"]
@@ -867,7 +860,7 @@ async def test_an_erased_case_leaves_no_overview_naming_it(env: Env) -> None:
             to=ChannelAddress(ChannelName("web"), inbound.chat),
             text="Your cases\n• K7F-3MQ — hear by 12 May\n• Z9Q-2PL — hear by 14 May",
             menu=Menu(rows=((Button("Open K7F-3MQ", "tok-k"), Button("Open Z9Q-2PL", "tok-z")),)),
-            extra={"role": "confidant"},
+            role=Role.CONFIDANT,
         )
         await env.channel.send(overview, "overview-1")
 

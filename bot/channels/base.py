@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from handlers.types import ChannelName, Inbound, Outbound, SendResult
+from domain.ids import ChannelName
+from domain.messages import Inbound, Outbound, SendResult
 
 InboundHandler = Callable[[Inbound], Awaitable[None]]
 """Called for every platform event.  Returns after the event and all its
@@ -49,7 +50,7 @@ class Channel(Protocol):
 
     async def send(self, out: Outbound, idempotency_key: str) -> SendResult:
         """Deliver one message.  Raises `RetryLater` or `Unreachable`
-        (from `handlers.types`) on failure; any other exception counts as
+        (from `domain.messages`) on failure; any other exception counts as
         transient."""
 
 

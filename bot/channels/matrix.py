@@ -80,9 +80,8 @@ from bot.channels.matrix_crosssign import (
     ensure_cross_signing,
 )
 from bot.media import MAX_MEDIA_BYTES, MediaRejected, scrub_image
-from handlers.i18n import SUPPORTED_LANGUAGES, Translator
-from handlers.types import (
-    ChannelName,
+from domain.ids import ChannelName
+from domain.messages import (
     Inbound,
     Media,
     Outbound,
@@ -91,6 +90,8 @@ from handlers.types import (
     SendResult,
     Unreachable,
 )
+from domain.vocabulary import Control, Role
+from handlers.i18n import SUPPORTED_LANGUAGES, Translator
 
 log = logging.getLogger(__name__)
 
@@ -1020,7 +1021,7 @@ class MatrixChannel:
         if client is None or not self._synced_once:
             raise RetryLater("matrix channel not running")
         case_room: str | None = None
-        if out.extra.get("role") == "confidant":
+        if out.role == Role.CONFIDANT:
             room_id, case_room = await self._confidant_target(out)
             room = await self._wait_room(room_id, _user(out))
         else:
@@ -1039,11 +1040,11 @@ class MatrixChannel:
             event_id = await self._room_send(
                 room, {"msgtype": msgtype, "body": render_text(out)}, _tx_id(key, "text")
             )
-        if out.control == "case-handover-out" and room_id == case_room:
+        if out.control == Control.CASE_HANDOVER_OUT and room_id == case_room:
             resp = await client.room_kick(room_id, out.to.address, reason="case handed over")
             if isinstance(resp, ErrorResponse):
                 log.warning("matrix: kick failed (%s)", resp.status_code)
-        elif out.control in ("case-close", "case-erase") and out.case:
+        elif out.control in (Control.CASE_CLOSE, Control.CASE_ERASE) and out.case:
             await self._forget_case_room(str(out.case))
         return SendResult(event_id)
 
@@ -1067,7 +1068,7 @@ class MatrixChannel:
             if case_room is not None and case_room not in client.rooms:
                 case_room = None  # the bot is no longer in it: as good as gone
             # Words of the employee belong in the case room, so they open it too.
-            opens = out.control == "case-open" or out.kind in (
+            opens = out.control == Control.CASE_OPEN or out.kind in (
                 OutboundKind.RELAY,
                 OutboundKind.URGENT,
             )

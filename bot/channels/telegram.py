@@ -48,9 +48,9 @@ from telegram.request import HTTPXRequest
 from bot.channels.base import InboundHandler
 from bot.media import MAX_MEDIA_BYTES, MediaRejected, scrub_image
 from bot.ratelimit import RateLimiter
-from handlers.types import (
+from domain.ids import ChannelName
+from domain.messages import (
     ChannelAddress,
-    ChannelName,
     Inbound,
     Media,
     Menu,
@@ -60,6 +60,7 @@ from handlers.types import (
     SendResult,
     Unreachable,
 )
+from domain.vocabulary import SUPPORTED_LANGUAGES
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +248,7 @@ class TelegramChannel:
         webhook_url: str | None = None,
         webhook_listen: str | None = None,
         secret_token: str | None = None,
-        languages: Sequence[str] = ("nl", "fr", "en"),
+        languages: Sequence[str] = SUPPORTED_LANGUAGES,
         commands: Mapping[str, Sequence[tuple[str, str]]] | None = None,
         poll_timeout: int = 30,
         backoff: tuple[float, float] = (0.5, 30.0),

@@ -41,13 +41,9 @@ from bot.channels.web_resume import (
 )
 from bot.channels.web_security import add_security_headers, allowed_origins, same_origin
 from bot.config import ConfigError
-from handlers.types import (
-    ChannelName,
-    Inbound,
-    Outbound,
-    OutboundKind,
-    SendResult,
-)
+from domain.ids import ChannelName
+from domain.messages import Inbound, Outbound, OutboundKind, SendResult
+from domain.vocabulary import Control, Role
 
 log = logging.getLogger("confidant.web")
 
@@ -277,11 +273,11 @@ class WebChannel:
         address, opening = out.to.address, False
         if address.endswith(OPENING_SLOT):
             address = address[: -len(OPENING_SLOT)]
-            opening = out.extra.get("role") == "confidant"
+            opening = out.role == Role.CONFIDANT
         if out.kind == OutboundKind.CONTROL:
             # Case-room housekeeping is a Matrix idea; the web shows nothing.
             return SendResult(platform_message_id=None)
-        if out.control == "forget":
+        if out.control == Control.FORGET:
             farewell = self._item_from_outbound(dataclasses.replace(out, case=None, menu=None))
             await self.forget(address, farewell=farewell)
             return SendResult(platform_message_id=farewell["id"])
@@ -291,7 +287,7 @@ class WebChannel:
             if known is not None:
                 return SendResult(platform_message_id=known)
             erased: str | None = None
-            if out.control == "case-erase" and out.case:
+            if out.control == Control.CASE_ERASE and out.case:
                 erased = str(out.case)
                 history["items"] = _without_erased(history["items"], erased)
                 # The notice outlives the case, so it must not be tagged with it.

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.delivery import DeliveryWorker
+from domain.ids import ChannelName
+from domain.messages import Inbound, Outbound, SendResult
 from handlers.core import Core, CoreSettings
 from handlers.info import InfoLibrary
-from handlers.types import ChannelName, Inbound, Outbound, SendResult
 from store.crypto import load_master_key
 from store.store import Store
 

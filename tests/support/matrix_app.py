@@ -35,7 +35,7 @@ from nio import (
 
 from bot.channels.base import ChannelState
 from bot.channels.matrix import UNREADABLE
-from handlers.types import Inbound
+from domain.messages import Inbound
 from tests.support.app_runner import BotSetup, make_setup
 from tests.support.synapse import SynapseServer
 

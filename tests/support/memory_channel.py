@@ -18,16 +18,10 @@ from pathlib import Path
 import pytest_asyncio
 
 from bot.delivery import DeliveryWorker
+from domain.ids import ChannelName
+from domain.messages import Inbound, Media, Outbound, SendResult, Unreachable
 from handlers.core import Core, CoreSettings
 from handlers.info import InfoLibrary
-from handlers.types import (
-    ChannelName,
-    Inbound,
-    Media,
-    Outbound,
-    SendResult,
-    Unreachable,
-)
 from store.crypto import Crypto, create_key_file, load_master_key
 from store.migrate import upgrade
 from store.store import Store
