@@ -48,6 +48,7 @@ from bot.config import (
     runtime_problems,
 )
 from bot.rota_file import RotaFileError
+from domain.parsing import ParseError, parse_date, parse_month
 from store.audit import AuditRepo
 from store.crypto import Crypto, DecryptError, KeyFileError, create_key_file, load_master_key
 from store.db import UnsupportedDatabaseError, create_engine, session_factory
@@ -166,18 +167,19 @@ async def cmd_keys_rotate(args: argparse.Namespace) -> int:
 
 
 def _report_date(value: str, what: str, end: bool) -> date:
-    """``YYYY-MM-DD``, or ``YYYY-MM`` meaning that month's first (or last) day."""
-    value = value.strip()
+    """A date, or a month (``YYYY-MM``) meaning its first (or last) day."""
     try:
-        if len(value) == 7:
-            first = date.fromisoformat(value + "-01")
-            if not end:
-                return first
-            following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
-            return following - timedelta(days=1)
-        return date.fromisoformat(value)
-    except ValueError:
-        raise UserError(f"{what}: '{value}' is not a date (write YYYY-MM-DD or YYYY-MM)") from None
+        first = parse_month(value)
+    except ParseError:
+        try:
+            return parse_date(value)
+        except ParseError:
+            raise UserError(f"{what}: '{value.strip()}' is not a date "
+                            "(write YYYY-MM-DD or YYYY-MM)") from None
+    if not end:
+        return first
+    following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return following - timedelta(days=1)
 
 
 async def cmd_report(args: argparse.Namespace) -> int:
@@ -320,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(lines[0] + more, file=sys.stderr)
     except UserError as exc:
         print(str(exc), file=sys.stderr)
-    except (KeyFileError, RotaFileError, UnsupportedDatabaseError) as exc:
+    except (KeyFileError, ParseError, RotaFileError, UnsupportedDatabaseError) as exc:
         print(str(exc), file=sys.stderr)
     except RotaError as exc:
         print(rota_reason(exc), file=sys.stderr)

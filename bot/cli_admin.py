@@ -26,21 +26,26 @@ from sqlalchemy.engine import make_url
 from bot.cli_report import render_register
 from bot.config import Config, load_config
 from bot.rota_file import (
-    DAY_KEYS,
     KINDS,
     RotaFileError,
     ShiftSpec,
     apply_rota,
     export_rota,
-    hhmm,
     overlaps,
-    parse_date,
-    parse_day,
-    parse_time,
-    parse_week,
     read_rota_file,
 )
-from domain.vocabulary import SUPPORTED_LANGUAGES
+from domain.parsing import (
+    WEEKDAY_KEYS,
+    ParseError,
+    hhmm,
+    monday_of,
+    parse_date,
+    parse_time,
+    parse_week,
+    parse_weekday,
+    week_label,
+)
+from domain.vocabulary import SUPPORTED_LANGUAGES, ShiftKind
 from store.crypto import load_master_key
 from store.db import is_sqlite
 from store.keyring import check_master
@@ -369,9 +374,9 @@ async def confidant_set(args: argparse.Namespace) -> int:
 async def rota_add(args: argparse.Namespace) -> int:
     """Add a weekly shift after checking it makes sense and collides with nothing."""
     try:
-        spec = ShiftSpec(parse_day(args.day), parse_time(args.start), parse_time(args.end),
+        spec = ShiftSpec(parse_weekday(args.day), parse_time(args.start), parse_time(args.end),
                          args.kind)
-    except RotaFileError as exc:
+    except ParseError as exc:
         raise UserError(str(exc)) from None
     if spec.end <= spec.start:
         raise UserError(f"--end {hhmm(spec.end)} is not after --start {hhmm(spec.start)}")
@@ -380,13 +385,13 @@ async def rota_add(args: argparse.Namespace) -> int:
         for other in await tx.rota.shifts(c.id):
             if overlaps(spec, ShiftSpec(other.weekday, other.start, other.end, other.kind)):
                 raise UserError(
-                    f"overlaps {c.name}'s {other.kind} shift {DAY_KEYS[other.weekday]} "
+                    f"overlaps {c.name}'s {other.kind} shift {WEEKDAY_KEYS[other.weekday]} "
                     f"{hhmm(other.start)}-{hhmm(other.end)} (id {other.id[:8]})"
                 )
         s = await tx.rota.add_shift(c, spec.weekday, spec.start, spec.end, spec.kind)
         await tx.audit.record(actor(), "rota.shift_added", c.name,
-                              f"{DAY_KEYS[s.weekday]} {hhmm(s.start)}-{hhmm(s.end)} {s.kind}")
-    print(f"added {s.kind} shift {s.id[:8]}: {c.name}, {DAY_KEYS[s.weekday]} "
+                              f"{WEEKDAY_KEYS[s.weekday]} {hhmm(s.start)}-{hhmm(s.end)} {s.kind}")
+    print(f"added {s.kind} shift {s.id[:8]}: {c.name}, {WEEKDAY_KEYS[s.weekday]} "
           f"{hhmm(s.start)}-{hhmm(s.end)}")
     return 0
 
@@ -398,11 +403,10 @@ async def rota_show(args: argparse.Namespace) -> int:
         if args.week:
             try:
                 monday = parse_week(args.week)
-            except RotaFileError as exc:
+            except ParseError as exc:
                 raise UserError(f"--week: {exc}") from None
         else:
-            today = now().astimezone(tz).date()
-            monday = today - timedelta(days=today.weekday())
+            monday = monday_of(now().astimezone(tz).date())
         people = {c.id: c for c in await tx.confidants.all()}
         if args.confidant:
             c = await confidant_named(tx, args.confidant)
@@ -413,11 +417,10 @@ async def rota_show(args: argparse.Namespace) -> int:
                 continue
             day = monday + timedelta(days=s.weekday)
             absent = await tx.rota.is_absent(s.confidant_id, day)
-            rows.append([DAY_KEYS[s.weekday], day.isoformat(),
+            rows.append([WEEKDAY_KEYS[s.weekday], day.isoformat(),
                          f"{hhmm(s.start)}-{hhmm(s.end)}", s.kind, people[s.confidant_id].name,
                          "absent" if absent else "", s.id[:8]])
-    year, week, _ = monday.isocalendar()
-    print(f"rota for week {year}-W{week:02d} ({monday.isoformat()} to "
+    print(f"rota for week {week_label(monday)} ({monday.isoformat()} to "
           f"{(monday + timedelta(days=6)).isoformat()}), times in {tz.key}")
     if not rows:
         print("no shifts (add one: confidant admin rota add)")
@@ -436,8 +439,8 @@ async def rota_remove(args: argparse.Namespace) -> int:
         who = c.name if c is not None else "?"
         await tx.rota.remove_shift(s)
         await tx.audit.record(actor(), "rota.shift_removed", who,
-                              f"{DAY_KEYS[s.weekday]} {hhmm(s.start)}-{hhmm(s.end)} {s.kind}")
-    print(f"removed shift {s.id[:8]}: {who}, {DAY_KEYS[s.weekday]} "
+                              f"{WEEKDAY_KEYS[s.weekday]} {hhmm(s.start)}-{hhmm(s.end)} {s.kind}")
+    print(f"removed shift {s.id[:8]}: {who}, {WEEKDAY_KEYS[s.weekday]} "
           f"{hhmm(s.start)}-{hhmm(s.end)} {s.kind}")
     return 0
 
@@ -475,7 +478,7 @@ async def absence_add(args: argparse.Namespace) -> int:
     """Mark a confidant away (inclusive dates): no cases or talks on those days."""
     try:
         start, end = parse_date(args.start), parse_date(args.end)
-    except RotaFileError as exc:
+    except ParseError as exc:
         raise UserError(str(exc)) from None
     if end < start:
         raise UserError(f"--to {end} is before --from {start}")
@@ -601,7 +604,7 @@ def _day_start(value: str, what: str) -> datetime:
     """Midnight UTC of a given date, for range filters."""
     try:
         day = parse_date(value)
-    except RotaFileError as exc:
+    except ParseError as exc:
         raise UserError(f"{what}: {exc}") from None
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
@@ -678,10 +681,10 @@ def add_admin_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     ra = rota_sub.add_parser("add", parents=[common], help="add a weekly shift")
     ra.add_argument("--confidant", required=True, metavar="NAME")
     ra.add_argument("--day", required=True,
-                    help="mon|tue|wed|thu|fri|sat|sun (Dutch and French names work too)")
+                    help="mon|tue|wed|thu|fri|sat|sun or 1-7 (Dutch and French names work too)")
     ra.add_argument("--start", required=True, metavar="HH:MM")
     ra.add_argument("--end", required=True, metavar="HH:MM")
-    ra.add_argument("--kind", choices=KINDS, default="duty",
+    ra.add_argument("--kind", choices=KINDS, default=ShiftKind.DUTY.value,
                     help="duty: answers chats; talks: in-person talks may be booked")
     _cmd(ra, rota_add)
     rs = rota_sub.add_parser("show", parents=[common], help="show a week's shifts")

@@ -1,4 +1,4 @@
-"""The rota as a TOML file, and the small parsers shared with the admin CLI.
+"""The rota as a TOML file.
 
 ``confidant admin rota export`` writes, and ``confidant admin rota import``
 reads, this shape (every table optional)::
@@ -8,8 +8,8 @@ reads, this shape (every table optional)::
     name = "An Peeters"            # must already be registered (admin confidant add)
 
     [[confidant.shift]]
-    day = "mon"                    # mon..sun, or Dutch/French names: ma, maandag, lundi…
-    start = "09:00"                # local time of the organisation, HH:MM
+    day = "mon"                    # mon..sun, Dutch/French names (ma, maandag, lundi…) or 1..7
+    start = "09:00"                # local time of the organisation, HH:MM (or a whole hour: 9)
     end = "12:30"                  # after start
     kind = "duty"                  # "duty" (answers chats, default) or "talks"
 
@@ -32,92 +32,39 @@ and everything is applied in one transaction.
 from __future__ import annotations
 
 import json
-import re
 import tomllib
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from domain.parsing import (
+    WEEKDAY_KEYS,
+    ParseError,
+    hhmm,
+    parse_date,
+    parse_time,
+    parse_weekday,
+)
+from domain.vocabulary import ShiftKind
 from store.models import Confidant
 from store.store import Tx
 
-KINDS = ("duty", "talks")
-DAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-_DAY_NAMES: dict[str, int] = {}
-for _i, _names in enumerate(
-    (
-        ("mon", "monday", "ma", "maandag", "lun", "lundi"),
-        ("tue", "tues", "tuesday", "di", "dinsdag", "mar", "mardi"),
-        ("wed", "wednesday", "wo", "woensdag", "mer", "mercredi"),
-        ("thu", "thur", "thurs", "thursday", "do", "donderdag", "jeu", "jeudi"),
-        ("fri", "friday", "vr", "vrijdag", "ven", "vendredi"),
-        ("sat", "saturday", "za", "zaterdag", "sam", "samedi"),
-        ("sun", "sunday", "zo", "zondag", "dim", "dimanche"),
-    )
-):
-    for _name in _names:
-        _DAY_NAMES[_name] = _i
-
-_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
-_WEEK = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.IGNORECASE)
+KINDS: tuple[str, ...] = tuple(ShiftKind)
 
 
 class RotaFileError(ValueError):
-    """A rota file or a rota argument that cannot be used; the message is one line."""
+    """A rota file that cannot be used; the message is one line."""
 
 
-def parse_day(value: str) -> int:
-    """Weekday number (0 = Monday) from an English, Dutch or French name, so
-    admins can type the day the way they say it."""
-    word = unicodedata.normalize("NFKD", value.strip().casefold().rstrip("."))
-    word = "".join(ch for ch in word if not unicodedata.combining(ch))
-    if word in _DAY_NAMES:
-        return _DAY_NAMES[word]
-    if word.isdigit() and 1 <= int(word) <= 7:  # ISO numbering, 1 = Monday
-        return int(word) - 1
-    raise RotaFileError(f"unknown weekday '{value}' (use mon, tue, wed, thu, fri, sat or sun)")
-
-
-def parse_time(value: str) -> time:
-    """A local ``HH:MM`` time; ``24:00`` is refused (end a shift at 23:59)."""
-    m = _TIME.match(value.strip())
-    if m is None:
-        raise RotaFileError(f"'{value}' is not a time (write HH:MM, e.g. 09:30)")
-    hour, minute = int(m.group(1)), int(m.group(2))
-    if hour > 23 or minute > 59:
-        raise RotaFileError(f"'{value}' is not a time of day (00:00 to 23:59)")
-    return time(hour, minute)
-
-
-def parse_date(value: str | date) -> date:
-    """A ``YYYY-MM-DD`` date (TOML dates pass through)."""
+def file_date(value: str | date) -> date:
+    """A date as `parse_date` reads it; TOML dates pass through, a TOML date
+    and time is refused."""
     if isinstance(value, datetime):
         raise RotaFileError(f"'{value}' is a date and time; write only the date (YYYY-MM-DD)")
     if isinstance(value, date):
         return value
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise RotaFileError(f"'{value}' is not a date (write YYYY-MM-DD)") from None
-
-
-def parse_week(value: str) -> date:
-    """The Monday of an ISO week written ``YYYY-Www`` (e.g. 2025-W07)."""
-    m = _WEEK.match(value.strip())
-    if m is None:
-        raise RotaFileError(f"'{value}' is not a week (write YYYY-Www, e.g. 2025-W07)")
-    try:
-        return date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
-    except ValueError:
-        raise RotaFileError(f"'{value}' is not a week of that year") from None
-
-
-def hhmm(t: time) -> str:
-    """A shift time as admins write it."""
-    return t.strftime("%H:%M")
+    return parse_date(value)
 
 
 @dataclass
@@ -275,21 +222,21 @@ def _parse_shift(raw: Any, key: str, problems: _Problems) -> ShiftSpec | None:
     day = _text(raw, "day", key, problems)
     start = _text(raw, "start", key, problems)
     end = _text(raw, "end", key, problems)
-    kind = _text(raw, "kind", key, problems, "duty")
+    kind = _text(raw, "kind", key, problems, ShiftKind.DUTY)
     values: dict[str, Any] = {}
-    for name, value, parser in (("day", day, parse_day), ("start", start, parse_time),
+    for name, value, parser in (("day", day, parse_weekday), ("start", start, parse_time),
                                 ("end", end, parse_time)):
         if value is None:
             continue
         try:
             values[name] = parser(value)
-        except RotaFileError as exc:
+        except ParseError as exc:
             problems.add(f"{key}.{name}", str(exc))
     if kind is not None and kind not in KINDS:
         problems.add(f"{key}.kind", f"'{kind}' is not a shift kind (use duty or talks)")
     if len(problems.lines) > before or len(values) < 3:
         return None
-    shift = ShiftSpec(values["day"], values["start"], values["end"], kind or "duty")
+    shift = ShiftSpec(values["day"], values["start"], values["end"], kind or ShiftKind.DUTY)
     if shift.end <= shift.start:
         problems.add(f"{key}.end", f"{hhmm(shift.end)} is not after start {hhmm(shift.start)}")
         return None
@@ -309,8 +256,8 @@ def _parse_absence(raw: Any, key: str, problems: _Problems) -> tuple[date, date]
             problems.add(f"{key}.{name}", "expected a date (YYYY-MM-DD)")
             continue
         try:
-            parsed[name] = parse_date(value)
-        except RotaFileError as exc:
+            parsed[name] = file_date(value)
+        except (ParseError, RotaFileError) as exc:
             problems.add(f"{key}.{name}", str(exc))
     if len(parsed) < 2:
         return None
@@ -382,7 +329,7 @@ async def export_rota(tx: Tx) -> str:
         for s in await tx.rota.shifts(c.id):
             lines += [
                 "[[confidant.shift]]",
-                f'day = "{DAY_KEYS[s.weekday]}"',
+                f'day = "{WEEKDAY_KEYS[s.weekday]}"',
                 f'start = "{hhmm(s.start)}"',
                 f'end = "{hhmm(s.end)}"',
                 f'kind = "{s.kind}"',

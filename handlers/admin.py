@@ -14,11 +14,23 @@ from __future__ import annotations
 
 import logging
 import shlex
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import TypeVar
 
 from domain.messages import Media
+from domain.parsing import (
+    ParseError,
+    monday_of,
+    month_label,
+    parse_date,
+    parse_month,
+    parse_time,
+    parse_week,
+    parse_weekday,
+    week_label,
+)
 from domain.vocabulary import CLOSE_THEMES, Role, ShiftKind, Theme
 from handlers.core import Ctx, MenuRows, UserError, split_command
 from handlers.report_privacy import (
@@ -38,12 +50,17 @@ from store.rota import RotaError
 
 log = logging.getLogger("confidant.admin")
 
-DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6,
-        "lun": 0, "mar": 1, "mer": 2, "jeu": 3, "ven": 4, "sam": 5, "dim": 6,
-        "maa": 0, "din": 1, "woe": 2, "don": 3, "vri": 4, "zat": 5, "zon": 6,
-        "ma": 0, "di": 1, "wo": 2, "do": 3, "vr": 4, "za": 5, "zo": 6}
-"""Weekday words as the CLI takes them (mon…sun), plus Dutch and French."""
 SEP = "|"
+
+T = TypeVar("T")
+
+
+def _parsed(parser: Callable[[str], T], text: str) -> T:
+    """What the admin typed, read as the CLI reads it; a refusal in their words."""
+    try:
+        return parser(text)
+    except ParseError as err:
+        raise UserError(err.key, value=err.value) from None
 
 
 def wants(ctx: Ctx) -> bool:
@@ -214,26 +231,12 @@ async def list_absences(ctx: Ctx) -> None:
     await ctx.reply("\n".join(lines))
 
 
-def parse_week(text: str, today: date) -> date | None:
-    """``2026-W48`` → its Monday; empty → this week's Monday."""
-    if not text:
-        return today - timedelta(days=today.weekday())
-    try:
-        year, _, week = text.upper().partition("-W")
-        return date.fromisocalendar(int(year), int(week), 1)
-    except ValueError:
-        return None
-
-
 async def show_rota(ctx: Ctx, week_text: str = "") -> None:
     """The week as a readable table (and a picture): shifts, talk hours,
     absences, and how many talks are booked each day (no case codes)."""
     today = ctx.now.astimezone(ctx.settings.tz).date()
-    monday = parse_week(week_text, today)
-    if monday is None:
-        raise UserError("adm.bad_week", value=week_text)
-    iso = monday.isocalendar()
-    label = f"{iso.year}-W{iso.week:02d}"
+    monday = _parsed(parse_week, week_text) if week_text else monday_of(today)
+    label = week_label(monday)
     confidants = await ctx.tx.confidants.all()
     shifts = await ctx.tx.rota.shifts()
     absences = await ctx.tx.rota.absences()
@@ -263,10 +266,9 @@ async def show_rota(ctx: Ctx, week_text: str = "") -> None:
             lines.append("  " + ctx.t("adm.talks_booked", count=count))
         if not any_line and not count:
             lines.append("  –")
-    prev_w = (monday - timedelta(days=7)).isocalendar()
-    next_w = (monday + timedelta(days=7)).isocalendar()
-    rows: MenuRows = [[(ctx.t("adm.prev_week"), f"adm:rota:{prev_w.year}-W{prev_w.week:02d}"),
-                       (ctx.t("adm.next_week"), f"adm:rota:{next_w.year}-W{next_w.week:02d}")]]
+    week = timedelta(days=7)
+    rows: MenuRows = [[(ctx.t("adm.prev_week"), f"adm:rota:{week_label(monday - week)}"),
+                       (ctx.t("adm.next_week"), f"adm:rota:{week_label(monday + week)}")]]
     picture = week_png(grid, [ctx.t(f"weekday.{i}") for i in range(7)], label) if grid else None
     media = Media(kind="photo", data=picture, filename=f"rota-{label}.png",
                   mime_type="image/png") if picture else None
@@ -277,18 +279,15 @@ async def report(ctx: Ctx, month_from: str = "", month_to: str = "") -> None:
     """Anonymous statistics: counts per month, theme, channel and whether the
     case was heard in time, hidden where they could point at a person."""
     local = ctx.now.astimezone(ctx.settings.tz).date()
-    if not month_to:
-        month_to = f"{local.year}-{local.month:02d}"
-    if not month_from:
-        y, m = (local.year - 1, local.month + 1) if local.month < 12 else (local.year, 1)
-        month_from = f"{y}-{m:02d}"
-    for value in (month_from, month_to):
-        if (len(value) != 7 or value[4] != "-" or not (value[:4] + value[5:]).isdigit()
-                or not 1 <= int(value[5:]) <= 12):
-            raise UserError("adm.bad_month", value=value)
-    month_from, month_to = sorted((month_from, month_to))
-    months = months_between(date(int(month_from[:4]), int(month_from[5:]), 1),
-                            date(int(month_to[:4]), int(month_to[5:]), 1))
+    last = _parsed(parse_month, month_to) if month_to else local.replace(day=1)
+    if month_from:
+        first = _parsed(parse_month, month_from)
+    else:  # the twelve months up to this one
+        first = date(local.year - 1, local.month + 1, 1) if local.month < 12 \
+            else date(local.year, 1, 1)
+    first, last = sorted((first, last))
+    month_from, month_to = month_label(first), month_label(last)
+    months = months_between(first, last)
     table = overview(await ctx.tx.cases.statistics(month_from, month_to), months)
     open_count = await ctx.tx.appointments.open_case_count()
     marks = ctx.t("adm.report_marks")
@@ -396,23 +395,6 @@ async def _confidant(ctx: Ctx, name: str) -> Confidant:
     return c
 
 
-def _hhmm(text: str) -> time:
-    try:
-        hour, _, minute = text.partition(":")
-        return time(int(hour), int(minute or 0))
-    except ValueError as exc:
-        raise UserError("adm.bad_time", value=text) from exc
-
-
-def _date(text: str) -> date:
-    from handlers.appointments import parse_date
-
-    found = parse_date(text)
-    if found is None:
-        raise UserError("adm.bad_date", value=text)
-    return found
-
-
 async def _ask(ctx: Ctx, question: str, payload: list[str]) -> None:
     action = "adm:ok:" + SEP.join(payload)
     if len(action) > 120 or any(SEP in p for p in payload[1:]):
@@ -427,9 +409,8 @@ async def ask_shift_add(ctx: Ctx, args: list[str]) -> None:
     name, day, start_s, end_s = args[:4]
     kind = args[4].lower() if len(args) == 5 else ShiftKind.DUTY
     c = await _confidant(ctx, name)
-    word = day.lower().rstrip(".")
-    weekday = DAYS.get(word[:3], DAYS.get(word, -1))
-    start, end = _hhmm(start_s), _hhmm(end_s)
+    weekday = _parsed(parse_weekday, day)
+    start, end = _parsed(parse_time, start_s), _parsed(parse_time, end_s)
     reason = _shift_problem(weekday, start, end, kind)
     if reason:
         raise UserError(f"adm.rota_error.{reason}")
@@ -463,7 +444,7 @@ async def ask_shift_remove(ctx: Ctx, shift_id: str) -> None:
 
 async def ask_absence_add(ctx: Ctx, name: str, start_s: str, end_s: str) -> None:
     c = await _confidant(ctx, name)
-    start, end = _date(start_s), _date(end_s)
+    start, end = _parsed(parse_date, start_s), _parsed(parse_date, end_s)
     if end < start:
         raise UserError("adm.rota_error.end-before-start")
     await _ask(ctx, ctx.t("adm.ask_absence_add", name=c.name, start=start.isoformat(),

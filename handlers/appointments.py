@@ -10,10 +10,10 @@ anything about the employee.
 from __future__ import annotations
 
 import logging
-import re
 from datetime import UTC, date, datetime, timedelta
 
 from domain.messages import Media, OutboundKind
+from domain.parsing import ParseError, parse_date
 from domain.vocabulary import AppointmentStatus, CaseStatus, ShiftKind
 from handlers.core import Ctx, MenuRows, UserError
 from handlers.ics import talk_ics
@@ -465,33 +465,16 @@ async def confirmation_document(ctx: Ctx, case: Case) -> None:
     await ctx.reply(ctx.t("appt.confirmation.ready", code=case.code), case=case, media=doc)
 
 
-_DATE_FORMATS = (re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$"),
-                 re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$"))
-
-
-def parse_date(text: str) -> date | None:
-    """``2026-12-01`` or ``1/12/2026`` (day first, as written in Belgium)."""
-    iso, dmy = _DATE_FORMATS
-    try:
-        if m := iso.match(text):
-            return date(int(m[1]), int(m[2]), int(m[3]))
-        if m := dmy.match(text):
-            return date(int(m[3]), int(m[2]), int(m[1]))
-    except ValueError:
-        return None
-    return None
-
-
 async def confidant_absence(ctx: Ctx, arg: str) -> None:
     """``/absence FROM [TO]``: my own absence; booked talks in it are listed."""
     assert ctx.confidant is not None
     parts = arg.split()
     if not 1 <= len(parts) <= 2:
         raise UserError("appt.absence_usage")
-    start = parse_date(parts[0])
-    end = parse_date(parts[-1])
-    if start is None or end is None:
-        raise UserError("appt.absence_usage")
+    try:
+        start, end = parse_date(parts[0]), parse_date(parts[-1])
+    except ParseError:
+        raise UserError("appt.absence_usage") from None
     today = ctx.now.astimezone(ctx.settings.tz).date()
     if start < today:
         raise UserError("appt.absence_past")

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from domain.parsing import monday_of
+
 
 @dataclass(frozen=True, slots=True)
 class TalkHours:
@@ -126,5 +128,4 @@ def _slot_at(confidant_id: str, day: date, at: time, length: timedelta, busy: Se
 
 def week_start(moment: datetime, tz: ZoneInfo) -> date:
     """Monday of the local week that holds ``moment``."""
-    local = moment.astimezone(tz).date()
-    return local - timedelta(days=local.weekday())
+    return monday_of(moment.astimezone(tz).date())

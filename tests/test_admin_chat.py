@@ -148,6 +148,28 @@ async def test_validation_like_the_cli(h: Harness) -> None:
     assert "Administration commands" in admin.last
 
 
+async def test_days_times_and_dates_as_the_cli_reads_them(h: Harness) -> None:
+    """The chat takes what ``confidant admin`` takes: an ISO day number, a
+    whole hour, a day name in any of the three languages, a day-first date."""
+    admin = await _admin(h)
+    await admin.say("/admin shift add Sara 1 9 12:00")
+    assert "Add for Sara: Monday 09:00–12:00 (on duty)?" in admin.last
+    await admin.press("Yes, apply")
+    await admin.say("/admin shift add Sara Thursday 13:00 14:00 talks")
+    assert "Add for Sara: Thursday 13:00–14:00 (talk hours)?" in admin.last
+    await admin.say("/admin shift add Sara 7 9:30 10:00")
+    assert "Add for Sara: Sunday 09:30–10:00 (on duty)?" in admin.last
+    await admin.say("/admin shift add Sara 8 09:00 10:00")
+    assert admin.last.startswith("The day must be one of")
+    await admin.say("/admin absence add Sara 10/02/2030 2030-02-11")
+    assert "Record Sara as absent from 2030-02-10 to 2030-02-11?" in admin.last
+    await admin.say("/admin absence add Sara 2030-02-30 2030-03-01")
+    assert admin.last == "'2030-02-30' is not a date; write it as 2026-12-21."
+    async with h.store.tx() as tx:
+        [shift] = (await tx.session.scalars(select(Shift))).all()
+    assert (shift.weekday, shift.start, shift.end, shift.kind) == (0, time(9), time(12), "duty")
+
+
 async def test_rota_table_and_picture(h: Harness) -> None:
     admin = await _admin(h)
     async with h.store.tx() as tx:

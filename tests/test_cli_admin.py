@@ -180,12 +180,36 @@ def test_rota_add_refuses_nonsense_with_one_line(cli_env: CliEnv) -> None:
     assert cli_env.with_store(shifts) == [(1, time(9), time(12)), (1, time(12), time(14))]
 
 
+def test_days_times_and_dates_as_the_chat_reads_them(cli_env: CliEnv) -> None:
+    """The CLI takes what ``/admin`` in chat takes: a whole hour, a Dutch
+    three-letter day, a day-first date (and the ISO day number it always took)."""
+    add_an(cli_env)
+    base = ("admin", "rota", "add", "--confidant", "An Peeters")
+    monday = cli_env(*base, "--day", "1", "--start", "9", "--end", "12:00")
+    assert monday.rc == 0, monday.err
+    assert "An Peeters, mon 09:00-12:00" in monday.out
+    thursday = cli_env(*base, "--day", "don", "--start", "13", "--end", "14:30")
+    assert "An Peeters, thu 13:00-14:30" in thursday.out
+    assert "unknown weekday '8'" in cli_env(*base, "--day", "8", "--start", "9",
+                                             "--end", "10").one_line_error()
+    away = cli_env("admin", "absence", "add", "--confidant", "An Peeters",
+                   "--from", "10/02/2030", "--to", "11.02.2030")
+    assert away.rc == 0, away.err
+    assert "An Peeters, 2030-02-10 to 2030-02-11" in away.out
+
+    async def shifts(tx: Tx) -> list[tuple[int, time, time]]:
+        return [(s.weekday, s.start, s.end) for s in await tx.rota.shifts()]
+
+    assert sorted(cli_env.with_store(shifts)) == [(0, time(9), time(12)),
+                                                  (3, time(13), time(14, 30))]
+
+
 def test_absences(cli_env: CliEnv) -> None:
     add_an(cli_env)
     assert "is before" in cli_env("admin", "absence", "add", "--confidant", "An Peeters",
                                   "--from", "2030-02-10", "--to", "2030-02-01").one_line_error()
     assert "not a date" in cli_env("admin", "absence", "add", "--confidant", "An Peeters",
-                                   "--from", "10/02/2030", "--to", "2030-02-11").one_line_error()
+                                   "--from", "2030-02-30", "--to", "2030-03-11").one_line_error()
     added = cli_env("admin", "absence", "add", "--confidant", "An Peeters", "--from",
                     "2030-02-10", "--to", "2030-02-20")
     assert added.rc == 0, added.err
