@@ -14,9 +14,9 @@ import functools
 
 import bot.channels.telegram as telegram_module
 from bot.app import run_app
+from bot.channels.ratelimit import RateLimiter
 from bot.config import load_config
 from bot.logs import setup_logging
-from bot.ratelimit import RateLimiter
 
 
 def main() -> None:

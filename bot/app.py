@@ -14,9 +14,10 @@ import signal
 from datetime import UTC, datetime
 
 from bot import metrics
-from bot.channels.base import Channel
-from bot.config import Config
+from bot.channels.base import Channel, ChannelError
+from bot.config import Config, ConfigError
 from bot.delivery import DeliveryWorker
+from bot.notices import in_every_language
 from handlers.commands import command_menu
 from handlers.core import Core, CoreSettings
 from handlers.info import InfoLibrary
@@ -80,7 +81,10 @@ class App:
         self.worker = DeliveryWorker(core, self.channels)
         await self._start_metrics(store)
         for name, channel in self.channels.items():
-            await channel.start(metrics.instrument(core.handle))
+            try:
+                await channel.start(metrics.instrument(core.handle))
+            except ChannelError as err:
+                raise ConfigError([str(err)]) from None
             self.started.add(name)
             log.info("channel started channel=%s", name)
         # Delivery starts once every channel can send: a pending message is
@@ -137,9 +141,8 @@ class App:
                 pickle_key=store.crypto.derive("matrix-store-pickle").hex(),
                 state=store.channel_state("matrix"),
                 # Notices to a room whose reader is unknown: every language, default first.
-                languages=[cfg.organisation.default_language,
-                           *(lang for lang in cfg.organisation.languages
-                             if lang != cfg.organisation.default_language)])
+                notices=in_every_language(cfg.organisation.languages,
+                                          cfg.organisation.default_language))
         return out
 
     async def redeem_login(self, token: str) -> str | None:

@@ -132,3 +132,14 @@ def test_domain_needs_only_the_standard_library() -> None:
     offenders = {str(p.relative_to(ROOT)): sorted(found) for p in (ROOT / "domain").rglob("*.py")
                  if (found := imported_roots(p) - set(sys.stdlib_module_names) - {"domain"})}
     assert offenders == {}
+
+
+def test_store_imports_only_store_and_domain() -> None:
+    """Persistence sits under the conversation: it never reaches up into it."""
+    assert ours_outside("store", ("store", "domain")) == {}
+
+
+def test_channels_import_only_channels_and_domain() -> None:
+    """A channel is a thin adapter: it knows the vocabulary and its own kind,
+    not the conversation, the config or the app."""
+    assert ours_outside("bot/channels", ("bot.channels", "domain")) == {}

@@ -174,7 +174,7 @@ def test_zip_bomb_is_refused_before_it_is_unpacked(monkeypatch: pytest.MonkeyPat
 
 
 def test_real_limit_leaves_room_for_a_full_size_office_file() -> None:
-    from bot.media import MAX_MEDIA_BYTES
+    from bot.channels.media import MAX_MEDIA_BYTES
     assert doc_clean.MAX_UNPACKED_BYTES >= 5 * MAX_MEDIA_BYTES
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 import bot.channels.telegram as telegram_module
-from bot.ratelimit import RateLimiter
+from bot.channels.ratelimit import RateLimiter
 from handlers.i18n import Translator
 from store.crypto import load_master_key
 from store.store import Store

@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from bot.app import App
-from bot.ratelimit import RateLimiter
+from bot.channels.ratelimit import RateLimiter
 from handlers.i18n import Translator
 from tests.support.app_runner import BotSetup, make_setup, running_app
 from tests.support.telegram_double import FakeUser, TelegramDouble

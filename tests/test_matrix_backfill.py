@@ -16,11 +16,16 @@ import pytest
 from bot.channels import matrix as matrix_mod
 from bot.channels.base import MemoryChannelState
 from bot.channels.matrix import MatrixChannel
+from bot.notices import in_every_language
+from domain.vocabulary import SUPPORTED_LANGUAGES
 from tests.support.matrix_app import MatrixPeer, Recorder, eventually, state_changes
 from tests.support.synapse import SynapseServer
 
 TIMELINE_LIMIT = 5
 MISSED = 12
+
+NOTICES = in_every_language(SUPPORTED_LANGUAGES)
+"""What the app gives the channel: its own notices in nl, fr and en."""
 
 
 @pytest.fixture
@@ -54,6 +59,7 @@ async def test_cut_off_timeline_is_paged_back_in_order_exactly_once(
             store_dir=tmp_path / "bot-store",
             pickle_key="test-pickle-key",
             state=state,
+            notices=NOTICES,
             sync_timeout_ms=1000,
             timeline_limit=TIMELINE_LIMIT,
         )

@@ -29,6 +29,7 @@ from PIL import ExifTags, Image
 from bot.channels import matrix as matrix_mod
 from bot.channels.base import MemoryChannelState
 from bot.channels.matrix import MatrixChannel, MatrixSetupError
+from bot.notices import in_every_language
 from domain.ids import CaseCode, ChannelName
 from domain.messages import (
     Button,
@@ -39,7 +40,7 @@ from domain.messages import (
     OutboundKind,
     Unreachable,
 )
-from domain.vocabulary import Role
+from domain.vocabulary import SUPPORTED_LANGUAGES, Role
 from tests.support.synapse import SynapseServer
 
 ENC = {
@@ -48,6 +49,9 @@ ENC = {
     "content": {"algorithm": "m.megolm.v1.aes-sha2"},
 }
 MX = ChannelName("matrix")
+
+NOTICES = in_every_language(SUPPORTED_LANGUAGES)
+"""What the app gives the channel: its own notices in nl, fr and en."""
 
 
 async def eventually(pred: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
@@ -184,6 +188,7 @@ class Bot:
             trust=trust,  # type: ignore[arg-type]
             pickle_key="test-pickle-key",
             state=self.state,
+            notices=NOTICES,
             sync_timeout_ms=1000,
         )
         await ch.start(core)
@@ -432,6 +437,7 @@ async def test_restart_restores_device_and_refuses_mismatch(
             store_dir=tmp_path / "empty",
             pickle_key="k",
             state=bot.state,
+            notices=NOTICES,
         )
         await other.start(core)
     with pytest.raises(MatrixSetupError, match="no Matrix login"):
@@ -442,6 +448,7 @@ async def test_restart_restores_device_and_refuses_mismatch(
             store_dir=bot.store,
             pickle_key="k",
             state=MemoryChannelState(),
+            notices=NOTICES,
         )
         await fresh.start(core)
     with pytest.raises(MatrixSetupError, match="user_id"):
@@ -452,6 +459,7 @@ async def test_restart_restores_device_and_refuses_mismatch(
             store_dir=bot.store,
             pickle_key="k",
             state=bot.state,
+            notices=NOTICES,
         )
         await wrong.start(core)
 

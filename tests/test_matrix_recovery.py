@@ -29,6 +29,8 @@ from aiohttp import web
 from bot.channels import matrix as matrix_mod
 from bot.channels.base import MemoryChannelState
 from bot.channels.matrix import MatrixChannel
+from bot.notices import in_every_language
+from domain.vocabulary import SUPPORTED_LANGUAGES
 from handlers.i18n import Translator
 from tests.support.app_runner import running_app
 from tests.support.matrix_app import MatrixPeer, Recorder, eventually, matrix_setup, state_changes
@@ -38,6 +40,9 @@ TR = Translator("nl", ("nl", "fr", "en"))
 
 TIMELINE_LIMIT = 5
 MISSED = 12
+
+NOTICES = in_every_language(SUPPORTED_LANGUAGES)
+"""What the app gives the channel: its own notices in nl, fr and en."""
 
 
 class FaultyProxy:
@@ -139,6 +144,7 @@ class Bot:
             store_dir=self.tmp_path / "bot-store",
             pickle_key="test-pickle-key",
             state=self.state,
+            notices=NOTICES,
             sync_timeout_ms=1000,
             timeline_limit=TIMELINE_LIMIT,
         )

@@ -30,7 +30,7 @@ import pytest
 from PIL import Image
 
 import bot.channels.telegram as telegram_module
-from bot.ratelimit import RateLimiter
+from bot.channels.ratelimit import RateLimiter
 from handlers.i18n import Translator
 from tests.support.app_runner import make_setup, running_app
 from tests.support.faults import (

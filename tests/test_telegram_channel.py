@@ -17,8 +17,8 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
+from bot.channels.ratelimit import RateLimiter
 from bot.channels.telegram import TelegramChannel, split_text, utf16_len
-from bot.ratelimit import RateLimiter
 from domain.ids import ChannelName
 from domain.messages import (
     Button,

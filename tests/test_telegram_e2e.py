@@ -26,7 +26,7 @@ import pytest_asyncio
 from PIL import Image
 
 from bot.app import App
-from bot.ratelimit import RateLimiter
+from bot.channels.ratelimit import RateLimiter
 from handlers.i18n import Translator
 from handlers.info import InfoLibrary
 from tests.support.app_runner import BotProcess, BotSetup, make_setup, running_app

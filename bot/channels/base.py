@@ -20,6 +20,22 @@ effects are committed; raises if they could not be (the channel must then
 not confirm the event, so the platform re-delivers it)."""
 
 
+class NoticeWords(Protocol):
+    """The words of a notice a channel must send on its own, outside the
+    conversation (Matrix: asking for encryption, warning of a new device),
+    by content key.  The reader is unknown there, so the app answers in every
+    language of the organisation, default first, from the strings the core
+    uses; the channel only sends what it gets."""
+
+    def __call__(self, key: str, /, **values: object) -> str: ...
+
+
+class ChannelError(Exception):
+    """A channel cannot take up the place its configuration gives it (a port
+    already in use …).  The message is one printable line that names the
+    config key; the app reports it as a configuration problem."""
+
+
 class ChannelState(Protocol):
     """Small persistent key/value space a channel may use for its own
     bookkeeping (Matrix device and case rooms, web resume hashes).  Values are

@@ -28,7 +28,6 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -73,13 +72,13 @@ from nio import (
 from nio.crypto.attachments import decrypt_attachment
 from nio.exceptions import EncryptionError, LocalProtocolError, OlmUnverifiedDeviceError
 
-from bot.channels.base import ChannelState, InboundHandler
+from bot.channels.base import ChannelState, InboundHandler, NoticeWords
 from bot.channels.matrix_crosssign import (
     CrossSigningError,
     CrossSigningSeeds,
     ensure_cross_signing,
 )
-from bot.media import MAX_MEDIA_BYTES, MediaRejected, scrub_image
+from bot.channels.media import MAX_MEDIA_BYTES, MediaRejected, scrub_image
 from domain.ids import ChannelName
 from domain.messages import (
     Inbound,
@@ -91,7 +90,6 @@ from domain.messages import (
     Unreachable,
 )
 from domain.vocabulary import Control, Role
-from handlers.i18n import SUPPORTED_LANGUAGES, Translator
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +234,7 @@ class MatrixChannel:
         state: ChannelState,
         sync_timeout_ms: int = 30_000,
         timeline_limit: int = _TIMELINE_LIMIT,
-        languages: Sequence[str] = SUPPORTED_LANGUAGES,
+        notices: NoticeWords,
     ) -> None:
         if trust not in ("tofu", "all"):
             raise ValueError("trust must be 'tofu' or 'all'")
@@ -255,10 +253,7 @@ class MatrixChannel:
         if timeline_limit < 1:
             raise ValueError("timeline_limit must be at least 1")
         self._sync_filter = {"room": {"timeline": {"limit": timeline_limit}}}
-        self._languages = tuple(lang for lang in languages if lang in SUPPORTED_LANGUAGES)
-        if not self._languages:
-            raise ValueError("at least one supported language is needed")
-        self._tr = Translator(self._languages[0], self._languages)
+        self._notices = notices
         self._client: AsyncClient | None = None
         self._on_inbound: InboundHandler | None = None
         self._task: asyncio.Task[None] | None = None
@@ -785,7 +780,8 @@ class MatrixChannel:
 
     def _room_notice(self, key: str, **values: object) -> str:
         """A notice the channel must send itself, in each of the organisation's
-        languages (default first), from the same strings the core uses.
+        languages (default first), from the same strings the core uses
+        (the app's `NoticeWords`).
 
         Only for notices that cannot go through the core: the one asking for
         encryption is for an unencrypted room, where the core's messages must
@@ -793,7 +789,7 @@ class MatrixChannel:
         address to that room), and may come before anyone wrote; a new-device
         warning concerns a room, not anyone's message.  The reader's language
         is unknown here, so every language is shown."""
-        return "\n\n".join(self._tr.t(lang, key, **values) for lang in self._languages)
+        return self._notices(key, **values)
 
     async def _plain_notice(self, room_id: str, text: str) -> None:
         """A fixed, content-free notice; the only thing ever sent to an unencrypted room."""

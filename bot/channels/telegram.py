@@ -46,8 +46,8 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from bot.channels.base import InboundHandler
-from bot.media import MAX_MEDIA_BYTES, MediaRejected, scrub_image
-from bot.ratelimit import RateLimiter
+from bot.channels.media import MAX_MEDIA_BYTES, MediaRejected, scrub_image
+from bot.channels.ratelimit import RateLimiter
 from domain.ids import ChannelName
 from domain.messages import (
     ChannelAddress,

@@ -31,7 +31,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
-from bot.channels.base import ChannelState, InboundHandler
+from bot.channels.base import ChannelError, ChannelState, InboundHandler
 from bot.channels.web_resume import (
     Receipt,
     dummy_check,
@@ -40,7 +40,6 @@ from bot.channels.web_resume import (
     normalize_case_code,
 )
 from bot.channels.web_security import add_security_headers, allowed_origins, same_origin
-from bot.config import ConfigError
 from domain.ids import ChannelName
 from domain.messages import Inbound, Outbound, OutboundKind, SendResult
 from domain.vocabulary import Control, Role
@@ -225,9 +224,9 @@ class WebChannel:
             await self._runner.cleanup()
             self._runner = None
             reason = os.strerror(err.errno) if err.errno else type(err).__name__
-            raise ConfigError(
-                [f"web.listen: cannot listen on {self.listen} ({reason}); "
-                 "is another program using that port?"]
+            raise ChannelError(
+                f"web.listen: cannot listen on {self.listen} ({reason}); "
+                "is another program using that port?"
             ) from None
         server = site._server
         sockets = getattr(server, "sockets", None) or []

@@ -38,7 +38,7 @@ _PACED_MAIN = (
     "import faulthandler, functools, signal, sys\n"
     "faulthandler.register(signal.SIGUSR1, all_threads=True)\n"
     "import bot.channels.telegram as tg\n"
-    "from bot.ratelimit import RateLimiter\n"
+    "from bot.channels.ratelimit import RateLimiter\n"
     "tg.RateLimiter = functools.partial(RateLimiter, per_chat_rate={chat}, per_chat_burst=5,"
     " overall_rate={overall}, overall_burst=60)\n"
     "from bot.cli import main\n"
