@@ -17,7 +17,7 @@ from pathlib import Path
 from bot.app import run_app
 from bot.config import Config, ConfigError, default_config
 from bot.config_models import split_listen
-from domain.vocabulary import ShiftKind
+from domain.vocabulary import Language, ShiftKind
 from store.crypto import create_key_file, load_master_key
 from store.migrate import upgrade
 from store.store import Store
@@ -56,7 +56,7 @@ async def prepare_demo(data_dir: Path) -> tuple[str, str]:
             if confidant is None:
                 confidant = await tx.confidants.add(
                     DEMO_NAME, bio="A demo confidant: try the conversation from both sides.",
-                    languages=["en", "nl", "fr"], attested_by="demo", now=now)
+                    languages=[Language.EN, Language.NL, Language.FR], attested_by="demo", now=now)
                 await tx.confidants.set_address(confidant, "web", secrets.token_urlsafe(16))
                 for day in range(7):
                     await tx.rota.add_shift(confidant, day, time(0, 0), time(23, 59, 59),
