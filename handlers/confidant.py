@@ -24,7 +24,6 @@ from store.models import Case, Confidant
 log = logging.getLogger("confidant.confidant")
 
 
-
 # ------------------------------------------------------------------ entry
 
 
