@@ -413,3 +413,6 @@ VARIANTS: dict[str, Callable[[str], Outbox]] = {
     cls.name: cls for cls in (EngineOutbox, SessionOutbox, ConnOutbox, ConnOneCommit,
                               DriverOneCommit, OneCall, Batch)}
 """Every variant by name, in the order the report lists them."""
+
+CHOSEN = "batch"
+"""The variant the goals are measured with (and the crash test kills)."""
