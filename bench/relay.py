@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.double import BenchDouble, tagged
 from bench.plans import QueryPlan, hot_query_plans
@@ -100,6 +101,8 @@ class RelayResult:
     window, as a share of one core: near 1.0 means the load side, not the
     bot, may have been the limit."""
     plans: list[QueryPlan] = field(default_factory=list)
+    saturation: Saturation | None = None
+    """The saturation search made on this run's bot right after it, if any."""
 
     @property
     def throughput(self) -> float:
@@ -305,7 +308,8 @@ async def started_echo(folder: Path, wl: Workload, variant: str | None = None,
 
 async def run_echo(folder: Path, wl: Workload, durable: bool = False,
                    variant: str = "engine", db: str | None = None,
-                   profile: Path | None = None) -> RelayResult:
+                   profile: Path | None = None,
+                   saturate: dict[str, Any] | None = None) -> RelayResult:
     """The bare python-telegram-bot echo bot under the workload; with
     ``durable``, the same bot paying for an outbox (`bench.durable_echo`)
     the ``variant`` way, on SQLite or the PostgreSQL URL ``db``; with
@@ -317,20 +321,25 @@ async def run_echo(folder: Path, wl: Workload, durable: bool = False,
         result = RelayResult(ECHO_NAME, wl, kind="bare", backend="none")
     async with started_echo(folder, wl, variant if durable else None, db) as bot:
         result.setup_seconds = bot.setup_seconds
-        await _profiled(bot, wl, result, profile)
+        await _profiled(bot, wl, result, profile, saturate)
     return result
 
 
 async def _profiled(bot: Running, wl: Workload, result: RelayResult,
-                    profile: Path | None) -> None:
-    """`_measure`, with py-spy sampling the bot meanwhile if ``profile`` is given."""
+                    profile: Path | None, saturate: dict[str, Any] | None) -> None:
+    """`_measure`, with py-spy sampling the bot meanwhile if ``profile`` is
+    given; then, with ``saturate`` (`search_saturation`'s options), the
+    saturation search on the same running bot (``result.saturation``)."""
     spy = _start_profiler(bot.child.pid, profile) if profile else None
     try:
-        await _measure(bot.double, bot.child, bot.users, wl, result)
+        seq = await _measure(bot.double, bot.child, bot.users, wl, result)
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=30)
+    if saturate is not None:
+        result.saturation = await search_saturation(bot, result.name, result.kind,
+                                                    first_seq=seq, **saturate)
 
 
 @dataclass
@@ -413,7 +422,8 @@ async def started_bot(folder: Path, wl: Workload, db: str | None = None,
 
 async def run_bot(folder: Path, wl: Workload, name: str = "Confidant",
                   profile: Path | None = None, explain: bool = False,
-                  db: str | None = None, seeding: SeedTiming | None = None) -> RelayResult:
+                  db: str | None = None, seeding: SeedTiming | None = None,
+                  saturate: dict[str, Any] | None = None) -> RelayResult:
     """The real bot (subprocess, relaxed rate limiter) under the workload;
     with ``profile``, py-spy (if installed) samples it during the measured part;
     with ``explain``, the hot queries are explained on the store afterwards
@@ -421,7 +431,7 @@ async def run_bot(folder: Path, wl: Workload, name: str = "Confidant",
     result = RelayResult(name, wl, kind="confidant", backend="postgresql" if db else "sqlite")
     async with started_bot(folder, wl, db, seeding=seeding) as bot:
         result.setup_seconds = bot.setup_seconds
-        await _profiled(bot, wl, result, profile)
+        await _profiled(bot, wl, result, profile, saturate)
         await bot.child.stop()
         if explain and db is None:
             assert bot.setup is not None
@@ -470,8 +480,9 @@ async def search_saturation(bot: Running, name: str, kind: str, *, probe_seconds
     drained; the warm-up is the first probe's."""
     out = Saturation(name, kind)
     seq = first_seq
-    warm = Workload(rate=start, seconds=0, warmup_seconds=1.0)
-    seq += await _warm(bot.double, bot.child, bot.users, warm) if seq == 0 else 0
+    if seq == 0:
+        seq = await _warm(bot.double, bot.child, bot.users,
+                          Workload(rate=start, seconds=0, warmup_seconds=1.0))
 
     async def probe(rate: float) -> bool:
         nonlocal seq

@@ -355,7 +355,7 @@ def markdown(report: Report, chart_name: str) -> str:
                          "closed cases "
                          "(each with its own wrapped data key, sealed contact, and per closed "
                          "case a delivered outbox row and a reply link) in "
-                         f"**{seeded.seconds:.0f} s**; database {seeded.db_bytes / 1e6:.0f} MB.")
+                         f"**{seeded.seconds:.1f} s**; database {seeded.db_bytes / 1e6:.0f} MB.")
         if report.big_store:
             lines += ["", *_relay_table([report.big_store])]
     if report.plans:

@@ -33,14 +33,9 @@ from bench import relay
 from bench.floor import Timing
 from bench.outbox_variants import CHOSEN, VARIANTS
 from bench.relay import (
-    ECHO_NAME,
     Workload,
-    durable_name,
     run_bot,
     run_echo,
-    search_saturation,
-    started_bot,
-    started_echo,
 )
 from bench.report import Report, chart, markdown
 
@@ -67,7 +62,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-saturation", action="store_true")
     p.add_argument("--skip-scale", action="store_true", help="no big store")
     p.add_argument("--skip-web", action="store_true")
-    p.add_argument("--skip-matrix", action="store_true", help="no Synapse run")
+    p.add_argument("--skip-matrix", action="store_true",
+                   help="no Synapse run (always skipped with --quick unless --with-matrix)")
+    p.add_argument("--with-matrix", action="store_true", help="the Synapse run even with --quick")
     p.add_argument("--out", type=Path, default=RESULTS, help="where results go")
     p.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     p.add_argument("--profile", type=Path,
@@ -77,7 +74,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     quick = args.quick
     defaults = {"rate": 20.0 if quick else 100.0, "seconds": 2.0 if quick else 30.0,
                 "employees": 10 if quick else 200, "confidants": 2 if quick else 20,
-                "variants": "engine," + CHOSEN if quick else ",".join(VARIANTS),
+                "variants": CHOSEN if quick else ",".join(VARIANTS),
                 "floor_n": 200 if quick else 3000,
                 "probe_seconds": 1.0 if quick else 8.0,
                 "open_cases": 200 if quick else 100_000,
@@ -87,6 +84,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if quick and not args.with_matrix:
+        args.skip_matrix = True
     unknown = set(args.variants.split(",")) - set(VARIANTS)
     if unknown:
         p.error(f"unknown variant(s) {', '.join(sorted(unknown))}: choose from "
@@ -146,26 +145,28 @@ async def _all(args: argparse.Namespace, report: Report, work: Path, pg) -> None
     report.floor = run_floor(work, args.floor_n, await pg() if pg else None)
     wl = Workload(rate=args.rate, seconds=args.seconds, employees=args.employees,
                   confidants=args.confidants, warmup_seconds=1.0 if args.quick else 3.0)
-    _say(f"bare echo at {args.rate:g} msg/s")
-    report.relays.append(await run_echo(work / "echo", wl))
-    backends: list[tuple[str, str | None]] = [("sqlite", None)]
-    if pg:
-        backends.append(("postgresql", ""))
-    for backend, _ in backends:
+    sat = None if args.skip_saturation else dict(
+        probe_seconds=args.probe_seconds, steps=0 if args.quick else 3,
+        start=args.rate if args.quick else 50.0, cap=args.rate if args.quick else 3200.0)
+    _say(f"bare echo at {args.rate:g} msg/s" + (", then its saturation" if sat else ""))
+    report.relays.append(await run_echo(work / "echo", wl, saturate=sat))
+    backends = ["sqlite", "postgresql"] if pg else ["sqlite"]
+    for backend in backends:
         for variant in variants:
+            on_sqlite = backend == "sqlite"
             _say(f"durable echo {variant} on {backend}")
-            db = await pg() if backend == "postgresql" else None
+            db = None if on_sqlite else await pg()
             profile = (args.profile.with_name(args.profile.name + ".durable")
-                       if args.profile and variant == CHOSEN and db is None else None)
-            report.relays.append(await run_echo(work / f"durable-{backend}-{variant}", wl,
-                                                durable=True, variant=variant, db=db,
-                                                profile=profile))
+                       if args.profile and variant == CHOSEN and on_sqlite else None)
+            report.relays.append(await run_echo(
+                work / f"durable-{backend}-{variant}", wl, durable=True, variant=variant, db=db,
+                profile=profile, saturate=sat if variant == CHOSEN and on_sqlite else None))
         _say(f"Confidant on {backend}")
-        db = await pg() if backend == "postgresql" else None
+        db = None if backend == "sqlite" else await pg()
         report.relays.append(await run_bot(work / f"bot-{backend}", wl, db=db,
-                                           profile=args.profile if db is None else None))
-    if not args.skip_saturation:
-        await _saturation(args, report, work, wl)
+                                           profile=args.profile if db is None else None,
+                                           saturate=sat if db is None else None))
+    report.saturation = [r.saturation for r in report.relays if r.saturation is not None]
     if not args.skip_scale:
         from bench.seed import SeedTiming
         big = Workload(rate=args.rate, seconds=args.seconds, employees=args.employees,
@@ -186,24 +187,6 @@ async def _all(args: argparse.Namespace, report: Report, work: Path, pg) -> None
         _say(f"Matrix channel in {args.rooms} rooms")
         report.matrix = await run_matrix(work / "matrix", args.rooms, args.idle_seconds,
                                          confidants=args.confidants)
-
-
-async def _saturation(args: argparse.Namespace, report: Report, work: Path,
-                      wl: Workload) -> None:
-    """The three saturation searches, each against one running bot."""
-    probe = dict(probe_seconds=args.probe_seconds, steps=1 if args.quick else 3,
-                 start=20.0 if args.quick else 50.0, cap=40.0 if args.quick else 3200.0)
-    _say("saturation: bare echo")
-    async with started_echo(work / "sat-echo", wl) as bot:
-        report.saturation.append(await search_saturation(bot, ECHO_NAME, "bare", **probe))
-    _say(f"saturation: durable echo {CHOSEN}")
-    async with started_echo(work / "sat-durable", wl, CHOSEN) as bot:
-        report.saturation.append(await search_saturation(bot, durable_name(CHOSEN), "durable",
-                                                         **probe))
-    _say("saturation: Confidant")
-    async with started_bot(work / "sat-bot", wl) as bot:
-        report.saturation.append(await search_saturation(bot, "Confidant", "confidant",
-                                                         **probe))
 
 
 def write(report: Report, out: Path) -> Path:

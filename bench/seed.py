@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import create_engine, insert, select
+from sqlalchemy import bindparam, create_engine, insert, select, update
 from sqlalchemy.engine import make_url
 
 from store.cases import new_case_code
@@ -103,7 +103,7 @@ async def seed_history(setup: BotSetup, open_cases: int, closed_cases: int,
             conn = await tx.session.connection()
             for batch in _history(crypto, open_cases, closed_cases, confidant_ids, chunk, used):
                 for table, rows in batch:
-                    await conn.execute(insert(table), rows)
+                    await conn.run_sync(_insert, table, rows)
         return
     await asyncio.to_thread(_seed_sqlite, str(url), crypto, open_cases, closed_cases,
                             list(confidant_ids), chunk)
@@ -121,12 +121,38 @@ def _seed_sqlite(url: str, crypto: Crypto, open_cases: int, closed_cases: int,
             used = set(conn.execute(select(Case.code)).scalars().all())
             conn.commit()
             for batch in _history(crypto, open_cases, closed_cases, confidant_ids, chunk, used):
-                conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
                 for table, rows in batch:
-                    conn.execute(insert(table), rows)
+                    _insert(conn, table, rows)
                 conn.commit()
     finally:
         engine.dispose()
+
+
+def _insert(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
+    """One ``executemany``; contacts go in without their open case (which
+    refers back to them) and get it in a second ``executemany`` by id, so no
+    foreign key is ever left dangling (a deferred check would scan contacts
+    for every case inserted)."""
+    if not rows:
+        return
+    if table is not Contact:
+        conn.execute(insert(table), rows)
+        if table is Case:
+            _link_open_cases(conn)
+        return
+    conn.execute(insert(table), [{**r, "active_case_id": None} for r in rows])
+    pending = [{"cid": r["id"], "case": r["active_case_id"]} for r in rows
+               if r["active_case_id"]]
+    if pending:
+        conn.info.setdefault("bench_pending_links", []).extend(pending)
+
+
+def _link_open_cases(conn: Any) -> None:
+    """Set each seeded contact's open case, once the cases exist."""
+    pending = conn.info.pop("bench_pending_links", [])
+    if pending:
+        conn.execute(update(Contact).where(Contact.id == bindparam("cid"))
+                     .values(active_case_id=bindparam("case")), pending)
 
 
 def _history(crypto: Crypto, open_cases: int, closed_cases: int,
