@@ -26,7 +26,7 @@ LAYERS = (
     ("cryptography", "cryptography/"),
 )
 IDLE = ("select (selectors.py", "poll (selectors.py", "_worker (concurrent/futures",
-        "get (queue.py", "wait (threading.py", "run (aiosqlite/core.py")
+        "get (queue.py", "wait (threading.py", "_connection_worker_thread (aiosqlite/core.py")
 
 
 def _stacks(path: Path) -> list[tuple[list[str], int]]:
