@@ -15,9 +15,9 @@ from collections import Counter
 from pathlib import Path
 
 LAYERS = (
-    ("our handlers/", "/handlers/"),
-    ("our store/", "/store/"),
-    ("our bot/", "/bot/"),
+    ("our handlers/", "(handlers/"),
+    ("our store/", "(store/"),
+    ("our bot/", "(bot/"),
     ("SQLAlchemy", "sqlalchemy/"),
     ("aiosqlite worker thread", "aiosqlite/core.py"),
     ("asyncpg", "asyncpg/"),
@@ -54,9 +54,11 @@ def summary(path: Path, top: int = 15) -> str:
                 layers[name] += n
         seen = set()
         for f in frames:
-            if ("/handlers/" in f or "/store/" in f or "/bot/" in f) and f not in seen:
-                seen.add(f)
-                ours[f] += n
+            if "(handlers/" in f or "(store/" in f or "(bot/" in f:
+                func = f.rsplit(":", 1)[0] + ")"  # one row per function, not per line
+                if func not in seen:
+                    seen.add(func)
+                    ours[func] += n
     lines = [f"## {path.name}: {busy} busy samples ({idle} idle)", "",
              "| layer (inclusive) | share of busy |", "|---|---|"]
     lines += [f"| {name} | {layers[name] / busy:.0%} |" for name, _ in LAYERS
