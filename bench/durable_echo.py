@@ -1,68 +1,124 @@
 """The floor under any relay that keeps DESIGN's promise: the bare echo bot
 plus the least that promise costs — the update recorded as handled and the
-outgoing message written (encrypted) to an outbox in one committed
-transaction before it is sent, then marked sent in a second one.  Same
-engine settings as the bot (`store.db.create_engine`: SQLite WAL through
-SQLAlchemy's async engine and aiosqlite), no ORM, no case, no lookup.
+outgoing message sealed (AES-GCM, as `store.crypto` does) into an outbox
+row, committed before it is sent, then marked sent.  Same engine settings as
+the bot (`store.db.create_engine`), no case, no lookup.  How the database is
+reached is the ``--variant`` (`bench.outbox_variants`).
 
 Confidant's ratio to this run says how much its own logic costs; this run's
 ratio to the bare echo says how much durability alone costs.
 
-Usage: ``python -m bench.durable_echo BASE_URL TOKEN CHAT_ID DB_FILE``
+Usage: ``python -m bench.durable_echo BASE_URL TOKEN CHAT_ID DB [--variant NAME]
+[--key-file FILE]``
+(``DB`` a SQLite file or a ``postgresql+asyncpg://`` URL).  With
+``BENCH_KILL_AFTER_COMMIT=N`` in the environment the process SIGKILLs itself
+after the N-th commit and before that message's send (the crash test); at
+start it delivers whatever a killed predecessor left pending.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import signal
-import sys
+from pathlib import Path
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, update
-from sqlalchemy.dialects.sqlite import insert
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
-from store.db import create_engine
-
-META = MetaData()
-HANDLED = Table("handled", META, Column("update_id", Integer, primary_key=True))
-OUTBOX = Table("outbox", META,
-               Column("seq", Integer, primary_key=True, autoincrement=True),
-               Column("chat", Integer, nullable=False),
-               Column("payload", LargeBinary),
-               Column("status", String(8), nullable=False))
+from bench.outbox_variants import VARIANTS, Item, Outbox, db_url
+from store.crypto import Crypto
+from store.vault import associated_data
 
 
-async def run(base_url: str, token: str, chat_id: int, db_file: str) -> None:
+class Relay:
+    """Record, queue sealed, send, mark sent: the outbox pattern and nothing else."""
+
+    def __init__(self, app: Application, outbox: Outbox, chat_id: int,
+                 batch: bool, key: bytes) -> None:
+        self.app, self.outbox, self.chat_id, self.batch = app, outbox, chat_id, batch
+        self.key = key
+        self.commits = 0
+        kill = os.environ.get("BENCH_KILL_AFTER_COMMIT")
+        self.kill_after = int(kill) if kill else 0
+
+    def seal(self, update_id: int, text: str) -> bytes:
+        """The reply body as Confidant stores it: AES-256-GCM bound to its row."""
+        return Crypto.seal(self.key, text.encode(),
+                           associated_data("outbox.payload_enc", str(update_id)))
+
+    async def recover(self) -> None:
+        """Deliver what a killed predecessor committed but never marked sent
+        (as Confidant's delivery worker does at start), before polling again."""
+        for seq, update_id, chat, payload in self.outbox.recovered:
+            text = Crypto.open(self.key, payload,
+                               associated_data("outbox.payload_enc", str(update_id))).decode()
+            await self.app.bot.send_message(chat, text)
+            await self.outbox.sent(seq)
+
+    def _committed(self) -> None:
+        self.commits += 1
+        if self.kill_after and self.commits >= self.kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def handle(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """One update, or with ``batch`` every text update already queued behind it."""
+        updates = [update]
+        if self.batch:
+            updates += self._drain_queue()
+        items: list[Item] = []
+        texts: list[str] = []
+        for u in updates:
+            assert u.message is not None and u.message.text is not None
+            items.append((u.update_id, self.chat_id, self.seal(u.update_id, u.message.text)))
+            texts.append(u.message.text)
+        seqs = await self.outbox.record_many(items)
+        self._committed()
+        for seq, text in zip(seqs, texts, strict=True):
+            if seq is None:
+                continue  # handled before a crash: its own row is delivered by then
+            await context.bot.send_message(self.chat_id, text)
+            await self.outbox.sent(seq)
+        for _ in updates[1:]:
+            self.app.update_queue.task_done()
+
+    def _drain_queue(self) -> list[Update]:
+        """Text updates the updater already queued (the rest of this getUpdates
+        answer); anything else goes back to the queue for the application."""
+        out: list[Update] = []
+        queue = self.app.update_queue
+        other = []
+        while not queue.empty():
+            item = queue.get_nowait()
+            if isinstance(item, Update) and item.message is not None and item.message.text:
+                out.append(item)
+            else:
+                other.append(item)
+        for item in other:
+            queue.put_nowait(item)
+            queue.task_done()
+        return out
+
+
+def data_key(path: Path) -> bytes:
+    """The sealing key, kept in a 0600 file so a restarted process can open
+    what its predecessor queued."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(Crypto.new_data_key())
+    return path.read_bytes()
+
+
+async def run(base_url: str, token: str, chat_id: int, target: str, variant: str,
+              key_file: Path) -> None:
     """Poll under our own loop (as the bot does) until SIGTERM."""
-    engine = create_engine(f"sqlite+aiosqlite:///{db_file}")
-    async with engine.begin() as conn:
-        await conn.run_sync(META.create_all)
-    aead = AESGCM(AESGCM.generate_key(bit_length=256))
+    outbox = VARIANTS[variant](db_url(target))
+    await outbox.open()
     app = Application.builder().token(token).base_url(base_url).build()
-
-    async def relay(update_: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Record, queue sealed, send, mark sent: the outbox pattern and nothing else."""
-        assert update_.message is not None and update_.message.text is not None
-        text = update_.message.text
-        async with engine.begin() as conn:
-            seen = await conn.execute(insert(HANDLED).values(update_id=update_.update_id)
-                                      .on_conflict_do_nothing())
-            if seen.rowcount == 0:
-                return
-            nonce = os.urandom(12)
-            queued = await conn.execute(OUTBOX.insert().values(
-                chat=chat_id, payload=nonce + aead.encrypt(nonce, text.encode(), None),
-                status="pending"))
-            seq = queued.inserted_primary_key[0] if queued.inserted_primary_key else None
-        await context.bot.send_message(chat_id, text)
-        async with engine.begin() as conn:
-            await conn.execute(update(OUTBOX).where(OUTBOX.c.seq == seq)
-                               .values(status="sent", payload=None))
-
-    app.add_handler(MessageHandler(filters.TEXT, relay))
+    relay = Relay(app, outbox, chat_id, batch=variant == "batch", key=data_key(key_file))
+    app.add_handler(MessageHandler(filters.TEXT, relay.handle))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -70,6 +126,7 @@ async def run(base_url: str, token: str, chat_id: int, db_file: str) -> None:
     try:
         async with app:
             await app.start()
+            await relay.recover()
             assert app.updater is not None
             await app.updater.start_polling(poll_interval=0.0, timeout=30,
                                             allowed_updates=["message", "callback_query"])
@@ -77,13 +134,21 @@ async def run(base_url: str, token: str, chat_id: int, db_file: str) -> None:
             await app.updater.stop()
             await app.stop()
     finally:
-        await engine.dispose()
+        await outbox.close()
 
 
 def main() -> None:
     """Entry point for the subprocess."""
-    base_url, token, chat_id, db_file = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-    asyncio.run(run(base_url, token, chat_id, db_file))
+    p = argparse.ArgumentParser(prog="python -m bench.durable_echo")
+    p.add_argument("base_url")
+    p.add_argument("token")
+    p.add_argument("chat_id", type=int)
+    p.add_argument("db", help="SQLite file or postgresql+asyncpg:// URL")
+    p.add_argument("--variant", choices=list(VARIANTS), default="engine")
+    p.add_argument("--key-file", type=Path, help="sealing key (default: DB + '.key')")
+    a = p.parse_args()
+    key_file = a.key_file or Path(a.db + ".key")
+    asyncio.run(run(a.base_url, a.token, a.chat_id, a.db, a.variant, key_file))
 
 
 if __name__ == "__main__":
