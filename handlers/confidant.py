@@ -138,7 +138,8 @@ async def announce_case(ctx: Ctx, case: Case, to: list[Confidant], escalation: b
                      deadline=ctx.when(case.deadline_at, lang=lang))
         await ctx.to_confidant(c, text, [[(ctx.t("notify.claim_button", lang=lang,
                                                  code=case.code), f"claim:{case.id}")]],
-                               kind=OutboundKind.URGENT if case.urgent else OutboundKind.NOTICE)
+                               kind=OutboundKind.URGENT if case.urgent else OutboundKind.NOTICE,
+                               about=[case])
 
 
 async def announce_urgent(ctx: Ctx, case: Case) -> None:
@@ -147,7 +148,8 @@ async def announce_urgent(ctx: Ctx, case: Case) -> None:
         lang = ctx.confidant_lang(c)
         await ctx.to_confidant(c, ctx.t("notify.urgent_waiting", lang=lang, code=case.code),
                                [[(ctx.t("notify.claim_button", lang=lang, code=case.code),
-                                  f"claim:{case.id}")]], kind=OutboundKind.URGENT)
+                                  f"claim:{case.id}")]], kind=OutboundKind.URGENT,
+                               about=[case])
 
 
 CLEAN_TIMEOUT = 60.0
@@ -292,7 +294,9 @@ async def cmd_cases(ctx: Ctx, arg: str = "") -> None:
     confidant = me(ctx)
     lines = []
     rows: list[list[tuple[str, str]]] = []
+    listed: list[Case] = []
     for case in await ctx.tx.cases.open_for_confidant(confidant.id):
+        listed.append(case)
         state = ctx.t("cases.heard") if case.heard_at else \
             ctx.t("cases.deadline", deadline=ctx.when(case.deadline_at))
         flag = " ⚠️" if case.urgent else ""
@@ -304,13 +308,15 @@ async def cmd_cases(ctx: Ctx, arg: str = "") -> None:
     if waiting:
         lines.append(ctx.t("cases.waiting_title"))
         for case in waiting:
+            listed.append(case)
             flag = " ⚠️" if case.urgent else ""
             lines.append(f"• {case.code}{flag} — {ctx.when(case.opened_at)}")
             rows.append([(ctx.t("notify.claim_button", code=case.code), f"claim:{case.id}")])
     if not lines:
         await ctx.reply(ctx.t("cases.none"))
         return
-    await ctx.reply(ctx.t("cases.title") + "\n" + "\n".join(lines), rows or None)
+    await ctx.reply(ctx.t("cases.title") + "\n" + "\n".join(lines), rows or None,
+                    about=listed)
 
 
 async def cmd_claim(ctx: Ctx, arg: str = "") -> None:
@@ -355,7 +361,8 @@ async def claim(ctx: Ctx, case: Case) -> None:
     for other in await candidates(ctx, case):
         if other.id != confidant.id and case.announced_at is not None:
             await ctx.to_confidant(other, ctx.t("claim.taken_by", lang=ctx.confidant_lang(other),
-                                                code=case.code, name=confidant.name))
+                                                code=case.code, name=confidant.name),
+                                   about=[case])
     for text, media, urgent in await ctx.tx.cases.take_held_messages(case):
         await relay_to_confidant(ctx, case, confidant, text, media, urgent)
     if case.contact_id:
