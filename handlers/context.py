@@ -265,6 +265,7 @@ class Ctx:
         transaction); returns how many."""
         written = len(self._queued)
         system_key: str | None = None
+        await self.tx.outbox.hold_send_order(out.to for out, *_ in self._queued)
         for out, key_id, case_id, not_before in self._queued:
             if key_id is None:
                 system_key = system_key or await self.tx.system_key()
