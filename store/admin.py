@@ -184,7 +184,11 @@ class AdminTx:
         await self._audit.record(actor, kind, subject, detail)
 
     async def audit_events(self, limit: int = 200) -> list[AuditEvent]:
-        return await self._audit.recent(limit=limit)
+        """What admins did, newest first; case transitions (which name case
+        codes) are not among them."""
+        return list((await self._s.scalars(
+            select(AuditEvent).where(AuditEvent.actor.startswith("admin:"))
+            .order_by(AuditEvent.at.desc()).limit(limit))).all())
 
     # ------------------------------------------------------------ admin accounts
 

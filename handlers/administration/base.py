@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from domain.parsing import OfficeHours, parse_date, parse_office_hours, parse_time, parse_weekday
+from domain.parsing import OfficeHours, parse_date, parse_time, parse_weekday
 from handlers.administration.problems import AdminError, parsed
+from handlers.administration.validation import DEFAULT_OFFICE_HOURS
 from store.admin import AdminTx
 from store.models import Confidant
-
-DEFAULT_OFFICE_HOURS: OfficeHours = parse_office_hours("mon-fri 09:00-17:00")
 
 
 @dataclass(frozen=True)

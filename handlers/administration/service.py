@@ -54,6 +54,7 @@ from handlers.administration.people import EXCLUSION_KEYS, EXCLUSIONS, PeopleOps
 from handlers.administration.problems import AdminError, Problem, localised, parsed
 from handlers.administration.report import (
     Overview,
+    Report,
     ReportData,
     StatRow,
     build_report,
@@ -108,10 +109,11 @@ class AdminService(RotaOps, PeopleOps, AccountOps):
         return [StatRow(s.month, s.channel, s.theme, s.heard_in_time)
                 for s in await self.tx.statistics(months[0], months[-1])]
 
-    async def report(self, start: Calendar, end: Calendar, *,
-                     audit_kind: str = "report.viewed") -> ReportData:
+    async def report_table(self, start: Calendar, end: Calendar, *,
+                           audit_kind: str = "report.viewed") -> Report:
         """The anonymous report from the month of ``start`` to that of ``end``
-        (dates, or months written ``2026-01``), hidden as ``confidant report``."""
+        (dates, or months written ``2026-01``) as the table every rendering
+        reads its cells from, hidden as ``confidant report`` hides them."""
         first, last = _report_day(start, "start"), _report_day(end, "end")
         if last < first:
             raise AdminError("adm.rota_error.end-before-start",
@@ -119,6 +121,13 @@ class AdminService(RotaOps, PeopleOps, AccountOps):
         months = months_between(first, last)
         table = build_report(await self._stats(months), months)
         await self.audit(audit_kind, "", f"{months[0]} to {months[-1]}")
+        return table
+
+    async def report(self, start: Calendar, end: Calendar) -> ReportData:
+        """`report_table` as plain cells with a ``hidden`` flag (for pages and
+        charts), with the conversations still open now; `report_csv` writes it."""
+        first, last = _report_day(start, "start"), _report_day(end, "end")
+        table = await self.report_table(first, last)
         return report_data(table, first, last, await self.tx.open_case_count())
 
     async def overview(self, month_from: str = "", month_to: str = ""

@@ -16,11 +16,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, time
 
-from domain.parsing import WEEKDAY_KEYS, OfficeHours, hhmm
+from domain.parsing import WEEKDAY_KEYS, OfficeHours, hhmm, parse_office_hours
 from domain.vocabulary import SUPPORTED_LANGUAGES, ShiftKind
 from handlers.administration.problems import AdminError, Problem
 
 KINDS: tuple[str, ...] = tuple(ShiftKind)
+DEFAULT_OFFICE_HOURS: OfficeHours = parse_office_hours("mon-fri 09:00-17:00")
+"""``[rota] office_hours`` when the config says nothing."""
 NAME_MAX = 80
 _MXID = re.compile(r"^@[^:\s]+:[^\s]+$")
 _TELEGRAM_ID = re.compile(r"^\d{1,20}$")
@@ -86,11 +88,15 @@ class Gap:
     day: date | None = None
 
     def problem(self) -> Problem:
-        when = WEEKDAY_KEYS[self.weekday] if self.day is None else self.day.isoformat()
-        return Problem("adm.gap", f"nobody on duty during office hours: {when} "
-                       f"{hhmm(self.start)}-{hhmm(self.end)}",
-                       {"weekday": self.weekday, "start": hhmm(self.start),
-                        "end": hhmm(self.end), "date": self.day.isoformat() if self.day else ""})
+        """The warning: ``adm.gap`` for the weekly pattern, ``adm.gap_on`` for a date."""
+        hours = {"weekday": self.weekday, "start": hhmm(self.start), "end": hhmm(self.end)}
+        reason = f"{hhmm(self.start)}-{hhmm(self.end)}"
+        if self.day is None:
+            return Problem("adm.gap", "nobody on duty during office hours: "
+                           f"{WEEKDAY_KEYS[self.weekday]} {reason}", hours)
+        return Problem("adm.gap_on", "nobody on duty during office hours: "
+                       f"{WEEKDAY_KEYS[self.weekday]} {self.day.isoformat()} {reason}",
+                       {**hours, "date": self.day.isoformat()})
 
 
 def gaps(office_hours: OfficeHours, duty: Iterable[tuple[int, time, time]],

@@ -4,13 +4,14 @@ Nothing here can lead back to a case: a confidant is a name, languages and
 the channels they are reached on (never an address); a week counts booked
 talks per day (never which case).  Times are local to the organisation;
 ``starts_at``/``ends_at`` are aware datetimes in its timezone, so a week
-that crosses a DST change is 167 or 169 hours long, as it really is.
+that crosses a DST change is 167 or 169 hours long, as it really is
+(`WeekView.length`; compare instants in UTC, not by subtracting local ones).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 from domain.parsing import WEEKDAY_KEYS, hhmm
 from handlers.administration.problems import Problem
@@ -84,6 +85,12 @@ class WeekView:
     @property
     def warnings(self) -> list[Problem]:
         return [g.problem() for g in self.gaps]
+
+    @property
+    def length(self) -> timedelta:
+        """How long the week really lasts (subtracting two datetimes of one
+        timezone in Python gives wall-clock time, which a DST week is not)."""
+        return self.ends_at.astimezone(UTC) - self.starts_at.astimezone(UTC)
 
 
 @dataclass(frozen=True)
