@@ -19,7 +19,8 @@ from bot.config import Config, ConfigError
 from bot.delivery import DeliveryWorker
 from bot.notices import in_every_language
 from handlers.commands import command_menu
-from handlers.core import Core, CoreSettings
+from handlers.context import CoreSettings
+from handlers.core import Core
 from handlers.info import InfoLibrary
 from store import keyring
 from store.crypto import load_master_key

@@ -17,7 +17,7 @@ from domain.parsing import ParseError, parse_date
 from domain.vocabulary import AppointmentStatus, CaseStatus, ShiftKind
 from handlers.administration.problems import AdminError
 from handlers.administration.validation import check_absence
-from handlers.core import Ctx, MenuRows, UserError
+from handlers.context import Ctx, MenuRows, UserError
 from handlers.ics import talk_ics
 from handlers.slots import Away, Busy, Slot, TalkHours, generate
 from store.appointments import SlotTaken
@@ -396,7 +396,7 @@ async def confidant_action(ctx: Ctx, arg: str) -> None:
         await ctx.reply(ctx.t("appt.kept"))
     elif sub in ("cancelok", "move"):
         await _cancel(ctx, case, appt, by_employee=False)
-        contact = await ctx.tx.contacts.by_id(case.contact_id) if case.contact_id else None
+        contact = await ctx.case_contact(case)
         if contact is None or case.status == CaseStatus.CLOSED:
             return
         d = await _details(ctx, appt, case.language)
@@ -434,9 +434,7 @@ async def _held(ctx: Ctx, appt: Appointment, case: Case) -> None:
 async def confidant_offer(ctx: Ctx, case: Case) -> None:
     """``/offer``: the employee gets the confidant's next free slots as buttons."""
     assert ctx.confidant is not None
-    contact = await ctx.tx.contacts.by_id(case.contact_id) if case.contact_id else None
-    if contact is None:
-        raise UserError("case.gone", code=case.code)
+    contact = await ctx.contact_or_gone(case)
     if not await free_slots(ctx, [ctx.confidant]):
         raise UserError("appt.offer_none")
     week = await _first_week_with_slots(ctx, case) or 0
@@ -564,10 +562,7 @@ async def _remind(ctx: Ctx, appt: Appointment, which: str) -> None:
                                                 **await _details(ctx, appt, lang)),
                                case=_case_for_confidant(case, confidant),
                                kind=OutboundKind.NOTICE)
-    if case.contact_id and case.status != CaseStatus.CLOSED:
-        contact = await ctx.tx.contacts.by_id(case.contact_id)
-        if contact is not None:
-            await ctx.to_contact(contact, ctx.t(f"appt.remind_{which}_employee",
-                                                lang=case.language,
-                                                **await _details(ctx, appt, case.language)),
-                                 case=case)
+    if case.status != CaseStatus.CLOSED and (contact := await ctx.case_contact(case)):
+        await ctx.to_contact(contact, ctx.t(f"appt.remind_{which}_employee", lang=case.language,
+                                            **await _details(ctx, appt, case.language)),
+                             case=case)

@@ -20,7 +20,8 @@ import pytest_asyncio
 from bot.delivery import DeliveryWorker
 from domain.ids import ChannelName
 from domain.messages import Inbound, Media, Outbound, SendResult, Unreachable
-from handlers.core import Core, CoreSettings
+from handlers.context import CoreSettings
+from handlers.core import Core
 from handlers.info import InfoLibrary
 from store.crypto import Crypto, create_key_file, load_master_key
 from store.migrate import upgrade
