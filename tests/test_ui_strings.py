@@ -52,7 +52,6 @@ DYNAMIC_KEYS: dict[str, tuple[str, ...]] = {
     "consent.form.{}": tuple(ConsentForm),
     "theme.{}": CLOSE_THEMES,
     "declare.ask.{}": tuple(dict.fromkeys((*STEPS, "what", "when", "where", "identity", "name"))),
-    "privacy.channel.{}": ("telegram",),
     "commands.{}": EMPLOYEE_COMMANDS,
     "adm.rota_error.{}": _rota_error_codes(),
     "appt.remind_{}_confidant": ("day", "hour"),
