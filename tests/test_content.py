@@ -304,14 +304,14 @@ def test_a_mistyped_number_is_caught(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("lang", "page_id", "needles"),
     [
-        ("nl", "confidant-hearing", ["10 kalenderdagen", "/confirmation"]),
-        ("fr", "confidant-hearing", ["10 jours calendrier", "/confirmation"]),
+        ("nl", "confidant-hearing", ["10 kalenderdagen", "/bevestiging"]),
+        ("fr", "confidant-hearing", ["10 jours calendrier", "/attestation"]),
         ("en", "confidant-hearing", ["10 calendar days", "/confirmation"]),
         ("nl", "confidant-informal", ["1.", "2.", "3.", "informele psychosociale interventie"]),
         ("fr", "confidant-informal", ["1.", "2.", "3.", "intervention psychosociale informelle"]),
         ("en", "confidant-informal", ["1.", "2.", "3.", "informal psychosocial intervention"]),
-        ("nl", "violence-third-parties", ["register van feiten van derden", "/declare", "5 jaar"]),
-        ("fr", "violence-third-parties", ["registre de faits de tiers", "/declare", "5 ans"]),
+        ("nl", "violence-third-parties", ["register van feiten van derden", "/melden", "5 jaar"]),
+        ("fr", "violence-third-parties", ["registre de faits de tiers", "/declarer", "5 ans"]),
         ("en", "violence-third-parties", ["register of acts by third parties", "/declare"]),
         ("nl", "confidant-secrecy", ["beroepsgeheim"]),
         ("fr", "confidant-secrecy", ["secret professionnel"]),
