@@ -227,6 +227,55 @@ def test_no_unknown_phone_numbers_anywhere(library: InfoLibrary, lang: str) -> N
         ("nl", "formal-retaliation", ["12 maanden"]),
         ("fr", "formal-retaliation", ["12 mois"]),
         ("en", "formal-retaliation", ["12 months"]),
+        # Since 1 June 2023: two regimes; the anti-discrimination one already
+        # covers an informal report to the confidant, witnesses and supporters.
+        ("nl", "formal-retaliation", ["1 juni 2023", "twee regelingen", "informeel meldt bij de "
+                                      "vertrouwenspersoon", "getuigen en wie je steunt",
+                                      "op een andere manier benadelen"]),
+        ("fr", "formal-retaliation", ["1er juin 2023", "deux régimes", "de manière informelle à la "
+                                      "personne de confiance", "personnes qui vous soutiennent",
+                                      "désavantager d'une autre manière"]),
+        ("en", "formal-retaliation", ["1 June 2023", "two regimes", "report it informally to the "
+                                      "confidant", "people who support you",
+                                      "otherwise disadvantage"]),
+        # The formal route is not anonymous.
+        ("nl", "formal", ["niet anoniem", "niet eerst de informele weg"]),
+        ("fr", "formal", ["pas anonyme", "pas d'abord passer par la voie informelle"]),
+        ("en", "formal", ["not anonymous", "do not have to try the informal route first"]),
+        ("nl", "formal-request", ["niet anoniem", "en door wie"]),
+        ("fr", "formal-request", ["pas anonyme", "et par qui"]),
+        ("en", "formal-request", ["not anonymous", "and by whom"]),
+        # Which informal forms need the name.
+        ("nl", "confidant-informal", ["anoniem blijven", "je naam noemen", "draagt je naam"]),
+        ("fr", "confidant-informal", ["rester anonymes", "donner votre nom", "porte votre nom"]),
+        ("en", "confidant-informal", ["stay anonymous", "give your name", "carries your name"]),
+        # The confirmation is a right after a personal interview.
+        ("nl", "confidant-hearing", ["na een persoonlijk gesprek heb je recht"]),
+        ("fr", "confidant-hearing", ["après un entretien personnel, vous avez droit"]),
+        ("en", "confidant-hearing", ["after a personal interview, you have the right"]),
+        # Secrecy is not absolute; the parties have no access to the notes.
+        ("nl", "confidant-secrecy", ["niet absoluut", "ernstig en dringend gevaar",
+                                     "de partijen", "geen toegang"]),
+        ("fr", "confidant-secrecy", ["pas absolu", "danger grave et urgent", "les parties",
+                                     "n'ont pas accès"]),
+        ("en", "confidant-secrecy", ["not absolute", "serious and urgent danger", "the parties",
+                                     "no access"]),
+        # Five sources of psychosocial risks.
+        ("nl", "stress", ["vijf bronnen", "georganiseerd", "inhoudt", "arbeidsvoorwaarden",
+                          "arbeidsomstandigheden", "relaties op het werk"]),
+        ("fr", "stress", ["cinq sources", "organisation du travail", "contenu du travail",
+                          "conditions de travail", "conditions de vie au travail",
+                          "relations au travail"]),
+        ("en", "stress", ["five sources", "organised", "what the work involves",
+                          "working conditions", "living conditions at work", "relations at work"]),
+        # The register is kept at the inspection's disposal.
+        ("nl", "violence-third-parties", ["ter beschikking van de inspectie"]),
+        ("fr", "violence-third-parties", ["à la disposition de l'inspection"]),
+        ("en", "violence-third-parties", ["at the disposal of the labour inspection"]),
+        # The Institute handles harassment at work, outside the organisation.
+        ("nl", "sexual", ["buiten je organisatie", "op het werk, 0800 12 800"]),
+        ("fr", "sexual", ["en dehors de votre organisation", "au travail, 0800 12 800"]),
+        ("en", "sexual", ["outside your organisation", "at work, 0800 12 800"]),
     ],
 )
 def test_key_facts_present(
@@ -236,6 +285,46 @@ def test_key_facts_present(
     assert page is not None
     for needle in needles:
         assert needle.lower() in page.body.lower(), f"{lang}/{page_id}: {needle!r}"
+
+
+@pytest.mark.parametrize(("lang", "page_id", "wrong"), [
+    ("nl", "sexual", "buiten het werk"),
+    ("fr", "sexual", "en dehors du travail"),
+    ("en", "sexual", "outside work"),
+    # Talking to the confidant does protect in the anti-discrimination regime.
+    ("nl", "formal-retaliation", "geeft deze bescherming niet (behalve"),
+    ("en", "formal-retaliation", "does not give this protection (except"),
+    ("fr", "confidant-secrecy", "le violer"),
+    ("nl", "confidant-secrecy", "voor niemand anders toegankelijk"),
+    ("fr", "confidant-secrecy", "accessibles à personne"),
+    ("en", "confidant-secrecy", "not open to anyone"),
+])
+def test_corrected_claims_are_gone(
+    library: InfoLibrary, lang: str, page_id: str, wrong: str
+) -> None:
+    """Sentences the expert review found false must not come back."""
+    page = library.page(lang, page_id)
+    assert page is not None
+    assert wrong.lower() not in page.body.lower()
+
+
+FULL_ADVISOR = {
+    "nl": ("preventieadviseur", "preventieadviseur psychosociale aspecten"),
+    "fr": ("conseiller en prévention", "conseiller en prévention aspects psychosociaux"),
+    "en": ("prevention advisor", "prevention advisor for psychosocial aspects"),
+}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_prevention_advisor_named_in_full_first(library: InfoLibrary, lang: str) -> None:
+    """A page that speaks of the prevention advisor first gives the full title, so a
+    person knows which advisor (not the one for safety or health) to look for."""
+    short, full = FULL_ADVISOR[lang]
+    for page in walk(library, lang):
+        body = page.body.lower()
+        first = body.find(short)
+        if first >= 0:
+            assert body.startswith(full, first), f"{lang}/{page.id}: first mention is not in full"
 
 
 def test_french_uses_belgian_role_names(library: InfoLibrary) -> None:

@@ -208,6 +208,22 @@ def test_language_set_names_its_language(lang: str, word: str) -> None:
     assert word in load_strings(lang)["language.set"]
 
 
+NAMED = {"nl": "wie je bent", "fr": "qui vous êtes", "en": "who you are"}
+NOT_ANONYMOUS = {"nl": "niet anoniem", "fr": "pas anonyme", "en": "not anonymous"}
+SIGNED_NAME = {"nl": "je naam", "fr": "votre nom", "en": "your name"}
+
+
+@pytest.mark.parametrize("lang", SUPPORTED_LANGUAGES)
+def test_consent_questions_say_when_the_name_is_given(lang: str) -> None:
+    """An intervention or a reconciliation cannot stay anonymous, a formal request is not
+    anonymous, and the signed record carries the name: the employee is told before saying yes."""
+    strings = load_strings(lang)
+    assert NAMED[lang] in strings["consent.ask.supervisor"]
+    assert NAMED[lang] in strings["consent.ask.reconcile"]
+    assert NOT_ANONYMOUS[lang] in strings["consent.ask.advisor"]
+    assert SIGNED_NAME[lang] in strings["consent.thanks_yes"]
+
+
 # ------------------------------------------------------------ keys used in code
 
 def _is_lookup(call: ast.Call) -> bool:

@@ -23,7 +23,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from bot.channels.web_resume import (
     normalize_case_code,
 )
 from bot.channels.web_security import add_security_headers, allowed_origins, same_origin
+from bot.channels.web_sessions import WebSessions, state_key
 from domain.ids import ChannelName
 from domain.messages import Inbound, Outbound, OutboundKind, SendResult
 from domain.vocabulary import Control, Role
@@ -58,6 +59,10 @@ PAGES = {
     "/console": "console.html",
     "/weather": "weather.html",
 }
+OWN_PATHS = (*PAGES, "/static", "/ws", "/console", "/api", "/healthz")
+"""Where the channel's own routes live; `WebChannel.mount` keeps off them."""
+_PREFIX = re.compile(r"/[a-z0-9][a-z0-9_-]{0,31}")
+_KIND = re.compile(r"[a-z][a-z0-9]{0,15}")
 
 MAX_TEXT = 4000
 MAX_WS_FRAME = 64 * 1024
@@ -82,10 +87,7 @@ is kept as the one current overview instead of piling up (see `send`).  ``#``
 never occurs in a web identity, so the slot cannot be mistaken for one."""
 
 
-def _key(kind: str, value: str) -> str:
-    """State key for ``value`` that does not contain it: keys may be stored
-    readable, values are encrypted by the store."""
-    return f"web:{kind}:{hashlib.sha256(value.encode()).hexdigest()}"
+_key = state_key
 
 
 @dataclass(eq=False)
@@ -157,7 +159,12 @@ class WebChannel:
         """Command sent for a console when its page loads (``/cases``), so the
         confidant sees their cases and deadlines without typing."""
         self._secure_cookie = bool(self.public_url and self.public_url.startswith("https://"))
-        self.cookie_name = "__Host-confidant" if self._secure_cookie else "confidant_console"
+        self.console_sessions = WebSessions(
+            state, cookie_name="__Host-confidant" if self._secure_cookie else "confidant_console",
+            key_kind="csess", lifetime=CONSOLE_SESSION_SECONDS, secure=self._secure_cookie,
+            clock=clock)
+        """The confidants' console sessions (their address as subject)."""
+        self._mounts: list[tuple[str, web.Application]] = []
         self._on_inbound: InboundHandler | None = None
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -194,6 +201,76 @@ class WebChannel:
             return self._base_url() + "/console"
         return self._base_url() + "/console/login?token=" + token
 
+    @property
+    def cookie_name(self) -> str:
+        """Name of the console's session cookie."""
+        return self.console_sessions.cookie_name
+
+    # ------------------------------------------------------ pages of others
+
+    def mount(
+        self, prefix: str, routes: web.Application | Iterable[web.AbstractRouteDef]
+    ) -> None:
+        """Serve more pages on the channel's own site, under ``prefix``.
+
+        This is how other parts of the bot (the admin console) put their pages
+        next to the employee page and the confidant console, on the same port
+        and origin, without a server of their own.  ``routes`` is an aiohttp
+        sub-application or route definitions (``web.RouteTableDef``,
+        ``[web.get("/x", handler)]``); their paths are relative to ``prefix``
+        (``mount("/admin", [web.get("/grid", h)])`` serves ``/admin/grid``).
+
+        Mounted routes get everything the channel's own pages get: the same
+        security headers on every response, errors and WebSocket upgrades
+        included (`bot.channels.web_security.SECURITY_HEADERS`: a CSP without
+        inline script or style and with no external source, ``frame-ancestors
+        'none'``, ``no-store`` …), the same 64 KiB request limit, and the
+        same guard that answers an unexpected failure with a kind 500 and logs
+        only its type.  Their pages must therefore load scripts and styles
+        from the same origin (their own static route, or the channel's
+        ``/static/common.js`` and ``/static/style.css``).  For log-ins and
+        forms, use `sessions` (an HttpOnly, SameSite=Strict cookie of its
+        own), `same_origin` (refuse cross-site POSTs) and `url_for` (links to
+        print or send).
+
+        Call it before `start` (or `make_app`); ``prefix`` is a plain path
+        (``/admin``) that none of the channel's own pages uses.  Raises
+        ValueError for a bad or taken prefix, RuntimeError once running."""
+        if self._runner is not None:
+            raise RuntimeError("web channel: mount() must be called before start()")
+        if not _PREFIX.fullmatch(prefix):
+            raise ValueError(f"web channel: bad mount prefix {prefix!r} (like /admin)")
+        taken = {"/" + p.strip("/").split("/")[0] for p in OWN_PATHS} | {
+            p for p, _ in self._mounts}
+        if prefix in taken:
+            raise ValueError(f"web channel: mount prefix {prefix} is already in use")
+        if isinstance(routes, web.Application):
+            sub = routes
+        else:
+            sub = web.Application()
+            sub.add_routes(routes)
+        self._mounts.append((prefix, sub))
+
+    def sessions(self, kind: str, lifetime: float) -> WebSessions:
+        """Cookie sessions for a mounted part (``kind`` such as ``"admin"``):
+        a cookie and state keys of their own, so a confidant's console session
+        never opens them, nor theirs the console.  Secure (``__Host-``) cookies
+        when the public URL is https, like the console's."""
+        if not _KIND.fullmatch(kind) or kind in ("console", "csess"):
+            raise ValueError(f"web channel: bad session kind {kind!r}")
+        cookie = f"__Host-confidant-{kind}" if self._secure_cookie else f"confidant_{kind}"
+        return WebSessions(self.state, cookie_name=cookie, key_kind=f"sess-{kind}",
+                           lifetime=lifetime, secure=self._secure_cookie, clock=self.clock)
+
+    def same_origin(self, request: web.Request) -> bool:
+        """True when ``request`` comes from one of this site's own pages;
+        check it on every state-changing request (POST, WebSocket)."""
+        return same_origin(request, self._origins, strict=self.public_url is not None)
+
+    def url_for(self, path: str) -> str:
+        """Absolute address of ``path`` on this site (the public URL when set)."""
+        return self._base_url() + path
+
     def make_app(self) -> web.Application:
         """Build the aiohttp application (also used by HTTP-level tests)."""
         app = web.Application(client_max_size=64 * 1024, middlewares=[_guard])
@@ -209,6 +286,8 @@ class WebChannel:
         app.router.add_post("/console/logout", self._console_logout)
         app.router.add_post("/api/resume", self._resume)
         app.router.add_get("/healthz", self._health)
+        for prefix, sub in self._mounts:
+            app.add_subapp(prefix, sub)
         return app
 
     async def start(self, on_inbound: InboundHandler) -> None:
@@ -228,9 +307,8 @@ class WebChannel:
                 f"web.listen: cannot listen on {self.listen} ({reason}); "
                 "is another program using that port?"
             ) from None
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self._port = sockets[0].getsockname()[1] if sockets else int(port)
+        addresses = self._runner.addresses
+        self._port = int(addresses[0][1]) if addresses else int(port)
         self._origins = allowed_origins(self.listen, self.port, self.public_url)
         log.info("web: channel listening")
 
@@ -478,7 +556,7 @@ class WebChannel:
     ) -> web.StreamResponse:
         """Same-origin check, then one tab served until it closes; a failure
         is answered kindly in the tab and logged by its kind only."""
-        if not same_origin(request, self._origins, strict=self.public_url is not None):
+        if not self.same_origin(request):
             log.info("web: cross-origin websocket refused")
             raise web.HTTPForbidden(text="This page can only be used from its own site.")
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_WS_FRAME)
@@ -506,7 +584,7 @@ class WebChannel:
         await self._serve(ws, identity, "employee", hello.get("language"), opening)
 
     async def _console_tab(self, request: web.Request, ws: web.WebSocketResponse) -> None:
-        address = await self._console_address(request)
+        address = await self.console_sessions.subject(request)
         if address is None:
             raise BadInput("login")
         hello = await self._read_hello(ws)
@@ -700,19 +778,6 @@ class WebChannel:
 
     # ----------------------------------------------------------------- console
 
-    async def _console_address(self, request: web.Request) -> str | None:
-        sid = request.cookies.get(self.cookie_name)
-        if not sid or len(sid) > 100:
-            return None
-        raw = await self.state.get(_key("csess", sid))
-        if raw is None:
-            return None
-        session = json.loads(raw)
-        if float(session["expires"]) < self.clock():
-            await self.state.delete(_key("csess", sid))
-            return None
-        return str(session["address"])
-
     async def _console_login(self, request: web.Request) -> web.StreamResponse:
         """Trade a one-time login link for a console session cookie."""
         token = request.query.get("token", "")
@@ -723,36 +788,22 @@ class WebChannel:
             log.info("web: console login refused")
             body = self._render("login_failed.html")
             return web.Response(status=403, body=body, content_type="text/html", charset="utf-8")
-        sid = secrets.token_urlsafe(32)
-        session = {"address": address, "expires": self.clock() + CONSOLE_SESSION_SECONDS}
-        await self.state.set(_key("csess", sid), json.dumps(session).encode())
         response = web.HTTPSeeOther(location="/console")
-        response.set_cookie(
-            self.cookie_name,
-            sid,
-            httponly=True,
-            samesite="Strict",
-            secure=self._secure_cookie,
-            path="/",
-            max_age=CONSOLE_SESSION_SECONDS,
-        )
+        await self.console_sessions.begin(response, address)
         log.info("web: console login")
         return response
 
     async def _console_logout(self, request: web.Request) -> web.StreamResponse:
         """End the console session (same-origin POST only)."""
-        if not same_origin(request, self._origins, strict=self.public_url is not None):
+        if not self.same_origin(request):
             raise web.HTTPForbidden(text="Cross-site request refused.")
-        address = await self._console_address(request)
-        sid = request.cookies.get(self.cookie_name)
-        if sid and address is not None:
-            await self.state.delete(_key("csess", sid))
+        response = web.json_response({"ok": True})
+        address = await self.console_sessions.end(request, response)
+        if address is not None:
             for tab in list(self._tabs.get(address, ())):
                 await tab.push({"type": "error", "code": "login"})
                 await tab.ws.close()
         log.info("web: console logout")
-        response = web.json_response({"ok": True})
-        response.del_cookie(self.cookie_name, path="/")
         return response
 
     # ------------------------------------------------------------------ resume
@@ -760,7 +811,7 @@ class WebChannel:
     async def _resume(self, request: web.Request) -> web.Response:
         """Check a case code and passphrase; on success hand back the identity
         so the page can reopen the conversation."""
-        if not same_origin(request, self._origins, strict=self.public_url is not None):
+        if not self.same_origin(request):
             log.info("web: cross-origin resume refused")
             return web.json_response({"error": "forbidden"}, status=403)
         try:
