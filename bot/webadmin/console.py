@@ -14,14 +14,14 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from bot.webadmin import absences_pages, confidants_pages, figures_pages, rota_pages
+from bot.webadmin import absences_pages, confidants_pages, figures_pages, rooms_pages, rota_pages
 from bot.webadmin.gate import SESSION_SECONDS, Gate, Redeem, Sessions
-from bot.webadmin.kit import Form, Kit, read_form
+from bot.webadmin.kit import Form, Kit, ServiceFactory, read_form
 from bot.webadmin.pages import Pages, View
 from handlers.i18n import Translator
 
@@ -42,13 +42,17 @@ class Site(Protocol):
 
     def same_origin(self, request: web.Request) -> bool: ...
 
+    def url_for(self, path: str) -> str: ...
+
 
 class AdminConsole:
     """The console's routes, built around one `Kit`."""
 
-    def __init__(self, kit: Kit, redeem: Redeem) -> None:
+    def __init__(self, kit: Kit, redeem: Redeem, console_link: Callable[[str], str]) -> None:
         self.kit = kit
         self.redeem = redeem
+        self.console_link = console_link
+        """A confidant's one-time console secret → the link to send them."""
 
     def routes(self) -> list[web.RouteDef]:
         kit = self.kit
@@ -60,8 +64,9 @@ class AdminConsole:
             web.post("/logout", kit.change(self.logout)),
             web.get("/static/{name}", self.static),
             *rota_pages.routes(kit),
-            *confidants_pages.routes(kit),
+            *confidants_pages.routes(kit, self.console_link),
             *absences_pages.routes(kit),
+            *rooms_pages.routes(kit),
             *figures_pages.routes(kit),
         ]
 
@@ -113,7 +118,7 @@ class AdminConsole:
                             charset="utf-8")
 
 
-def mount(site: Site, service: Any, redeem: Redeem, *, org_name: str,
+def mount(site: Site, open_service: ServiceFactory, redeem: Redeem, *, org_name: str,
           languages: Sequence[str], default_language: str, timezone: str,
           clock: Callable[[], float] = time.time) -> AdminConsole:
     """Serve the admin console under ``/admin`` on the web channel ``site``."""
@@ -121,6 +126,8 @@ def mount(site: Site, service: Any, redeem: Redeem, *, org_name: str,
     gate = Gate(site.sessions("admin", SESSION_SECONDS), site.same_origin, languages,
                 default_language)
     pages = Pages(tr, org_name, tuple(gate.languages))
-    console = AdminConsole(Kit(gate, pages, service, ZoneInfo(timezone), clock), redeem)
+    kit = Kit(gate, pages, open_service, ZoneInfo(timezone), clock)
+    console = AdminConsole(kit, redeem,
+                           lambda secret: site.url_for("/console/login?token=" + secret))
     site.mount("/admin", console.routes())
     return console

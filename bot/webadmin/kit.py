@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -24,6 +25,8 @@ from multidict import MultiDict
 
 from bot.webadmin.gate import CSRF_FIELD, LANG_COOKIE, Admin, Gate
 from bot.webadmin.pages import Pages, View
+from handlers.administration.problems import Problem, localised
+from handlers.administration.service import AdminService
 from handlers.i18n import LANGUAGE_NAMES
 
 log = logging.getLogger("confidant.webadmin")
@@ -31,6 +34,8 @@ log = logging.getLogger("confidant.webadmin")
 PageHandler = Callable[[View], Awaitable[web.StreamResponse]]
 ChangeHandler = Callable[[View, "Form"], Awaitable[web.StreamResponse]]
 LOGIN_COMMAND = "confidant admin token --admin NAME"
+ServiceFactory = Callable[[str], AbstractAsyncContextManager["AdminService"]]
+"""Actor (``admin:web:<name>``) → the admin service in one transaction."""
 
 
 @dataclass
@@ -60,11 +65,22 @@ class Kit:
 
     gate: Gate
     pages: Pages
-    service: Any
-    """The admin service (`handlers.administration`): the only thing the
-    console's routes can ask for data or changes."""
+    open_service: ServiceFactory
+    """Opens the admin service (`handlers.administration`) for one admin in
+    one transaction: the only thing the console's routes can ask for data or
+    changes."""
     timezone: ZoneInfo
     clock: Callable[[], float] = time.time
+
+    def service(self, view: View) -> AbstractAsyncContextManager[AdminService]:
+        """The admin service for this request's admin; everything done with
+        it commits together, audited under the admin's name."""
+        assert view.admin is not None
+        return self.open_service(f"admin:web:{view.admin.name}")
+
+    def problem_text(self, view: View, problem: Problem) -> str:
+        """A refusal or warning of the service in the admin's language."""
+        return view.tt(problem.key, **localised(problem, view.tt))
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
