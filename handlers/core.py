@@ -410,6 +410,7 @@ class Core:
 
     async def _flush(self, ctx: Ctx) -> None:
         system_key: str | None = None
+        await ctx.tx.outbox.hold_send_order(out.to for out, *_ in ctx._queued)
         for out, key_id, case_id, not_before in ctx._queued:
             if key_id is None:
                 system_key = system_key or await ctx.tx.system_key()

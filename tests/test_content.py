@@ -35,6 +35,27 @@ DOMAIN_NUMBERS = {
     "caw": "caw.be",
     "igvm": "0800 12 800",
     "unia": "0800 12 800",
+    "evc": "0800 30 030",
+    "zsg": ("seksueelgeweld.be", "violencessexuelles.be"),
+}
+# Lines DOMAIN.md does not list and whose number could not be confirmed: the
+# shipped table must say they are to be checked by the organisation.
+UNCONFIRMED = {"chs": "02 648 40 14"}
+TO_BE_CHECKED = {"nl": "na te kijken door de organisatie", "fr": "à vérifier par l'organisation",
+                 "en": "to be checked by the organisation"}
+FREE_WORD = {"nl": "gratis", "fr": "gratuit", "en": "free"}
+NOT_CRISIS_LINE = {"nl": "geen crisislijn", "fr": "pas une ligne de crise",
+                   "en": "not a crisis line"}
+NOT_CRISIS_LINES = {"nl": "geen crisislijnen", "fr": "pas des lignes de crise",
+                    "en": "not crisis lines"}
+# Lines that are not there day and night, and what the help page must say about when.
+LIMITED_HOURS = {
+    "nl": {"1712": "werkdagen", "(keuze 1)": "kantooruren", "(keuze 2)": "werkdagen",
+           "tele-onthaal.be": "vaste uren", "zelfmoord1813.be": "'s avonds"},
+    "fr": {"1712": "jours ouvrables", "(option 1)": "heures de bureau",
+           "(option 2)": "jours ouvrables"},
+    "en": {"1712": "working days", "(option 1)": "office hours", "(option 2)": "working days",
+           "tele-onthaal.be": "fixed hours", "Zelfmoordlijn": "evening"},
 }
 OPTION_WORD = {"nl": "keuze", "fr": "option", "en": "option"}
 
@@ -153,12 +174,19 @@ def test_menu_builds_one_button_per_page(library: InfoLibrary) -> None:
     assert [b.token for b in sub.buttons()] == ["violence-third-parties"]
 
 
+def number_parts(number: str) -> list[str]:
+    """What a table entry's number is made of: "0800 12 800 (option 1)" → the number;
+    "a.be / b.be" → both sites."""
+    return [re.sub(r"\s*\(.*\)$", "", part).strip() for part in number.split(" / ")]
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_help_page_lists_every_help_line(library: InfoLibrary, lang: str) -> None:
     page = library.page(lang, "help")
     assert page is not None
-    for service, number in DOMAIN_NUMBERS.items():
-        assert has_number(page.body, number), f"{lang}: {service} {number} missing"
+    for line in library.helplines(lang):
+        for part in number_parts(line.number):
+            assert has_number(page.body, part), f"{lang}: {line.id} {part} missing"
     option = OPTION_WORD[lang]
     assert f"0800 12 800 ({option} 1)" in page.body
     assert f"0800 12 800 ({option} 2)" in page.body
@@ -167,20 +195,61 @@ def test_help_page_lists_every_help_line(library: InfoLibrary, lang: str) -> Non
 @pytest.mark.parametrize("lang", LANGS)
 def test_structured_help_lines_match_domain(library: InfoLibrary, lang: str) -> None:
     lines = {h.id: h for h in library.helplines(lang)}
-    assert set(lines) == set(DOMAIN_NUMBERS)
-    for service, number in DOMAIN_NUMBERS.items():
-        assert lines[service].number.startswith(number), (lang, service)
+    assert set(lines) == set(DOMAIN_NUMBERS) | set(UNCONFIRMED)
+    for service, expected in (DOMAIN_NUMBERS | UNCONFIRMED).items():
+        for number in (expected,) if isinstance(expected, str) else expected:
+            assert number in number_parts(lines[service].number), (lang, service, number)
     option = OPTION_WORD[lang]
     assert lines["igvm"].number.endswith(f"({option} 1)")
     assert lines["unia"].number.endswith(f"({option} 2)")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_unconfirmed_lines_are_marked_for_the_organisation(
+    library: InfoLibrary, lang: str
+) -> None:
+    """A number nobody could confirm must not pass as checked: the table says so."""
+    lines = {h.id: h for h in library.helplines(lang)}
+    for service in UNCONFIRMED:
+        assert TO_BE_CHECKED[lang] in lines[service].note, (lang, service)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_limited_hours_and_no_crisis_lines_are_said(library: InfoLibrary, lang: str) -> None:
+    """A person should not call a line at night that only answers in office hours, nor
+    mistake an equality body for a crisis line."""
+    page = library.page(lang, "help")
+    assert page is not None
+    lines = page.body.splitlines()
+    for needle, hours in LIMITED_HOURS[lang].items():
+        matching = [line for line in lines if needle in line]
+        assert matching, f"{lang}: no line with {needle!r}"
+        assert all(hours in line for line in matching), f"{lang}: {needle!r} lacks {hours!r}"
+    plural = NOT_CRISIS_LINES[lang]
+    equality = [line for line in lines if f"({OPTION_WORD[lang]} 1)" in line]
+    heading = lines[lines.index(equality[0]) - 1].lower()
+    assert plural in heading, f"{lang}: the equality bodies are not marked as no crisis lines"
+    table = {h.id: h for h in library.helplines(lang)}
+    for service in ("igvm", "unia", "caw"):
+        assert NOT_CRISIS_LINE[lang] in table[service].note, (lang, service)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_free_numbers_say_free(library: InfoLibrary, lang: str) -> None:
+    """0800 numbers cost nothing: every paragraph that gives one says so."""
+    texts = [p.body for p in walk(library, lang)] + [library.emergency_text(lang)]
+    for text in texts:
+        for paragraph in text.split("\n\n"):
+            if "0800" in paragraph:
+                assert FREE_WORD[lang] in paragraph.lower(), f"{lang}: {paragraph!r}"
 
 
 # Which lines the urgent message must name, by language: the person's own
 # language's lines; English names both sets because none of them answers in English.
 EMERGENCY_EXPECTED = {
     "nl": {"112", "101", "106", "1813"},
-    "fr": {"112", "101", "107", "0800 32 123"},
-    "en": {"112", "101", "106", "1813", "107", "0800 32 123"},
+    "fr": {"112", "101", "107", "0800 32 123", "0800 30 030"},
+    "en": {"112", "101", "106", "1813", "107", "0800 32 123", "0800 30 030", "02 648 40 14"},
 }
 
 
@@ -194,18 +263,33 @@ def test_emergency_text_numbers(library: InfoLibrary, lang: str) -> None:
         assert not has_number(text, number), f"{lang}: {number} is the other language's line"
 
 
-ALLOWED_NUMBERS = {"112", "101", "106", "107", "1712", "1813", "0800 32 123", "0800 12 800"}
-PHONE_RE = re.compile(r"(?<![\d/])(0800(?: \d{2,3}){2}|1\d{2,3})(?![\d])")
+PHONE_RE = re.compile(r"(?<![\d/])(0800(?: \d{2,3}){2}|0\d(?: \d{2,3}){3}|1\d{2,3})(?![\d])")
 
 
-@pytest.mark.parametrize("lang", LANGS)
-def test_no_unknown_phone_numbers_anywhere(library: InfoLibrary, lang: str) -> None:
-    """A typo in a number ("0800 32 132") would send a person in crisis to a
-    wrong line: every number-like token must be one DOMAIN.md lists."""
+def numbers_not_in_table(library: InfoLibrary, lang: str) -> set[str]:
+    """Phone numbers written in the pages or the urgent-help text that the language's
+    help-line table does not hold."""
+    table = {m for line in library.helplines(lang) for m in PHONE_RE.findall(line.number)}
     texts = [p.body for p in walk(library, lang)] + [library.emergency_text(lang)]
     found = {m for text in texts for m in PHONE_RE.findall(text)}
     assert found, "the pattern found no numbers at all"
-    assert found <= ALLOWED_NUMBERS, found - ALLOWED_NUMBERS
+    return found - table
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_number_in_the_pages_is_in_the_table(library: InfoLibrary, lang: str) -> None:
+    """A typo in a number ("0800 32 132") would send a person in crisis to a
+    wrong line: every number-like token must be one the help-line table holds
+    (and the table is checked against DOMAIN.md above)."""
+    assert not numbers_not_in_table(library, lang)
+
+
+def test_a_mistyped_number_is_caught(tmp_path: Path) -> None:
+    """The check above can fail: a page with a number the table lacks is reported."""
+    lib = InfoLibrary.load(override=write(
+        tmp_path, '[en.pages.help]\nbody = "Call the suicide line: 0800 32 132."\n'))
+    assert numbers_not_in_table(lib, "en") == {"0800 32 132"}
+    assert not numbers_not_in_table(lib, "nl")
 
 
 @pytest.mark.parametrize(
@@ -346,6 +430,13 @@ CRISIS_POSITIVE = [
     ("nl", "ik heb zelfmoordgedachten"),
     ("nl", "ik voel me suïcidaal"),
     ("nl", "ik wil er een einde aan maken"),
+    ("nl", "Ik zie het niet meer zitten"),
+    ("nl", "ik zie het echt niet meer zitten..."),
+    ("nl", "ik wil er niet meer zijn"),
+    ("nl", "ik trek het niet meer."),
+    ("nl", "ik zie geen uitweg meer"),
+    ("nl", "het hoeft voor mij niet meer"),
+    ("nl", "mijn partner slaat me"),
     ("fr", "Je n'en peux plus"),
     ("fr", "je n’en peux plus"),  # typographic apostrophe
     ("fr", "j en peux plus"),
@@ -354,6 +445,13 @@ CRISIS_POSITIVE = [
     ("fr", "il me frappe"),
     ("fr", "je veux en finir."),
     ("fr", "je veux mettre fin a mes jours"),  # no accent typed
+    ("fr", "je ne veux plus vivre"),
+    ("fr", "je veux plus vivre"),
+    ("fr", "j'ai envie de disparaître"),
+    ("fr", "je voudrais disparaitre."),  # no accent typed
+    ("fr", "je ne vois plus d'issue"),
+    ("fr", "je suis au bout du rouleau"),
+    ("fr", "mon mari me frappe"),
     ("en", "I want to kill myself"),
     ("en", "I can't go on."),
     ("en", "i cant go on"),
@@ -361,6 +459,10 @@ CRISIS_POSITIVE = [
     ("en", "he's hitting me"),
     ("en", "I have been self-harming"),
     ("en", "suicidal thoughts"),
+    ("en", "I don't want to be here anymore"),
+    ("en", "I just want to disappear"),
+    ("en", "my partner hits me"),
+    ("en", "I see no way out."),
     # A phrase in another language than the chat's still counts.
     ("nl", "je n'en peux plus"),
     ("fr", "I want to die"),
@@ -375,6 +477,12 @@ CRISIS_NEGATIVE = [
     ("nl", "mijn collega slaat mijn voorstellen altijd af"),
     ("fr", "je veux en finir avec ce dossier avant vendredi"),
     ("fr", "je suis fatiguée"),
+    ("fr", "le dossier a disparu de mon bureau"),
+    ("fr", "il faut faire disparaître ces taches"),
+    ("nl", "ik zie het niet zitten om morgen te vergaderen"),
+    ("nl", "ik hou het niet meer vol tot de pauze zonder koffie"),
+    ("en", "I don't want to be here on Friday"),
+    ("en", "there is no way out of this meeting room"),
     ("en", "I can't go on Friday, can we move the talk?"),
     ("en", "I'm fine, just a question about the register"),
     ("en", "my manager keeps killing my ideas"),
@@ -436,7 +544,7 @@ order = 5
 body = "Bel ons eigen nummer 02 000 00 00 of 112."
 
 [nl.crisis]
-words = ["ik zie het niet meer zitten"]
+words = ["code rood"]
 
 [en.emergency]
 text = "Call 112 now."
@@ -462,7 +570,7 @@ def test_override_adds_and_replaces_pages(tmp_path: Path) -> None:
     assert help_fr is not None and "107" in help_fr.body  # other languages untouched
     assert lib.emergency_text("en") == "Call 112 now."
     assert "1813" in lib.emergency_text("nl")
-    assert lib.is_crisis("fr", "ik zie het niet meer zitten")
+    assert lib.is_crisis("fr", "het is code rood")
     assert lib.is_crisis("nl", "ik kan niet meer")  # shipped words kept
     assert "eap" in {h.id for h in lib.helplines("nl")}
     assert "eap" not in {h.id for h in lib.helplines("fr")}
@@ -472,7 +580,7 @@ def test_override_for_a_subset_of_languages(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         '[nl.pages.advisor]\ntitle = "A"\nbody = "B"\n'
-        '[fr.crisis]\nwords = ["au bout du rouleau"]\n',
+        '[fr.crisis]\nwords = ["je coule$"]\n',
     )
     lib = InfoLibrary.load(override=path, languages=["nl"])
     assert lib.languages == ("nl",)
@@ -480,7 +588,7 @@ def test_override_for_a_subset_of_languages(tmp_path: Path) -> None:
     # Crisis words of languages not offered still count, shipped and added.
     assert lib.is_crisis("nl", "je n'en peux plus")
     assert lib.is_crisis("nl", "I want to kill myself")
-    assert lib.is_crisis("nl", "je suis au bout du rouleau")
+    assert lib.is_crisis("nl", "je coule.")
 
 
 @pytest.mark.parametrize(

@@ -26,9 +26,9 @@ from nio import (
 )
 from PIL import ExifTags, Image
 
-from bot.channels import matrix as matrix_mod
 from bot.channels.base import MemoryChannelState
 from bot.channels.matrix import MatrixChannel, MatrixSetupError
+from bot.channels.matrix import channel as matrix_mod
 from bot.notices import in_every_language
 from domain.ids import CaseCode, ChannelName
 from domain.messages import (
@@ -243,7 +243,7 @@ async def test_dm_text_menu_idempotency_and_ciphertext_only(
     assert (ch.name, ch.numbered_menus, ch.idempotent_sends) == ("matrix", True, True)
     emp = await peers("emp")
     room_id = await emp.dm(bot.user_id)
-    await eventually(lambda: room_id in (ch._client.rooms if ch._client else {}), what="bot joined")
+    await eventually(lambda: ch.room(room_id) is not None, what="bot joined")
 
     secret = "my manager shouts at me " + secrets.token_hex(4)
     await emp.say(room_id, secret)
@@ -303,7 +303,7 @@ async def test_unencrypted_dm_relays_nothing_until_encrypted(
         room_id, "m.room.encryption", {"algorithm": "m.megolm.v1.aes-sha2"}
     )
     await eventually(
-        lambda: ch._client and ch._client.rooms[room_id].encrypted, what="bot sees enc"
+        lambda: (room := ch.room(room_id)) is not None and room.encrypted, what="bot sees enc"
     )
     await eventually(lambda: emp.client.rooms[room_id].encrypted, what="peer sees enc")
     await emp.say(room_id, "now encrypted")
@@ -340,7 +340,7 @@ async def test_case_room_lifecycle_with_echoing_core(
 
     core.then = relay
     dm = await emp.dm(bot.user_id)
-    await eventually(lambda: ch._client and dm in ch._client.rooms, what="bot joined dm")
+    await eventually(lambda: ch.room(dm) is not None, what="bot joined dm")
     await emp.say(dm, "I need help")
     await eventually(lambda: core.texts() == ["I need help"], what="employee text")
 
@@ -406,7 +406,7 @@ async def test_restart_restores_device_and_refuses_mismatch(
     device = ch.device_id
     emp = await peers("emp")
     dm = await emp.dm(bot.user_id)
-    await eventually(lambda: ch._client and dm in ch._client.rooms, what="bot joined")
+    await eventually(lambda: ch.room(dm) is not None, what="bot joined")
     await ch.stop()
 
     ch2 = await bot.start(core)
@@ -471,7 +471,7 @@ async def test_failed_handler_is_retried_and_sync_survives_homeserver_restart(
     ch = await bot.start(core)
     emp = await peers("emp")
     dm = await emp.dm(bot.user_id)
-    await eventually(lambda: ch._client and dm in ch._client.rooms, what="bot joined")
+    await eventually(lambda: ch.room(dm) is not None, what="bot joined")
     core.fail_next = 1
     await emp.say(dm, "first try fails")
     await eventually(lambda: core.texts() == ["first try fails"], what="retried event")
@@ -505,7 +505,7 @@ async def test_encrypted_image_arrives_scrubbed(
     ch = await bot.start(core)
     emp = await peers("emp")
     dm = await emp.dm(bot.user_id)
-    await eventually(lambda: ch._client and dm in ch._client.rooms, what="bot joined")
+    await eventually(lambda: ch.room(dm) is not None, what="bot joined")
     original = _jpeg_with_gps()
     with Image.open(io.BytesIO(original)) as im:
         assert im.getexif().get_ifd(ExifTags.IFD.GPSInfo), "precondition: GPS present"
@@ -542,7 +542,7 @@ async def test_tofu_warns_about_a_new_device_and_unknown_room_is_unreachable(
     ch = await bot.start(core, trust="tofu")
     emp = await peers("emp")
     dm = await emp.dm(bot.user_id)
-    await eventually(lambda: ch._client and dm in ch._client.rooms, what="bot joined")
+    await eventually(lambda: ch.room(dm) is not None, what="bot joined")
     await ch.send(_employee_out(dm, "first contact"), "t1")
     await eventually(lambda: "first contact" in emp.texts(dm), what="first message")
     assert not any("new device" in t for t in emp.texts(dm))
@@ -584,7 +584,7 @@ async def test_refused_attachments_name_their_reason_for_the_core(
     ch = await bot.start(core)
     emp = await peers("emp")
     dm = await emp.dm(bot.user_id)
-    await eventually(lambda: ch._client and dm in ch._client.rooms, what="bot joined")
+    await eventually(lambda: ch.room(dm) is not None, what="bot joined")
 
     async def send_file(data: bytes, tamper: bool) -> None:
         upload, keys = await emp.client.upload(

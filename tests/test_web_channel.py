@@ -19,8 +19,8 @@ import pytest
 
 from bot.channels.base import MemoryChannelState
 from bot.channels.web import STATIC_DIR, WebChannel
-from bot.channels.web_resume import lockout_seconds, normalize_passphrase
-from bot.channels.web_security import CSP
+from bot.channels.web.receipts import lockout_seconds, normalize_passphrase
+from bot.channels.web.security import CSP
 from domain.ids import CaseCode, ChannelName
 from domain.messages import Button, ChannelAddress, Inbound, Menu, Outbound, OutboundKind
 from domain.vocabulary import Role

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from bot.channels.base import MemoryChannelState
 from bot.channels.web import WebChannel, WebSessions
-from bot.channels.web_security import SECURITY_HEADERS
+from bot.channels.web.security import SECURITY_HEADERS
 from domain.messages import Inbound
 
 ADMIN = "hr-anna"

@@ -1,13 +1,18 @@
-"""HTTP hardening shared by every page of the web channel: strict security
-headers on every response, same-origin checks for state-changing requests,
-and an access log that never records who connected."""
+"""HTTP hardening shared by every page of the web channel, mounted ones
+included: strict security headers on every response, same-origin checks for
+state-changing requests, and a guard that answers failures without logging
+who connected or what they sent."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
+
+log = logging.getLogger("confidant.web")
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -70,3 +75,19 @@ def same_origin(request: web.Request, origins: Iterable[str], strict: bool) -> b
     if origin in origins:
         return True
     return not strict and origin == f"{request.scheme}://{request.host}".lower()
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer unexpected failures ourselves: aiohttp's own error log would
+    write the remote address, and tracebacks can quote personal data."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        log.error("web: request failed (%s)", type(exc).__name__)
+        return web.Response(
+            status=500,
+            text="Something went wrong. Nothing is lost; please try again later.",
+        )

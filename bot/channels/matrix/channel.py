@@ -6,15 +6,7 @@ encrypted, creates every room it owns encrypted, keeps its device (and its
 cross-signing) stable across restarts, and makes sends idempotent through
 Matrix transaction ids derived from the delivery worker's idempotency key.
 
-Trust policy (config ``matrix.trust``):
-
-* ``all``  — every device of every room member is trusted for encryption.
-* ``tofu`` — a user's devices are trusted the first time the bot sees that
-  user.  When a *new* device shows up later for a user already known, it is
-  trusted too (an employee who changes phone must not be cut off, and the bot
-  has no interactive verification), but the bot posts a warning notice in
-  every room it shares with that user, naming the new device, so a stolen
-  login does not go unnoticed.
+The trust policy is described in `bot.channels.matrix.trust`.
 """
 
 from __future__ import annotations
@@ -35,16 +27,11 @@ from typing import Any, Literal
 import aiohttp
 from nio import (
     AsyncClient,
-    AsyncClientConfig,
     DownloadError,
     ErrorResponse,
-    InviteMemberEvent,
-    JoinError,
-    LoginResponse,
     MatrixRoom,
     MegolmEvent,
     MessageDirection,
-    RoomCreateError,
     RoomEncryptedAudio,
     RoomEncryptedFile,
     RoomEncryptedImage,
@@ -60,24 +47,27 @@ from nio import (
     RoomMessagesResponse,
     RoomMessageText,
     RoomMessageVideo,
-    RoomPreset,
-    RoomPutStateError,
     RoomSendResponse,
     SyncError,
     SyncResponse,
     UnknownEncryptedEvent,
     UploadResponse,
-    WhoamiResponse,
 )
 from nio.crypto.attachments import decrypt_attachment
 from nio.exceptions import EncryptionError, LocalProtocolError, OlmUnverifiedDeviceError
 
 from bot.channels.base import ChannelState, InboundHandler, NoticeWords
-from bot.channels.matrix_crosssign import (
-    CrossSigningError,
-    CrossSigningSeeds,
-    ensure_cross_signing,
+from bot.channels.matrix.connection import Connection, quiet_nio
+from bot.channels.matrix.notices import RoomNotices
+from bot.channels.matrix.rooms import (
+    CaseRooms,
+    ConfidantRooms,
+    DmRooms,
+    RoomUpkeep,
+    addressed_user,
+    wait_room,
 )
+from bot.channels.matrix.trust import DeviceTrust, exchange_keys
 from bot.channels.media import MAX_MEDIA_BYTES, MediaRejected, scrub_image
 from domain.ids import ChannelName
 from domain.messages import (
@@ -94,9 +84,6 @@ from domain.vocabulary import Control, Role
 log = logging.getLogger(__name__)
 
 MATRIX = ChannelName("matrix")
-
-MEGOLM = "m.megolm.v1.aes-sha2"
-ENCRYPTION_STATE = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}}
 
 UNREADABLE = "undecryptable"
 """``Inbound.unsupported`` kind for a message the bot cannot read (its room key
@@ -193,11 +180,6 @@ class _Held:
     """Wall-clock time it was first seen (survives a restart)."""
 
 
-class MatrixSetupError(Exception):
-    """The Matrix login, store or keys are inconsistent; the message tells the operator
-    what is wrong and what to do.  The bot must not start the channel."""
-
-
 def _tx_id(idempotency_key: str, part: str) -> str:
     """Stable Matrix transaction id: the same key always yields the same id, so a
     retried send is deduplicated by the homeserver."""
@@ -242,19 +224,26 @@ class MatrixChannel:
             raise ValueError("a password or an access token is needed")
         self.homeserver = homeserver.rstrip("/")
         self.user_id = user_id
-        self._password = password
-        self._access_token = access_token
         self.device_name = device_name
         self.store_dir = Path(store_dir)
         self.trust = trust
-        self._pickle_key = pickle_key
         self._state = state
+        self._connection = Connection(
+            self.homeserver, user_id, password=password, access_token=access_token,
+            device_name=device_name, store_dir=self.store_dir, pickle_key=pickle_key,
+            state=state,
+        )
+        self._trust = DeviceTrust(self._connection, trust)
+        self._room_notices = RoomNotices(self._connection, self._trust, notices)
+        self._cases = CaseRooms(self._connection, state)
+        self._confidant_rooms = ConfidantRooms(
+            self._connection, self._cases, DmRooms(self._connection, state, self._cases, pickle_key)
+        )
+        self._upkeep = RoomUpkeep(self._connection, self._room_notices)
         self._sync_timeout_ms = sync_timeout_ms
         if timeline_limit < 1:
             raise ValueError("timeline_limit must be at least 1")
         self._sync_filter = {"room": {"timeline": {"limit": timeline_limit}}}
-        self._notices = notices
-        self._client: AsyncClient | None = None
         self._on_inbound: InboundHandler | None = None
         self._task: asyncio.Task[None] | None = None
         self._send_lock = asyncio.Lock()
@@ -271,8 +260,6 @@ class MatrixChannel:
         self._saved_held = b"[]"
         self._queued_gaps = b"{}"
         self._queued_held = b"[]"
-        self._room_case: dict[str, str | None] = {}
-        self._encryption_asked: set[str] = set()
         self._synced_once = False
 
     # -- lifecycle -----------------------------------------------------------
@@ -280,40 +267,28 @@ class MatrixChannel:
     @property
     def device_id(self) -> str | None:
         """The bot's Matrix device id once started (stable across restarts)."""
-        return self._client.device_id if self._client else None
+        client = self._connection.current
+        return client.device_id if client else None
+
+    def room(self, room_id: str) -> MatrixRoom | None:
+        """The room as the bot's syncs have seen it, if it is in it (for tests
+        and diagnostics)."""
+        client = self._connection.current
+        return client.rooms.get(room_id) if client else None
 
     async def start(self, on_inbound: InboundHandler) -> None:
         """Log in (or restore the stored device), make sure cross-signing holds,
         run a first full-state sync, then keep syncing in the background."""
         self._on_inbound = on_inbound
-        _quiet_nio()
+        quiet_nio()
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="matrix-inbound")
-        self.store_dir.mkdir(parents=True, exist_ok=True)
-        client = AsyncClient(
-            self.homeserver,
-            self.user_id,
-            store_path=str(self.store_dir),
-            config=AsyncClientConfig(
-                encryption_enabled=True,
-                store_sync_tokens=True,
-                pickle_key=self._pickle_key,
-                max_limit_exceeded=0,
-                max_timeouts=0,
-                request_timeout=30,
-            ),
-        )
-        self._client = client
         try:
-            await self._login(client)
-            if client.should_upload_keys:
-                await client.keys_upload()
-            await self._ensure_cross_signing(client)
+            await self._connection.open()
             await self._load_owed()
             since = await self._state.get("since")
             await self._sync_once(full_state=True, since=since.decode() if since else None)
         except BaseException:
-            await client.close()
-            self._client = None
+            await self._connection.close()
             await self._cancel_tasks()
             raise
         self._task = asyncio.create_task(self._run(), name="matrix-sync")
@@ -322,9 +297,7 @@ class MatrixChannel:
         """Stop the sync loop and close the HTTP session (nio's store is on disk)."""
         await self._cancel_tasks()
         async with self._send_lock:
-            if self._client is not None:
-                await self._client.close()
-            self._client = None
+            await self._connection.close()
 
     async def _cancel_tasks(self) -> None:
         """Cancel the sync loop and the inbound dispatcher and wait for them."""
@@ -335,99 +308,6 @@ class MatrixChannel:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-    async def _login(self, client: AsyncClient) -> None:
-        """First start: password login and persist the device; later starts:
-        restore that same device from the state and nio's store."""
-        raw = await self._state.get("login")
-        store_files = sorted(self.store_dir.glob(f"{self.user_id}_*.db"))
-        if raw is not None:
-            saved = json.loads(raw)
-            if saved.get("user_id") != self.user_id:
-                raise MatrixSetupError(
-                    "matrix.user_id differs from the account this bot's state was made for; "
-                    "restore the old user_id or give the bot a fresh database"
-                )
-            device_id, token = saved["device_id"], saved["access_token"]
-            if not (self.store_dir / f"{self.user_id}_{device_id}.db").exists():
-                raise MatrixSetupError(
-                    f"matrix.store_dir: the encryption store for device {device_id} is missing "
-                    f"in {self.store_dir}; restore it from backup (without it the bot cannot "
-                    "read its encrypted rooms), or delete the bot's Matrix state to start "
-                    "with a new device"
-                )
-            client.device_id = device_id
-            try:
-                client.restore_login(self.user_id, device_id, token)
-            except Exception as exc:
-                raise MatrixSetupError(
-                    "matrix.store_dir: the encryption store cannot be opened with this key "
-                    f"file ({type(exc).__name__}); was the key file replaced?"
-                ) from exc
-            who = await client.whoami()
-            if not isinstance(who, WhoamiResponse):
-                raise MatrixSetupError(
-                    "matrix: the homeserver rejected the stored access token "
-                    f"({getattr(who, 'status_code', '?')}); the device was logged out. "
-                    "Delete the bot's Matrix state and store_dir to log in as a new device"
-                )
-            if who.user_id != self.user_id or (who.device_id and who.device_id != device_id):
-                raise MatrixSetupError(
-                    "matrix: the stored access token belongs to another user or device"
-                )
-            return
-        if store_files:
-            raise MatrixSetupError(
-                f"matrix.store_dir: {self.store_dir} already holds an encryption store for "
-                f"{len(store_files)} device(s) but the bot's state has no Matrix login; "
-                "use the matching database, or move store_dir away to start a new device"
-            )
-        if self._password:
-            resp = await client.login(self._password, device_name=self.device_name)
-            if not isinstance(resp, LoginResponse):
-                raise MatrixSetupError(
-                    f"matrix.password: login failed ({getattr(resp, 'status_code', '?')})"
-                )
-            device_id, token = resp.device_id, resp.access_token
-        else:
-            assert self._access_token is not None
-            client.access_token = self._access_token
-            who = await client.whoami()
-            if not isinstance(who, WhoamiResponse) or not who.device_id:
-                raise MatrixSetupError("matrix.access_token: rejected by the homeserver")
-            if who.user_id != self.user_id:
-                raise MatrixSetupError("matrix.access_token: belongs to another user")
-            device_id, token = who.device_id, self._access_token
-            client.restore_login(self.user_id, device_id, token)
-        await self._state.set(
-            "login",
-            json.dumps(
-                {"user_id": self.user_id, "device_id": device_id, "access_token": token}
-            ).encode(),
-        )
-        log.info("matrix: logged in with a new device")
-
-    async def _ensure_cross_signing(self, client: AsyncClient) -> None:
-        """Bootstrap or check cross-signing; persist new seeds (encrypted by the store)."""
-        assert client.olm is not None
-        raw = await self._state.get("xsign")
-        seeds = CrossSigningSeeds.from_bytes(raw) if raw else None
-        try:
-            new = await ensure_cross_signing(
-                self.homeserver,
-                client.access_token,
-                self.user_id,
-                client.device_id,
-                dict(client.olm.account.identity_keys),
-                seeds,
-                password=self._password,
-            )
-        except CrossSigningError as exc:
-            raise MatrixSetupError(f"matrix: cross-signing: {exc}") from exc
-        if new != seeds:
-            await self._state.set("xsign", new.to_bytes())
-
-    # -- sync loop -----------------------------------------------------------
 
     async def _run(self) -> None:
         """Long-poll forever, backing off on network errors and homeserver restarts."""
@@ -448,7 +328,7 @@ class MatrixChannel:
 
     async def _sync_once(self, *, full_state: bool, since: str | None = None) -> bool:
         """One sync round: housekeeping, events, retries.  False on a sync error."""
-        client = self._require_client()
+        client = self._connection.client
         # Where this sync starts: every event after it is new to the bot, so a
         # cut-off timeline's gap starts here.
         boundary = since or client.next_batch or client.loaded_sync_token
@@ -467,9 +347,9 @@ class MatrixChannel:
             return False
         assert isinstance(resp, SyncResponse)
         self._synced_once = True
-        await self._housekeeping()
+        await exchange_keys(self._connection)
         for room_id in resp.rooms.invite:
-            await self._accept_invite(room_id, resp)
+            await self._upkeep.accept_invite(room_id, resp)
         for room_id in resp.rooms.leave:
             self._gaps.pop(room_id, None)  # no longer readable: nothing more to fetch
         queued = self._queued_total
@@ -503,9 +383,9 @@ class MatrixChannel:
             for event in events:
                 await self._handle_event(room, event)
             if info is not None:
-                await self._ensure_room_encrypted(room)
+                await self._upkeep.ensure_encrypted(room)
         await self._expire_held()
-        await self._apply_trust_everywhere()
+        await self._room_notices.warn_new_devices(self._trust.apply_everywhere())
         now = asyncio.get_running_loop().time()
         gaps, held = self._owed_snapshot()
         if (
@@ -544,7 +424,7 @@ class MatrixChannel:
         the room's newer events wait in it meanwhile, so the core still sees
         the room in order.  An event handed over twice (after a crash) is
         dropped by the core, which records event ids."""
-        client = self._require_client()
+        client = self._connection.client
         now = asyncio.get_running_loop().time()
         if gap.due > now:
             return False
@@ -651,7 +531,7 @@ class MatrixChannel:
         do decrypt are not held back behind it: a missing key almost always
         concerns a whole Megolm session, so the messages after it wait too and
         are released together, in the order they came."""
-        client = self._require_client()
+        client = self._connection.client
         source = dict(event.source)
         source.setdefault("room_id", room.room_id)
         self._held[event.event_id] = _Held(room.room_id, source, time.time())
@@ -675,7 +555,7 @@ class MatrixChannel:
 
     async def _release_held(self) -> None:
         """Hand over waiting events whose key has arrived, in the order they came."""
-        client = self._require_client()
+        client = self._connection.client
         if not self._held or client.olm is None:
             return
         for event_id, held in list(self._held.items()):
@@ -731,87 +611,9 @@ class MatrixChannel:
                 chat=room_id,
                 event_id=event_id + _UNREADABLE_SUFFIX,
                 unsupported=UNREADABLE,
-                case_hint=await self._case_for_room(room_id),
+                case_hint=await self._cases.case_for_room(room_id),
             )
         )
-
-    async def _housekeeping(self) -> None:
-        """What nio's sync_forever does between syncs: keys and to-device messages."""
-        client = self._require_client()
-        if client.should_upload_keys:
-            await client.keys_upload()
-        if client.should_query_keys:
-            await client.keys_query()
-        if client.should_claim_keys:
-            await client.keys_claim(client.get_users_for_key_claiming())
-        await client.send_to_device_messages()
-
-    async def _accept_invite(self, room_id: str, resp: SyncResponse) -> None:
-        """Employees start a DM by inviting the bot: join it."""
-        client = self._require_client()
-        info = resp.rooms.invite[room_id]
-        own = [
-            e
-            for e in info.invite_state
-            if isinstance(e, InviteMemberEvent)
-            and e.state_key == self.user_id
-            and e.membership == "invite"
-        ]
-        if not own:
-            return
-        result = await client.join(room_id)
-        if isinstance(result, JoinError):
-            log.warning("matrix: could not join an invited room (%s)", result.status_code)
-        else:
-            log.info("matrix: joined a room on invite")
-
-    async def _ensure_room_encrypted(self, room: MatrixRoom) -> None:
-        """Turn encryption on in a DM that lacks it; if we may not, ask the user to."""
-        if room.encrypted or room.room_id in self._encryption_asked:
-            return
-        self._encryption_asked.add(room.room_id)
-        client = self._require_client()
-        resp = await client.room_put_state(room.room_id, "m.room.encryption", {"algorithm": MEGOLM})
-        if isinstance(resp, RoomPutStateError):
-            log.info("matrix: may not enable encryption in a room; asking the user")
-            await self._plain_notice(room.room_id, self._room_notice("matrix.not_encrypted"))
-        else:
-            log.info("matrix: enabled encryption in a room")
-
-    def _room_notice(self, key: str, **values: object) -> str:
-        """A notice the channel must send itself, in each of the organisation's
-        languages (default first), from the same strings the core uses
-        (the app's `NoticeWords`).
-
-        Only for notices that cannot go through the core: the one asking for
-        encryption is for an unencrypted room, where the core's messages must
-        never go (letting the core answer there would also move the person's
-        address to that room), and may come before anyone wrote; a new-device
-        warning concerns a room, not anyone's message.  The reader's language
-        is unknown here, so every language is shown."""
-        return self._notices(key, **values)
-
-    async def _plain_notice(self, room_id: str, text: str) -> None:
-        """A fixed, content-free notice; the only thing ever sent to an unencrypted room."""
-        client = self._require_client()
-        room = client.rooms.get(room_id)
-        try:
-            if room is not None and room.encrypted:
-                self._apply_trust(room)
-            await client.room_send(
-                room_id, "m.room.message", {"msgtype": "m.notice", "body": text}
-            )
-        except (LocalProtocolError, EncryptionError, aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("matrix: notice not sent (%s)", type(exc).__name__)
-
-    # -- inbound -------------------------------------------------------------
-
-    async def _case_for_room(self, room_id: str) -> str | None:
-        """The case code a per-case room belongs to (None for employee DMs)."""
-        if room_id not in self._room_case:
-            raw = await self._state.get(f"room:{room_id}")
-            self._room_case[room_id] = raw.decode() if raw else None
-        return self._room_case[room_id]
 
     async def _handle_event(self, room: MatrixRoom, event: Any) -> None:
         """Translate one timeline event; refuse anything that was not end-to-end encrypted."""
@@ -835,7 +637,7 @@ class MatrixChannel:
         self._held.pop(event_id, None)  # its key came with the same sync
         if not getattr(event, "decrypted", False):
             log.info("matrix: refused an unencrypted message")
-            await self._plain_notice(room.room_id, self._room_notice("matrix.not_encrypted"))
+            await self._room_notices.ask_for_encryption(room.room_id)
             return
         inbound = await self._to_inbound(room, event)
         if inbound is not None:
@@ -843,7 +645,7 @@ class MatrixChannel:
 
     async def _to_inbound(self, room: MatrixRoom, event: RoomMessage) -> Inbound | None:
         """Build the `Inbound` for a decrypted message (text, media or unsupported)."""
-        case_code = await self._case_for_room(room.room_id)
+        case_code = await self._cases.case_for_room(room.room_id)
         inbound = inbound_from_event(room, event, case_code)
         if inbound is not None or not isinstance(event, RoomEncryptedMedia | RoomMessageMedia):
             return inbound
@@ -860,7 +662,7 @@ class MatrixChannel:
 
     async def _fetch_media(self, event: RoomEncryptedMedia | RoomMessageMedia) -> Media:
         """Download (and decrypt) an attachment; images are re-encoded without metadata."""
-        client = self._require_client()
+        client = self._connection.client
         resp = await client.download(mxc=event.url)
         if isinstance(resp, DownloadError) or not hasattr(resp, "body"):
             raise RetryLater("download failed")
@@ -961,47 +763,6 @@ class MatrixChannel:
         """How many inbound events wait for another try (for health checks and tests)."""
         return len(self._retry)
 
-    # -- trust ---------------------------------------------------------------
-
-    def _apply_trust(self, room: MatrixRoom) -> dict[str, list[str]]:
-        """Trust the devices the policy accepts; return the new devices of users we
-        already knew (``tofu`` warns about those)."""
-        client = self._require_client()
-        fresh: dict[str, list[str]] = {}
-        for user_id in set(room.users) | set(room.invited_users):
-            devices = list(client.device_store.active_user_devices(user_id))
-            pending = [d for d in devices if not d.verified and not d.blacklisted]
-            if not pending:
-                continue
-            known = any(d.verified for d in devices)
-            for device in pending:
-                client.verify_device(device)
-            if self.trust == "tofu" and known and user_id != self.user_id:
-                fresh[user_id] = [d.id for d in pending]
-        return fresh
-
-    async def _apply_trust_everywhere(self) -> None:
-        """Run the policy over every encrypted room and post tofu warnings."""
-        client = self._require_client()
-        warnings: dict[str, set[str]] = {}
-        for room in list(client.rooms.values()):
-            if room.encrypted:
-                for user_id, new_devices in self._apply_trust(room).items():
-                    warnings.setdefault(user_id, set()).update(new_devices)
-        for user_id, device_ids in warnings.items():
-            log.info("matrix: new device of a known user trusted; warning posted")
-            text = self._room_notice("matrix.new_device", devices=", ".join(sorted(device_ids)))
-            for room in list(client.rooms.values()):
-                if room.encrypted and user_id in room.users:
-                    try:
-                        await client.room_send(
-                            room.room_id,
-                            "m.room.message",
-                            {"msgtype": "m.notice", "body": text},
-                        )
-                    except (LocalProtocolError, EncryptionError, aiohttp.ClientError) as exc:
-                        log.warning("matrix: warning not sent (%s)", type(exc).__name__)
-
     # -- outbound ------------------------------------------------------------
 
     async def send(self, out: Outbound, idempotency_key: str) -> SendResult:
@@ -1013,13 +774,13 @@ class MatrixChannel:
             raise RetryLater(f"homeserver unreachable: {type(exc).__name__}") from exc
 
     async def _send_locked(self, out: Outbound, key: str) -> SendResult:
-        client = self._client
+        client = self._connection.current
         if client is None or not self._synced_once:
             raise RetryLater("matrix channel not running")
         case_room: str | None = None
         if out.role == Role.CONFIDANT:
-            room_id, case_room = await self._confidant_target(out)
-            room = await self._wait_room(room_id, _user(out))
+            room_id, case_room = await self._confidant_rooms.target(out)
+            room = await wait_room(self._connection, room_id, addressed_user(out))
         else:
             room_id = out.to.address
             found_room = client.rooms.get(room_id)
@@ -1041,147 +802,22 @@ class MatrixChannel:
             if isinstance(resp, ErrorResponse):
                 log.warning("matrix: kick failed (%s)", resp.status_code)
         elif out.control in (Control.CASE_CLOSE, Control.CASE_ERASE) and out.case:
-            await self._forget_case_room(str(out.case))
+            await self._cases.forget(str(out.case))
         return SendResult(event_id)
-
-    async def _confidant_target(self, out: Outbound) -> tuple[str, str | None]:
-        """Where a message for a confidant goes, and the case's room if it has one.
-
-        The case room when the message belongs to a case whose room the
-        confidant is in (``case-open`` and relayed words create the room or
-        invite them);
-        otherwise the confidant's personal DM with the bot, so notifications,
-        ``/cases`` answers and news about cases without a room are never
-        dropped.  A reply addressed to a room (the confidant wrote from it)
-        goes back there.
-        """
-        client = self._require_client()
-        user = _user(out)
-        case_room: str | None = None
-        if out.case:
-            raw = await self._state.get(f"case:{out.case}")
-            case_room = raw.decode() if raw else None
-            if case_room is not None and case_room not in client.rooms:
-                case_room = None  # the bot is no longer in it: as good as gone
-            # Words of the employee belong in the case room, so they open it too.
-            opens = out.control == Control.CASE_OPEN or out.kind in (
-                OutboundKind.RELAY,
-                OutboundKind.URGENT,
-            )
-            if opens and user is not None:
-                if case_room is None:
-                    created = await self._create_case_room(out, user)
-                    return created, created
-                if user not in client.rooms[case_room].users:
-                    resp = await client.room_invite(case_room, user)
-                    if isinstance(resp, ErrorResponse):
-                        log.warning("matrix: invite failed (%s)", resp.status_code)
-                return case_room, case_room
-            if case_room is not None and (user is None or user in client.rooms[case_room].users):
-                return case_room, case_room
-        if user is None:
-            return out.to.address, case_room
-        return await self._dm_room(user), case_room
-
-    async def _create_case_room(self, out: Outbound, user: str) -> str:
-        """A new encrypted room for the case, named with its code, only the confidant invited."""
-        client = self._require_client()
-        resp = await client.room_create(
-            name=str(out.case),
-            preset=RoomPreset.private_chat,
-            invite=[user],
-            initial_state=[ENCRYPTION_STATE],
-        )
-        if isinstance(resp, RoomCreateError):
-            raise RetryLater(f"room creation failed: {resp.status_code}")
-        room_id = str(resp.room_id)
-        await self._state.set(f"case:{out.case}", room_id.encode())
-        await self._state.set(f"room:{room_id}", str(out.case).encode())
-        self._room_case[room_id] = str(out.case)
-        log.info("matrix: case room created for %s", out.case)
-        return room_id
-
-    async def _forget_case_room(self, case: str) -> None:
-        """Leave a closed or erased case's room and drop the mapping: nothing reopens it."""
-        client = self._require_client()
-        raw = await self._state.get(f"case:{case}")
-        if raw is None:
-            return
-        room_id = raw.decode()
-        if room_id in client.rooms:
-            leave = await client.room_leave(room_id)
-            if isinstance(leave, ErrorResponse):
-                raise RetryLater(f"leave failed: {leave.status_code}")
-        await self._state.delete(f"case:{case}")
-        await self._state.delete(f"room:{room_id}")
-        self._room_case.pop(room_id, None)
-
-    def _dm_key(self, user: str) -> str:
-        """State key of a confidant's DM room: a keyed hash, so the database names no one."""
-        secret = hashlib.sha256(b"matrix-dm\0" + self._pickle_key.encode()).digest()
-        return "dm:" + hashlib.blake2b(user.encode(), key=secret, digest_size=16).hexdigest()
-
-    async def _dm_room(self, user: str) -> str:
-        """The confidant's personal encrypted DM with the bot: the stored one, else a room
-        the confidant invited the bot to, else a new one (created on first need)."""
-        client = self._require_client()
-        key = self._dm_key(user)
-        raw = await self._state.get(key)
-        if raw is not None:
-            room_id = raw.decode()
-            room = client.rooms.get(room_id)
-            if room is not None and user in room.users:
-                return room_id
-            if room is not None:  # the confidant left: ask them back in
-                resp = await client.room_invite(room_id, user)
-                if not isinstance(resp, ErrorResponse):
-                    return room_id
-            await self._state.delete(key)
-        for room in list(client.rooms.values()):
-            if (
-                set(room.users) == {self.user_id, user}
-                and await self._case_for_room(room.room_id) is None
-            ):
-                await self._state.set(key, room.room_id.encode())
-                log.info("matrix: confidant DM room adopted")
-                return str(room.room_id)
-        resp = await client.room_create(
-            is_direct=True,
-            preset=RoomPreset.trusted_private_chat,
-            invite=[user],
-            initial_state=[ENCRYPTION_STATE],
-        )
-        if isinstance(resp, RoomCreateError):
-            raise RetryLater(f"DM creation failed: {resp.status_code}")
-        room_id = str(resp.room_id)
-        await self._state.set(key, room_id.encode())
-        log.info("matrix: confidant DM room created")
-        return room_id
-
-    async def _wait_room(self, room_id: str, member: str | None) -> MatrixRoom:
-        """Wait until the sync loop has seen the room encrypted (and ``member`` in it),
-        so the Megolm session is shared with everyone who must read the message."""
-        client = self._require_client()
-        for _ in range(200):
-            room = client.rooms.get(room_id)
-            if room is not None and room.encrypted and (member is None or member in room.users):
-                return room
-            await asyncio.sleep(0.05)
-        raise RetryLater("room state not synced yet")
 
     async def _room_send(self, room: MatrixRoom, content: dict[str, Any], tx_id: str) -> str:
         """Encrypt and send with our trust policy applied; map failures for the worker."""
-        client = self._require_client()
+        client = self._connection.client
         if not room.members_synced:
             await client.joined_members(room.room_id)
         if client.should_query_keys:
             await client.keys_query()
-        self._apply_trust(room)
+        self._trust.apply(room)
         try:
             resp = await client.room_send(room.room_id, "m.room.message", content, tx_id=tx_id)
         except OlmUnverifiedDeviceError:
             await client.keys_query()
-            self._apply_trust(room)
+            self._trust.apply(room)
             try:
                 resp = await client.room_send(room.room_id, "m.room.message", content, tx_id=tx_id)
             except OlmUnverifiedDeviceError as exc:
@@ -1194,7 +830,7 @@ class MatrixChannel:
 
     async def _send_media(self, room: MatrixRoom, out: Outbound, key: str) -> str:
         """Upload the file encrypted (re-uploaded, never forwarded) and send it."""
-        client = self._require_client()
+        client = self._connection.client
         media = out.media
         assert media is not None
         data, mime = media.data, media.mime_type
@@ -1221,26 +857,6 @@ class MatrixChannel:
             "file": file_info,
         }
         return await self._room_send(room, content, _tx_id(key, "media"))
-
-    def _require_client(self) -> AsyncClient:
-        if self._client is None:
-            raise RetryLater("matrix channel not running")
-        return self._client
-
-
-def _quiet_nio() -> None:
-    """matrix-nio logs user, device and room ids even at INFO and WARNING; our
-    logs must carry none, so only its errors pass (whatever the app set up)."""
-    nio_log = logging.getLogger("nio")
-    if nio_log.getEffectiveLevel() < logging.ERROR:
-        nio_log.setLevel(logging.ERROR)
-
-
-def _user(out: Outbound) -> str | None:
-    """The Matrix user a message is addressed to, when it names a user, not a room."""
-    address = out.to.address
-    return address if address.startswith("@") else None
-
 
 def _map_error(resp: ErrorResponse) -> RetryLater | Unreachable:
     """Matrix errors → the delivery worker's vocabulary."""
