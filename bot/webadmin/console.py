@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from bot.webadmin import absences_pages, confidants_pages, figures_pages, rooms_pages, rota_pages
-from bot.webadmin.gate import SESSION_SECONDS, Gate, Redeem, Sessions
+from bot.webadmin.gate import SESSION_SECONDS, Gate
 from bot.webadmin.kit import Form, Kit, ServiceFactory, read_form
 from bot.webadmin.pages import Pages, View
 from handlers.i18n import Translator
@@ -38,8 +38,6 @@ class Site(Protocol):
 
     def mount(self, prefix: str, routes: Sequence[web.RouteDef]) -> None: ...
 
-    def sessions(self, kind: str, lifetime: float) -> Sessions: ...
-
     def same_origin(self, request: web.Request) -> bool: ...
 
     def url_for(self, path: str) -> str: ...
@@ -48,9 +46,8 @@ class Site(Protocol):
 class AdminConsole:
     """The console's routes, built around one `Kit`."""
 
-    def __init__(self, kit: Kit, redeem: Redeem, console_link: Callable[[str], str]) -> None:
+    def __init__(self, kit: Kit, console_link: Callable[[str], str]) -> None:
         self.kit = kit
-        self.redeem = redeem
         self.console_link = console_link
         """A confidant's one-time console secret → the link to send them."""
 
@@ -93,18 +90,24 @@ class AdminConsole:
             return self.kit.refused(view, 403, "title", "csrf", command="")
         form = await read_form(request)
         token = form.get("token")
-        name = await self.redeem(token) if _TOKEN.fullmatch(token) else None
-        if name is None:
+        opened = None
+        if _TOKEN.fullmatch(token):
+            async with self.kit.open_service("admin:web") as svc:
+                opened = await svc.login(token)
+        if opened is None:
             log.info("webadmin: login refused")
             return self.kit.refused(view, 403, "login.failed_title", "login.failed")
+        _, sid = opened
         response = web.HTTPSeeOther(location="/admin/rota")
-        await self.kit.gate.sessions.begin(response, name)
+        self.kit.gate.begin(response, sid)
         log.info("webadmin: login")
         return response
 
     async def logout(self, view: View, form: Form) -> web.StreamResponse:
+        async with self.kit.service(view) as svc:
+            await svc.logout(self.kit.gate.session_id(view.request))
         response = self.kit.refused(view, 200, "logout", "login.logged_out", command="")
-        await self.kit.gate.sessions.end(view.request, response)
+        self.kit.gate.end(response)
         log.info("webadmin: logout")
         return response
 
@@ -118,16 +121,23 @@ class AdminConsole:
                             charset="utf-8")
 
 
-def mount(site: Site, open_service: ServiceFactory, redeem: Redeem, *, org_name: str,
+def mount(site: Site, open_service: ServiceFactory, *, org_name: str,
           languages: Sequence[str], default_language: str, timezone: str,
           clock: Callable[[], float] = time.time) -> AdminConsole:
-    """Serve the admin console under ``/admin`` on the web channel ``site``."""
+    """Serve the admin console under ``/admin`` on the web channel ``site``;
+    ``open_service`` opens the admin service (actor → service in one
+    transaction), the only way in to the data."""
+
+    async def lookup(sid: str) -> str | None:
+        async with open_service("admin:web") as svc:
+            info = await svc.session(sid)
+        return info.name if info is not None else None
+
     tr = Translator(default_language, languages, timezone, org_name)
-    gate = Gate(site.sessions("admin", SESSION_SECONDS), site.same_origin, languages,
-                default_language)
+    secure = site.url_for("/").startswith("https://")
+    gate = Gate(lookup, site.same_origin, secure, languages, default_language)
     pages = Pages(tr, org_name, tuple(gate.languages))
     kit = Kit(gate, pages, open_service, ZoneInfo(timezone), clock)
-    console = AdminConsole(kit, redeem,
-                           lambda secret: site.url_for("/console/login?token=" + secret))
+    console = AdminConsole(kit, lambda secret: site.url_for("/console/login?token=" + secret))
     site.mount("/admin", console.routes())
     return console

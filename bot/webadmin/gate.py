@@ -1,12 +1,14 @@
-"""Who may pass: the admin's session (a cookie of its own, which a
-confidant's console session never opens), the per-session token every change
+"""Who may pass: the admin's session, the per-session token every change
 must carry (CSRF), the same-origin check, and the page language.
 
-A session is begun only by redeeming a one-time link from ``confidant admin
-token --admin NAME`` and ends after `SESSION_SECONDS` or on logout.  Every
-route asks the gate first; a request without a session gets nothing but a
-refusal, and a change without the session's token or from another site is
-refused before it reaches the admin service.
+A session is begun only by trading a one-time link from ``confidant admin
+token --admin NAME`` with the admin service (`AccountOps.login`), which keeps
+it (as a hash) and ends it after eight hours, at logout, or when the account
+is removed.  The browser holds its secret in an HttpOnly, SameSite=Strict
+cookie of its own (``__Host-`` and Secure behind https), which a confidant's
+console cookie never opens.  A request without a live session gets nothing
+but a refusal, and a change without the session's token or from another
+site is refused before it reaches the admin service.
 """
 
 from __future__ import annotations
@@ -16,29 +18,18 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from aiohttp import web
 
 log = logging.getLogger("confidant.webadmin")
 
 SESSION_SECONDS = 8 * 3600
-"""One working day; after that a new link is needed."""
+"""How long a session lasts (the service's `ADMIN_SESSION_LIFETIME`; a test
+holds the two equal)."""
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "X-CSRF-Token"
 LANG_COOKIE = "confidant_admin_lang"
-
-
-class Sessions(Protocol):
-    """The web channel's cookie sessions of one kind (`WebChannel.sessions`)."""
-
-    cookie_name: str
-
-    async def begin(self, response: web.StreamResponse, subject: str) -> None: ...
-
-    async def subject(self, request: web.Request) -> str | None: ...
-
-    async def end(self, request: web.Request, response: web.StreamResponse) -> str | None: ...
+MAX_SID = 200
 
 
 @dataclass(frozen=True)
@@ -50,29 +41,57 @@ class Admin:
 
 
 def csrf_token(session_id: str) -> str:
-    """The session's change token: derived from the session id (which the
-    page never sees: the cookie is HttpOnly), so another site can neither
-    read nor guess it, and it dies with the session."""
+    """The session's change token: derived from the session secret (which
+    the page never sees: the cookie is HttpOnly), so another site can
+    neither read nor guess it, and it dies with the session."""
     return hashlib.sha256(b"confidant-admin-csrf\0" + session_id.encode()).hexdigest()[:40]
 
 
-class Gate:
-    """The checks every admin route makes before doing anything."""
+SessionLookup = Callable[[str], Awaitable[str | None]]
+"""Session secret → the admin's name, or None (the admin service's check)."""
 
-    def __init__(self, sessions: Sessions, same_origin: Callable[[web.Request], bool],
-                 languages: Sequence[str], default_language: str) -> None:
-        self.sessions = sessions
+
+class Gate:
+    """The checks every admin route makes before doing anything.
+
+    ``lookup`` is the admin service's session check (session secret → the
+    admin's name or None), ``same_origin`` the web channel's."""
+
+    def __init__(self, lookup: SessionLookup, same_origin: Callable[[web.Request], bool],
+                 secure: bool, languages: Sequence[str], default_language: str) -> None:
+        self.lookup = lookup
         self.same_origin = same_origin
+        self.secure = secure
+        self.cookie_name = "__Host-confidant-admin" if secure else "confidant_admin"
         self.languages = tuple(languages) or (default_language,)
         self.default_language = default_language
 
+    def session_id(self, request: web.Request) -> str:
+        sid = request.cookies.get(self.cookie_name, "")
+        return sid if 0 < len(sid) <= MAX_SID else ""
+
     async def admin(self, request: web.Request) -> Admin | None:
-        """The logged-in admin, or None (no cookie, unknown or expired session)."""
-        name = await self.sessions.subject(request)
+        """The logged-in admin, or None (no cookie, unknown or ended session)."""
+        sid = self.session_id(request)
+        if not sid:
+            return None
+        name = await self.lookup(sid)
         if name is None:
             return None
-        sid = request.cookies.get(self.sessions.cookie_name, "")
         return Admin(name=name, csrf=csrf_token(sid))
+
+    def had_session(self, request: web.Request) -> bool:
+        """The browser still sends a session cookie (so the session ended)."""
+        return bool(self.session_id(request))
+
+    def begin(self, response: web.StreamResponse, sid: str) -> None:
+        """Hand the browser its session secret.  No Max-Age: the cookie also
+        goes when the browser closes, on a shared computer too."""
+        response.set_cookie(self.cookie_name, sid, httponly=True, samesite="Strict",
+                            secure=self.secure, path="/")
+
+    def end(self, response: web.StreamResponse) -> None:
+        response.del_cookie(self.cookie_name, path="/")
 
     async def change_allowed(self, request: web.Request, admin: Admin,
                              token: str | None) -> bool:
@@ -97,7 +116,3 @@ class Gate:
             if code in self.languages:
                 return code
         return self.default_language
-
-
-Redeem = Callable[[str], Awaitable[str | None]]
-"""One-time login token → the admin's name, or None (unknown, used, expired)."""

@@ -101,6 +101,13 @@ class Kit:
                                  text=text, command=command,
                                  language_links=language_links(view, self.gate.languages))
 
+    def no_session(self, view: View) -> web.Response:
+        """401: never logged in, or the session ended (expired, logged out)."""
+        text = "login.expired" if self.gate.had_session(view.request) else "login.needed"
+        response = self.refused(view, 401, "login.needed_title", text)
+        self.gate.end(response)
+        return response
+
     def page(self, handler: PageHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         """Wrap a route that shows something: an admin session or nothing."""
         async def route(request: web.Request) -> web.StreamResponse:
@@ -108,7 +115,7 @@ class Kit:
             view = await self.view(request, admin)
             if admin is None:
                 log.info("webadmin: page without a session refused")
-                return self.refused(view, 401, "login.needed_title", "login.needed")
+                return self.no_session(view)
             response = await handler(view)
             return remember_language(request, response, self.gate.languages)
         return route
@@ -122,7 +129,7 @@ class Kit:
             view = await self.view(request, admin)
             if admin is None:
                 log.info("webadmin: change without a session refused")
-                return self.refused(view, 401, "login.needed_title", "login.needed")
+                return self.no_session(view)
             form = await read_form(request)
             if not await self.gate.change_allowed(request, admin, form.get(CSRF_FIELD) or None):
                 return self.refused(view, 403, "title", "csrf", command="")
