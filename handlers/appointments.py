@@ -15,12 +15,13 @@ from datetime import UTC, date, datetime, timedelta
 from domain.messages import Media, OutboundKind
 from domain.parsing import ParseError, parse_date
 from domain.vocabulary import AppointmentStatus, CaseStatus, ShiftKind
+from handlers.administration.problems import AdminError
+from handlers.administration.validation import check_absence
 from handlers.core import Ctx, MenuRows, UserError
 from handlers.ics import talk_ics
 from handlers.slots import Away, Busy, Slot, TalkHours, generate
 from store.appointments import SlotTaken
 from store.models import Appointment, Case, Confidant, Room
-from store.rota import RotaError
 
 log = logging.getLogger("confidant.appointments")
 
@@ -481,9 +482,10 @@ async def confidant_absence(ctx: Ctx, arg: str) -> None:
     if (end - start).days > MAX_ABSENCE_DAYS:
         raise UserError("appt.absence_too_long", days=MAX_ABSENCE_DAYS)
     try:
-        await ctx.tx.rota.add_absence(ctx.confidant, start, end)
-    except RotaError as err:
-        raise UserError(f"adm.rota_error.{err}") from err
+        check_absence(start, end)
+    except AdminError as err:
+        raise UserError(err.key) from None
+    await ctx.tx.rota.add_absence(ctx.confidant, start, end)
     await ctx.tx.audit.record(f"confidant:{ctx.confidant.name}", "absence.added",
                               ctx.confidant.name, f"{start.isoformat()}..{end.isoformat()}")
     tz = ctx.settings.tz

@@ -22,7 +22,9 @@ from zoneinfo import ZoneInfo
 
 from domain.ids import CaseCode, ChannelName
 from domain.messages import ChannelAddress, Inbound, Media, Outbound, OutboundKind
+from domain.parsing import OfficeHours
 from domain.vocabulary import SUPPORTED_LANGUAGES, Control, Language, Role
+from handlers.administration.validation import DEFAULT_OFFICE_HOURS
 from handlers.i18n import Translator
 from handlers.info import InfoLibrary
 from store.db import is_conflict, is_transient
@@ -67,6 +69,9 @@ class CoreSettings:
     slot_minutes: int = 45
     buffer_minutes: int = 15
     days_ahead: int = 21
+    office_hours: OfficeHours = DEFAULT_OFFICE_HOURS
+    """When someone should be on duty (``[rota] office_hours``): the admin
+    service warns about the hours nobody covers."""
 
     @property
     def tz(self) -> ZoneInfo:
