@@ -11,17 +11,23 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 
 from bot import metrics
 from bot.channels.base import Channel, ChannelError
+from bot.cli_common import admin_settings
 from bot.config import Config, ConfigError
 from bot.delivery import DeliveryWorker
 from bot.notices import in_every_language
+from handlers.administration.base import AdminSettings
+from handlers.administration.service import AdminService
 from handlers.commands import command_menu
 from handlers.core import Core, CoreSettings
 from handlers.info import InfoLibrary
 from store import keyring
+from store.admin import admin_tx
 from store.crypto import load_master_key
 from store.migrate import upgrade
 from store.store import Store
@@ -50,6 +56,22 @@ def core_settings(config: Config) -> CoreSettings:
         buffer_minutes=config.appointments.buffer_minutes,
         days_ahead=config.appointments.days_ahead, office_hours=config.rota.hours,
     )
+
+
+def admin_service_factory(
+        store: Store, settings: AdminSettings,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Callable[[str], AbstractAsyncContextManager[AdminService]]:
+    """Actor → the admin service over one transaction of ``store`` (seen
+    through `store.admin.AdminTx` only): what the web admin console gets
+    instead of the store, so its pages cannot reach a case."""
+
+    @asynccontextmanager
+    async def open_service(actor: str) -> AsyncIterator[AdminService]:
+        async with admin_tx(store) as tx:
+            yield AdminService(tx, actor, now(), settings)
+
+    return open_service
 
 
 class App:
@@ -110,11 +132,18 @@ class App:
         if cfg.web.enabled:
             from bot.channels.web import WebChannel
 
-            out["web"] = WebChannel(
+            web_channel = WebChannel(
                 cfg.web.listen, cfg.web.public_url, store.channel_state("web"),
                 self.redeem_login, cfg.organisation.languages, cfg.organisation.default_language,
                 cfg.organisation.name, retention_days=cfg.privacy.retention_days,
                 greet_new=True, console_opening="/cases")
+            from bot.webadmin.console import mount
+
+            org = cfg.organisation
+            out["web"] = web_channel
+            mount(web_channel, admin_service_factory(store, admin_settings(cfg)),
+                  org_name=org.name, languages=org.languages,
+                  default_language=org.default_language, timezone=org.timezone)
         if cfg.telegram.enabled:
             from bot.channels.telegram import TelegramChannel
 

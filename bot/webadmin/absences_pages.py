@@ -11,7 +11,7 @@ from aiohttp import web
 
 from bot.webadmin.kit import Form, Kit, back
 from bot.webadmin.pages import View
-from domain.parsing import ParseError, month_label, monday_of, parse_month
+from domain.parsing import ParseError, monday_of, month_label, parse_month
 from handlers.administration.problems import AdminError
 from handlers.administration.service import AbsenceInfo
 

@@ -68,10 +68,10 @@ class FiguresPages:
         return Period(start=view.request.query.get("from") or f"{today.year}-01",
                       end=view.request.query.get("to") or month_label(today))
 
-    async def _data(self, view: View, period: Period, kind: str) -> ReportData | None:
+    async def _data(self, view: View, period: Period) -> ReportData | None:
         try:
             async with self.kit.service(view) as svc:
-                data: ReportData = await svc.report(period.start, period.end, audit_kind=kind)
+                data: ReportData = await svc.report(period.start, period.end)
                 return data
         except AdminError as err:
             view.flash.append(("error", self.kit.problem_text(view, err.problem)))
@@ -79,10 +79,10 @@ class FiguresPages:
 
     async def figures(self, view: View) -> web.StreamResponse:
         period = self.period(view)
-        data = await self._data(view, period, "report.viewed")
+        data = await self._data(view, period)
         if data is None:
             period = Period(start=f"{self.kit.today().year}-01", end=month_label(self.kit.today()))
-            data = await self._data(view, period, "report.viewed")
+            data = await self._data(view, period)
         assert data is not None
         labels = row_labels(view, data)
         pages = self.kit.pages
@@ -109,7 +109,7 @@ class FiguresPages:
     async def csv(self, view: View) -> web.StreamResponse:
         """The same cells as the page, as ``confidant report --format csv`` writes them."""
         period = self.period(view)
-        data = await self._data(view, period, "report.downloaded")
+        data = await self._data(view, period)
         if data is None:
             raise web.HTTPBadRequest(text=view.flash[-1][1])
         return _download(report_csv(data).encode(), "text/csv", _name(data, "csv"))
@@ -117,7 +117,7 @@ class FiguresPages:
     async def pdf(self, view: View) -> web.StreamResponse:
         """One page for the yearly report: the month chart, shares and the table."""
         period = self.period(view)
-        data = await self._data(view, period, "report.downloaded")
+        data = await self._data(view, period)
         if data is None:
             raise web.HTTPBadRequest(text=view.flash[-1][1])
         body = figures_pdf(view, data, row_labels(view, data), self.kit.pages.org_name)

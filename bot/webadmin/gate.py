@@ -99,7 +99,7 @@ class Gate:
         if not self.same_origin(request):
             log.info("webadmin: cross-site change refused")
             return False
-        given = token or request.headers.get(CSRF_HEADER, "")
+        given = token or request.headers.get(CSRF_HEADER) or ""
         if not hmac.compare_digest(given.encode(), admin.csrf.encode()):
             log.info("webadmin: change without the session token refused")
             return False

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from multidict import MultiDict
 
 from bot.webadmin.gate import CSRF_FIELD, LANG_COOKIE, Admin, Gate
@@ -116,7 +116,13 @@ class Kit:
             if admin is None:
                 log.info("webadmin: page without a session refused")
                 return self.no_session(view)
-            response = await handler(view)
+            try:
+                response = await handler(view)
+            except web.HTTPException:
+                raise
+            except Exception:
+                import traceback; traceback.print_exc()
+                raise
             return remember_language(request, response, self.gate.languages)
         return route
 
@@ -161,7 +167,7 @@ async def read_form(request: web.Request) -> Form:
     if request.content_type == "multipart/form-data":
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
-            if not isinstance(part, web.BodyPartReader) or part.name is None:
+            if not isinstance(part, BodyPartReader) or part.name is None:
                 continue
             if part.filename is not None:
                 form.files[part.name] = await part.read()

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 from babel.dates import format_date
+from babel.numbers import format_decimal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
@@ -50,6 +51,10 @@ class View:
     def tt(self, key: str, **values: object) -> str:
         """Any UI string by its full key (theme names, weekday names …)."""
         return self.tr.t(self.lang, key, **values)
+
+    def number(self, value: float) -> str:
+        """A number to one decimal at most, as the admin writes it (``6,5``)."""
+        return format_decimal(round(value, 1), locale=self.lang)
 
     def day(self, moment: date, pattern: str = "EEE d MMM") -> str:
         """A date in the admin's language (``ma 23 mrt``)."""

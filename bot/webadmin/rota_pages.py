@@ -11,6 +11,7 @@ service's reason, never re-decided here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from typing import Any
@@ -86,10 +87,10 @@ class RotaPages:
     def __init__(self, kit: Kit) -> None:
         self.kit = kit
 
-    async def grid(self, view: View, form: ShiftForm | None = None,
-                   status: int = 200) -> web.Response:
+    async def grid(self, view: View, form: ShiftForm | None = None, status: int = 200,
+                   query: Mapping[str, str] | None = None) -> web.Response:
         """The week asked for (``?week=2026-W13``), else this one."""
-        query = view.request.query
+        query = view.request.query if query is None else query
         async with self.kit.service(view) as svc:
             try:
                 shown = await svc.week(query.get("week") or self.kit.today())
@@ -108,8 +109,6 @@ class RotaPages:
         lo, hi = self._range(shown, office)
         script_data = {
             "week": shown.label, "range": [lo, hi], "csrf": view.admin.csrf if view.admin else "",
-            "strings": {k: view.t("rota." + k) for k in (
-                "duty", "talks", "refused", "add", "edit", "start", "end")},
         }
         return self.kit.render(
             view, "rota.html", status=status, section="rota", week=week, shown=shown, rows=rows,
@@ -163,7 +162,7 @@ class RotaPages:
                                          hhmm(gap.start), hhmm(gap.end)))
         return per_day
 
-    def _form(self, view: View, shown: WeekView, query: Any) -> ShiftForm:
+    def _form(self, view: View, shown: WeekView, query: Mapping[str, str]) -> ShiftForm:
         """The add form, pre-filled from a cell's + link or a shift's link."""
         edit = query.get("edit", "")
         for ws in shown.shifts:
@@ -215,17 +214,9 @@ class RotaPages:
                 day=form.get("day"), start=form.get("start"), end=form.get("end"),
                 kind=form.get("kind"), shift_id=view.request.match_info.get("id", ""),
                 error=reason, error_field=err.problem.field)
-            return await self._grid_for(view, week, refused)
+            return await self.grid(view, refused, status=400,
+                                   query={"week": week} if week else {})
         if wants_json(view.request):
             return json_ok(message=view.t(DONE[done]), warnings=warnings)
         suffix = f"week={week}&" if week else ""
         raise back(f"/admin/rota?{suffix}done={done}")
-
-    async def _grid_for(self, view: View, week: str, form: ShiftForm) -> web.Response:
-        """The grid of ``week`` again, with the refused form, as a 400."""
-        request = view.request.clone(rel_url=view.request.rel_url.with_path(
-            "/admin/rota").with_query({"week": week} if week else {}))
-        again = View(request=request, admin=view.admin, lang=view.lang, tr=view.tr,
-                     flash=view.flash)
-        return await self.grid(again, form, status=400)
-

@@ -43,7 +43,7 @@ function layOut() {
     const scale = document.createElement("div");
     scale.className = "scale";
     scale.setAttribute("aria-hidden", "true");
-    for (let h = lo; h <= hi; h += step) {
+    for (let h = lo; h < hi; h += step) {
       const mark = document.createElement("span");
       mark.textContent = String(h);
       mark.style.left = percent(h * 60) + "%";
@@ -66,6 +66,7 @@ function kindToDraw() {
 }
 
 function say(text) {
+  for (const old of document.querySelectorAll(".flash")) old.remove();
   alertBox.textContent = text;
 }
 
@@ -171,7 +172,6 @@ async function submitDrawn(d) {
     return;
   }
   d.draft.classList.add("refused");
-  d.draft.textContent = result.reason || result.error;
   say(result.error);
   window.setTimeout(() => d.draft.remove(), 8000);
 }
