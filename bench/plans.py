@@ -15,7 +15,8 @@ from bot.channels.base import InboundHandler
 from bot.delivery import DeliveryWorker
 from domain.ids import ChannelName
 from domain.messages import Inbound, Outbound, SendResult
-from handlers.core import Core, CoreSettings
+from handlers.context import CoreSettings
+from handlers.core import Core
 from handlers.info import InfoLibrary
 from store.crypto import load_master_key
 from store.store import Store

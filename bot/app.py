@@ -24,7 +24,8 @@ from bot.notices import in_every_language
 from handlers.administration.base import AdminSettings
 from handlers.administration.service import AdminService
 from handlers.commands import command_menu
-from handlers.core import Core, CoreSettings
+from handlers.context import CoreSettings
+from handlers.core import Core
 from handlers.info import InfoLibrary
 from store import keyring
 from store.admin import admin_tx
@@ -55,6 +56,8 @@ def core_settings(config: Config) -> CoreSettings:
         slot_minutes=config.appointments.slot_minutes,
         buffer_minutes=config.appointments.buffer_minutes,
         days_ahead=config.appointments.days_ahead, office_hours=config.rota.hours,
+        channels=frozenset(config.enabled_channels),
+        web_https=(config.web.public_url or "").lower().startswith("https://"),
     )
 
 

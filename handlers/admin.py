@@ -19,11 +19,11 @@ from datetime import date, time
 from typing import TypeVar
 
 from domain.messages import Media
-from domain.vocabulary import Role, ShiftKind
+from domain.vocabulary import ShiftKind
 from handlers.administration.problems import AdminError, Problem, localised
 from handlers.administration.report import HEARD, TOTAL
 from handlers.administration.service import AdminService, AdminSettings
-from handlers.core import Ctx, MenuRows, UserError, split_command
+from handlers.context import Ctx, MenuRows, UserError
 from handlers.report_privacy import mask
 from handlers.rota_picture import week_png
 from store.admin import AdminTx
@@ -59,44 +59,6 @@ def _warnings(ctx: Ctx, problems: tuple[Problem, ...] | list[Problem]) -> str:
     """Warnings (office hours left uncovered) as lines under a reply."""
     return "".join("\n⚠️ " + ctx.core.tr.t(ctx.lang, p.key, **localised(p, ctx.t))
                    for p in problems)
-
-
-def wants(ctx: Ctx) -> bool:
-    """Which events of an admin go to the admin steps: ``/admin``, and every
-    button press or menu number (resolved in `dispatch`; anything that is not
-    an ``adm:`` action goes on to the employee steps)."""
-    inb = ctx.inbound
-    if inb.button is not None:
-        return True
-    text = inb.text or ""
-    if text.isdigit() and inb.channel in ctx.settings.numbered_channels:
-        return True
-    cmd = split_command(text)
-    return cmd is not None and cmd[0] == "admin"
-
-
-async def dispatch(ctx: Ctx) -> None:
-    """Route an admin's event; the role is checked again here, not trusted."""
-    if ctx.role is not Role.ADMIN:
-        raise UserError("role.not_admin")
-    inb = ctx.inbound
-    text = inb.text or ""
-    if inb.button is not None or (text.isdigit()
-                                  and inb.channel in ctx.settings.numbered_channels):
-        action = await ctx.button_action() if inb.button is not None \
-            else await ctx.number_action()
-        if action is not None and action.startswith("adm:"):
-            lang, _, rest = action[4:].partition(":")
-            if lang in ctx.settings.languages:
-                ctx.lang = lang  # a press carries no language hint; the menu's counts
-            await run_action(ctx, rest)
-            return
-        from handlers import employee
-
-        await employee.dispatch(ctx)
-        return
-    cmd = split_command(text)
-    await command(ctx, cmd[1] if cmd else "")
 
 
 async def _reply(ctx: Ctx, text: str, rows: MenuRows, media: Media | None = None) -> None:

@@ -53,13 +53,14 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from handlers.doc_clean_base import NEUTRAL, DocumentRejected
+
 MAX_UNPACKED_BYTES = 120 * 1024 * 1024
 """Most bytes unpacked from one package, nested packages included (zip-bomb guard).
 Office files compress text about five to ten times; 20 MB in fits comfortably."""
 MAX_MEMBERS = 20_000
 MAX_NESTING = 2
 MAX_PICTURE_PIXELS = 40_000_000
-NEUTRAL = "Anonymous"
 
 PDF_EXTS = frozenset({"pdf"})
 OOXML_EXTS = frozenset({
@@ -73,15 +74,6 @@ _OOXML_MIME_PREFIXES = ("application/vnd.openxmlformats-officedocument.",
                         "application/vnd.ms-word.", "application/vnd.ms-excel.",
                         "application/vnd.ms-powerpoint.")
 _ODF_MIME_PREFIX = "application/vnd.oasis.opendocument."
-
-
-class DocumentRejected(Exception):
-    """The file is a document we must clean and could not: do not relay it.
-    ``reason`` is the message key for the employee."""
-
-    def __init__(self, detail: str, reason: str = "media.not_cleanable") -> None:
-        super().__init__(detail)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
-"""Timed duties, run by `Core.tick`: each is a query on stored times, so a
-restart loses none and running twice does nothing twice."""
+"""Timed duties, run by the engine's tick through `handlers.router`: each is
+a query on stored times, so a restart loses none and running twice does
+nothing twice."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ from datetime import timedelta
 
 from domain.messages import OutboundKind
 from domain.vocabulary import Control, Theme
-from handlers import appointments
-from handlers.confidant import announce_case, candidates
-from handlers.core import Ctx
+from handlers.context import Ctx
+from handlers.notifications import announce_case, candidates
 
 log = logging.getLogger("confidant.timers")
 
@@ -19,12 +19,17 @@ EVENT_MEMORY = timedelta(days=30)
 
 
 async def run_due(ctx: Ctx) -> None:
+    """The case timers (the router runs the appointment reminders next, then
+    `housekeeping`)."""
     await announce_waiting(ctx)
     await escalate(ctx)
     await remind_deadlines(ctx)
     await close_idle(ctx)
     await erase_expired(ctx)
-    await appointments.run_due(ctx)
+
+
+async def housekeeping(ctx: Ctx) -> None:
+    """Expired buttons, delivered messages and old event ids go."""
     await ctx.tx.buttons.purge_expired(ctx.now)
     await ctx.tx.outbox.purge_delivered(ctx.now - timedelta(days=1))
     await ctx.tx.events.forget_before(ctx.now - EVENT_MEMORY)
@@ -65,6 +70,7 @@ async def remind_deadlines(ctx: Ctx) -> None:
                                             deadline=ctx.when(case.deadline_at, lang=lang,
                                                               style="long")),
                                    case=case if case.confidant_id else None,
+                                   about=[] if case.confidant_id else [case],
                                    kind=OutboundKind.URGENT)
 
 
@@ -79,11 +85,8 @@ async def close_idle(ctx: Ctx) -> None:
                 await ctx.to_confidant(c, ctx.t("idle.to_confidant", lang=ctx.confidant_lang(c),
                                                 code=case.code, days=ctx.settings.idle_close_days),
                                        case=case, control=Control.CASE_CLOSE)
-        if case.contact_id:
-            contact = await ctx.tx.contacts.by_id(case.contact_id)
-            if contact is not None:
-                await ctx.to_contact(contact, ctx.t("idle.to_employee", lang=case.language,
-                                                    days=ctx.settings.idle_close_days), case=case)
+        await ctx.to_case_employee(case, lambda lang: ctx.t(
+            "idle.to_employee", lang=lang, days=ctx.settings.idle_close_days))
 
 
 async def erase_expired(ctx: Ctx) -> None:

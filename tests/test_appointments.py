@@ -8,7 +8,7 @@ from pathlib import Path
 from icalendar import Calendar
 from sqlalchemy import select
 
-from handlers.core import CoreSettings
+from handlers.context import CoreSettings
 from store.models import Appointment, AuditEvent, Case
 from store.store import Store
 from tests.support.memory_channel import Harness, Person, make_harness

@@ -76,6 +76,12 @@ REQUIRED_PAGES = {
     "formal-request",
     "formal-retaliation",
     "help",
+    # Issue #12: pages an expert review found missing.
+    "discrimination",
+    "sexual-violence",
+    "stress-return",
+    "confidant-contacts",
+    "formal-internal",
 }
 
 
@@ -152,7 +158,10 @@ def test_root_and_children_in_order(library: InfoLibrary) -> None:
         "confidant-informal",
         "confidant-referral",
         "confidant-hearing",
+        "confidant-contacts",
     ]
+    assert [p.id for p in library.children("nl", "formal")] == [
+        "formal-request", "formal-retaliation", "formal-internal", "formal-outside"]
     assert library.children("nl", "no-such-page") == []
     assert library.page("nl", "no-such-page") is None
     assert library.parent("nl", "confidant") is None
@@ -360,6 +369,36 @@ def test_a_mistyped_number_is_caught(tmp_path: Path) -> None:
         ("nl", "sexual", ["buiten je organisatie", "op het werk, 0800 12 800"]),
         ("fr", "sexual", ["en dehors de votre organisation", "au travail, 0800 12 800"]),
         ("en", "sexual", ["outside your organisation", "at work, 0800 12 800"]),
+        # New pages: discrimination, sexual violence, return to work, contacts, other routes.
+        ("nl", "discrimination", ["discriminatiegronden", "1 juni 2023", "informele melding",
+                                  "unia, 0800 12 800 (keuze 2)", "instituut"]),
+        ("fr", "discrimination", ["critères de discrimination", "1er juin 2023",
+                                  "signalement informel", "unia, 0800 12 800 (option 2)",
+                                  "institut"]),
+        ("en", "discrimination", ["discrimination grounds", "1 june 2023", "informal report",
+                                  "unia, 0800 12 800 (option 2)", "institute"]),
+        ("nl", "sexual", ["keer kan al genoeg zijn"]),
+        ("fr", "sexual", ["une seule fois peut suffire"]),
+        ("en", "sexual", ["once can be enough"]),
+        ("nl", "sexual-violence", ["zorgcentrum na seksueel geweld", "seksueelgeweld.be",
+                                   "violencessexuelles.be", "klacht", "politie", "dag en nacht"]),
+        ("fr", "sexual-violence", ["cpvs", "violencessexuelles.be", "seksueelgeweld.be",
+                                   "porter plainte", "police", "jour et nuit"]),
+        ("en", "sexual-violence", ["care centre", "seksueelgeweld.be", "violencessexuelles.be",
+                                   "complaint", "police", "day and night"]),
+        ("nl", "stress-return", ["arbeidsarts", "vóór je het werk hervat", "aangepast werk"]),
+        ("fr", "stress-return", ["médecin du travail", "avant de reprendre", "travail adapté"]),
+        ("en", "stress-return", ["occupational physician", "before you go back", "adapted work"]),
+        ("nl", "confidant-contacts", ["arbeidsreglement", "intranet",
+                                      "geen voorwaarde voor de formele"]),
+        ("fr", "confidant-contacts", ["règlement de travail", "intranet",
+                                      "pas une condition pour la voie formelle"]),
+        ("en", "confidant-contacts", ["work rules", "intranet",
+                                      "not a condition for the formal one"]),
+        ("nl", "formal-internal", ["leidinggevende", "cpbw", "vakbondsafgevaardigde"]),
+        ("fr", "formal-internal", ["responsable", "cppt", "délégué syndical"]),
+        ("en", "formal-internal", ["manager", "committee for prevention and protection at work",
+                                   "union delegate"]),
     ],
 )
 def test_key_facts_present(
@@ -662,17 +701,17 @@ def test_broken_shipped_file_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
     real = info._read_shipped
 
-    def without_stress(lang: str) -> tuple[str, dict[str, object]]:
+    def without_conflicts(lang: str) -> tuple[str, dict[str, object]]:
         label, data = real(lang)
         if lang == "fr":
             pages = data["pages"]
             assert isinstance(pages, dict)
-            del pages["stress"]
+            del pages["conflicts"]
         return label, data
 
-    monkeypatch.setattr(info, "_read_shipped", without_stress)
+    monkeypatch.setattr(info, "_read_shipped", without_conflicts)
     with pytest.raises(ContentError) as err:
         InfoLibrary.load()
     assert err.value.file == "handlers/content/fr.toml"
-    assert err.value.key == "pages.stress"
+    assert err.value.key == "pages.conflicts"
     assert "missing" in err.value.problem

@@ -41,7 +41,6 @@ DYNAMIC_KEYS: dict[str, tuple[str, ...]] = {
     "consent.form.{}": tuple(ConsentForm),
     "theme.{}": CLOSE_THEMES,
     "declare.ask.{}": tuple(dict.fromkeys((*STEPS, "what", "when", "where", "identity", "name"))),
-    "privacy.channel.{}": ("telegram",),
     "commands.{}": EMPLOYEE_COMMANDS,
     "appt.remind_{}_confidant": ("day", "hour"),
     "appt.remind_{}_employee": ("day", "hour"),

@@ -22,7 +22,8 @@ from typing import Any
 from bot.delivery import DeliveryWorker
 from domain.ids import ChannelName
 from domain.messages import Inbound, Outbound, SendResult
-from handlers.core import Core, CoreSettings
+from handlers.context import CoreSettings, Ctx
+from handlers.core import Core
 from handlers.info import InfoLibrary
 from store.crypto import load_master_key
 from store.store import Store
@@ -88,14 +89,15 @@ async def main(spec: dict[str, Any]) -> None:
     channel = RecordingChannel(Path(spec["record"]), bool(spec["idempotent"]), spec["crash"])
     worker = DeliveryWorker(core, {MEMORY: channel})
     if spec["crash"] == "before-commit":
-        flush = core._flush
+        flush = Ctx.flush
 
-        async def flush_then_die(ctx: Any) -> None:
-            await flush(ctx)
+        async def flush_then_die(ctx: Any) -> int:
+            written = await flush(ctx)
             await ctx.tx.session.flush()
             _die()
+            return written
 
-        core._flush = flush_then_die  # type: ignore[method-assign]
+        Ctx.flush = flush_then_die  # type: ignore[method-assign]
     for sender, event_id, text in spec["events"]:
         await core.handle(Inbound(MEMORY, sender, sender, event_id, text=text))
     await worker.drain()
