@@ -116,13 +116,7 @@ class Kit:
             if admin is None:
                 log.info("webadmin: page without a session refused")
                 return self.no_session(view)
-            try:
-                response = await handler(view)
-            except web.HTTPException:
-                raise
-            except Exception:
-                import traceback; traceback.print_exc()
-                raise
+            response = await handler(view)
             return remember_language(request, response, self.gate.languages)
         return route
 
