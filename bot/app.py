@@ -49,7 +49,7 @@ def core_settings(config: Config) -> CoreSettings:
         retention_days=config.privacy.retention_days, admins=frozenset(admins),
         slot_minutes=config.appointments.slot_minutes,
         buffer_minutes=config.appointments.buffer_minutes,
-        days_ahead=config.appointments.days_ahead,
+        days_ahead=config.appointments.days_ahead, office_hours=config.rota.hours,
     )
 
 

@@ -454,9 +454,11 @@ def _checked_matrix(mx: MatrixConfig, base: Path, problems: list[Problem]) -> Ma
 def _admin_problems(i: int, admin: AdminEntry) -> list[Problem]:
     """An admin must be recognisable on at least one channel, by a well-formed id."""
     key = f"admins[{i}]"
-    if not any((admin.telegram, admin.matrix, admin.web)):
-        return [(key, "give telegram, matrix or web (at least one id)")]
+    if not any((admin.name, admin.telegram, admin.matrix, admin.web)):
+        return [(key, "give name, telegram, matrix or web (at least one)")]
     found: list[Problem] = []
+    if admin.name is not None and not 0 < len(admin.name.strip()) <= 80:
+        found.append((f"{key}.name", "must be 1 to 80 characters"))
     if admin.telegram is not None and not admin.telegram.lstrip("-").isdigit():
         found.append((f"{key}.telegram", "expected a numeric Telegram user id"))
     if admin.matrix is not None and not _MXID.match(admin.matrix):

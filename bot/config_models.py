@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from domain.parsing import OfficeHours, ParseError, parse_office_hours
 from domain.vocabulary import SUPPORTED_LANGUAGES, Language
 
 DEFAULT_DATA_DIR = "confidant-data"
@@ -174,8 +175,10 @@ class WebConfig(Section):
 
 
 class AdminEntry(Section):
-    """One administrator, known by one or more chat identities."""
+    """One administrator: a ``name`` for the web admin console (login links
+    from ``confidant admin token --admin NAME``), chat identities for ``/admin``."""
 
+    name: str | None = None
     telegram: str | None = None
     matrix: str | None = None
     web: str | None = None
@@ -195,6 +198,28 @@ class AppointmentsConfig(Section):
     slot_minutes: int = Field(default=45, ge=10, le=240)
     buffer_minutes: int = Field(default=15, ge=0, le=120)
     days_ahead: int = Field(default=21, ge=1, le=120)
+
+
+def check_office_hours(value: Any) -> Any:
+    """Office hours as `domain.parsing.parse_office_hours` reads them."""
+    if isinstance(value, str):
+        try:
+            parse_office_hours(value)
+        except ParseError as err:
+            raise PydanticCustomError("office_hours", str(err)) from None
+    return value
+
+
+class RotaConfig(Section):
+    """What the rota should cover."""
+
+    office_hours: Annotated[str, BeforeValidator(check_office_hours)] = "mon-fri 09:00-17:00"
+    """When someone should be on duty, e.g. ``"mon-thu 08:30-17:00, fri 08:30-12:30"``;
+    the admin service warns about the hours nobody covers ("" for no warning)."""
+
+    @property
+    def hours(self) -> OfficeHours:
+        return parse_office_hours(self.office_hours)
 
 
 class MetricsConfig(Section):
@@ -227,6 +252,7 @@ class Config(Section):
     web: WebConfig = Field(default_factory=WebConfig)
     admins: list[AdminEntry] = Field(default_factory=list)
     appointments: AppointmentsConfig = Field(default_factory=AppointmentsConfig)
+    rota: RotaConfig = Field(default_factory=RotaConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 

@@ -389,8 +389,10 @@ class DeliveryWorker:
                         if o.kind == "sent":
                             await tx.outbox.mark_sent(o.row.seq, now)
                             pid = o.result.platform_message_id if o.result else None
-                            # Only confidants answer by replying to a relayed message.
-                            if pid and o.out is not None and o.row.case_id \
+                            # Only confidants answer by replying to a relayed message;
+                            # a notice merely about a case (sealed with its key) is no
+                            # message of the case to answer.
+                            if pid and o.out is not None and o.row.case_id and o.out.case \
                                     and o.out.role == Role.CONFIDANT:
                                 await tx.links.record(o.out.to.channel, o.out.to.address, pid,
                                                       o.row.case_id)

@@ -80,7 +80,9 @@ async def cmd_cases(ctx: Ctx, arg: str = "") -> None:
     confidant = me(ctx)
     lines = []
     rows: list[list[tuple[str, str]]] = []
+    listed: list[Case] = []
     for case in await ctx.tx.cases.open_for_confidant(confidant.id):
+        listed.append(case)
         state = ctx.t("cases.heard") if case.heard_at else \
             ctx.t("cases.deadline", deadline=ctx.when(case.deadline_at))
         flag = " ⚠️" if case.urgent else ""
@@ -92,13 +94,15 @@ async def cmd_cases(ctx: Ctx, arg: str = "") -> None:
     if waiting:
         lines.append(ctx.t("cases.waiting_title"))
         for case in waiting:
+            listed.append(case)
             flag = " ⚠️" if case.urgent else ""
             lines.append(f"• {case.code}{flag} — {ctx.when(case.opened_at)}")
             rows.append([(ctx.t("notify.claim_button", code=case.code), f"claim:{case.id}")])
     if not lines:
         await ctx.reply(ctx.t("cases.none"))
         return
-    await ctx.reply(ctx.t("cases.title") + "\n" + "\n".join(lines), rows or None)
+    await ctx.reply(ctx.t("cases.title") + "\n" + "\n".join(lines), rows or None,
+                    about=listed)
 
 
 async def cmd_claim(ctx: Ctx, arg: str = "") -> None:
@@ -143,7 +147,8 @@ async def claim(ctx: Ctx, case: Case) -> None:
     for other in await candidates(ctx, case):
         if other.id != confidant.id and case.announced_at is not None:
             await ctx.to_confidant(other, ctx.t("claim.taken_by", lang=ctx.confidant_lang(other),
-                                                code=case.code, name=confidant.name))
+                                                code=case.code, name=confidant.name),
+                                   about=[case])
     for text, media, urgent in await ctx.tx.cases.take_held_messages(case):
         await relay_to_confidant(ctx, case, confidant, text, media, urgent)
     await ctx.to_case_employee(case, lambda lang: ctx.t("claim.to_employee", lang=lang,

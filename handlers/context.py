@@ -19,7 +19,9 @@ from zoneinfo import ZoneInfo
 
 from domain.ids import CaseCode
 from domain.messages import ChannelAddress, Inbound, Media, Outbound, OutboundKind
+from domain.parsing import OfficeHours
 from domain.vocabulary import SUPPORTED_LANGUAGES, Control, Language, Role
+from handlers.administration.validation import DEFAULT_OFFICE_HOURS
 from handlers.i18n import Translator
 from handlers.info import InfoLibrary
 from store.models import Case, Confidant, Contact
@@ -60,6 +62,9 @@ class CoreSettings:
     slot_minutes: int = 45
     buffer_minutes: int = 15
     days_ahead: int = 21
+    office_hours: OfficeHours = DEFAULT_OFFICE_HOURS
+    """When someone should be on duty (``[rota] office_hours``): the admin
+    service warns about the hours nobody covers."""
 
     @property
     def tz(self) -> ZoneInfo:
@@ -151,26 +156,32 @@ class Ctx:
                    rows: MenuRows | None = None, kind: OutboundKind = OutboundKind.NOTICE,
                    case: Case | None = None, control: Control | None = None,
                    media: Media | None = None, role: Role | None = None,
-                   case_code: str | None = None, not_before: datetime | None = None) -> None:
+                   case_code: str | None = None, not_before: datetime | None = None,
+                   about: Sequence[Case] = ()) -> None:
         """Queue a message; menu choices become tokens bound to ``owner_hash``.
 
         With ``case`` the row is sealed with the case key (so erasing the case
         erases it too); ``case_code`` only names a case, for messages that must
-        outlive it (e.g. "case erased").  ``not_before`` holds it back (until a
-        confidant's shift starts)."""
+        outlive it (e.g. "case erased").  ``about`` names the cases a message
+        speaks of without belonging to them (`Outbound.about`), so a console
+        history drops it with any of them; about one case only, it is sealed
+        with that case's key, and a copy still waiting goes with the case.
+        ``not_before`` holds it back (until a confidant's shift starts)."""
         menu = await self.tx.buttons.issue(owner_hash, rows, self.now) if rows else None
         code = case.code if case else case_code
         out = Outbound(to=to, text=text, menu=menu, media=media, kind=kind,
-                       case=CaseCode(code) if code else None, control=control, role=role)
-        self._queued.append((out, case.data_key_id if case else None, case.id if case else None,
-                             not_before))
+                       case=CaseCode(code) if code else None, control=control, role=role,
+                       about=tuple(dict.fromkeys(CaseCode(c.code) for c in about)))
+        sealed_by = case or (about[0] if len(about) == 1 and case_code is None else None)
+        self._queued.append((out, sealed_by.data_key_id if sealed_by else None,
+                             sealed_by.id if sealed_by else None, not_before))
 
     async def reply(self, text: str, rows: MenuRows | None = None, *,
                     kind: OutboundKind = OutboundKind.NOTICE, case: Case | None = None,
-                    media: Media | None = None) -> None:
+                    media: Media | None = None, about: Sequence[Case] = ()) -> None:
         """Answer the person who sent this event, where they wrote from."""
         await self.send(self.here, text, owner_hash=self.sender_hash, rows=rows, kind=kind,
-                        case=case, media=media, role=self.role)
+                        case=case, media=media, role=self.role, about=about)
 
     async def to_contact(self, contact: Contact, text: str, rows: MenuRows | None = None, *,
                          kind: OutboundKind = OutboundKind.NOTICE, case: Case | None = None,
@@ -182,7 +193,7 @@ class Ctx:
     async def to_confidant(self, confidant: Confidant, text: str, rows: MenuRows | None = None,
                            *, kind: OutboundKind = OutboundKind.NOTICE, case: Case | None = None,
                            media: Media | None = None, control: Control | None = None,
-                           case_code: str | None = None) -> None:
+                           case_code: str | None = None, about: Sequence[Case] = ()) -> None:
         """Every channel the confidant is registered on gets it; never any
         employee identity, only what the caller put in ``text``.  Outside their
         shifts it waits for the next one (DESIGN: confidants get nothing off
@@ -192,7 +203,7 @@ class Ctx:
             owner = self.tx.vault.address_hash(address.channel, address.address)
             await self.send(address, text, owner_hash=owner, rows=rows, kind=kind, case=case,
                             media=media, control=control, case_code=case_code,
-                            role=Role.CONFIDANT, not_before=not_before)
+                            role=Role.CONFIDANT, not_before=not_before, about=about)
 
     async def off_duty_until(self, confidant: Confidant) -> datetime | None:
         """When a message for this confidant may go out: None for now (on

@@ -48,7 +48,8 @@ async def announce_case(ctx: Ctx, case: Case, to: list[Confidant], escalation: b
                      deadline=ctx.when(case.deadline_at, lang=lang))
         await ctx.to_confidant(c, text, [[(ctx.t("notify.claim_button", lang=lang,
                                                  code=case.code), f"claim:{case.id}")]],
-                               kind=OutboundKind.URGENT if case.urgent else OutboundKind.NOTICE)
+                               kind=OutboundKind.URGENT if case.urgent else OutboundKind.NOTICE,
+                               about=[case])
 
 
 async def announce_urgent(ctx: Ctx, case: Case) -> None:
@@ -57,7 +58,8 @@ async def announce_urgent(ctx: Ctx, case: Case) -> None:
         lang = ctx.confidant_lang(c)
         await ctx.to_confidant(c, ctx.t("notify.urgent_waiting", lang=lang, code=case.code),
                                [[(ctx.t("notify.claim_button", lang=lang, code=case.code),
-                                  f"claim:{case.id}")]], kind=OutboundKind.URGENT)
+                                  f"claim:{case.id}")]], kind=OutboundKind.URGENT,
+                               about=[case])
 
 
 CLEAN_TIMEOUT = 60.0

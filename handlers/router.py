@@ -20,6 +20,7 @@ from domain.vocabulary import Role
 from handlers import admin, appointments, confidant, declare, employee, timers
 from handlers.context import Conversation, Ctx, UserError, sanitised, split_command
 from handlers.notifications import recipient_unreachable
+from store.models import Case
 from store.store import Tx
 
 Step = Callable[[Ctx, str], Awaitable[None]]
@@ -94,7 +95,16 @@ async def dispatch(ctx: Ctx) -> None:
 async def refuse(ctx: Ctx, refusal: UserError) -> None:
     """Answer a refused event (its step's changes are gone) politely."""
     ctx.lang = refusal.lang or ctx.lang
-    await ctx.reply(ctx.core.tr.t(ctx.lang, refusal.key, **refusal.values))
+    await ctx.reply(ctx.core.tr.t(ctx.lang, refusal.key, **refusal.values),
+                    about=await _named_case(ctx, refusal))
+
+
+async def _named_case(ctx: Ctx, refusal: UserError) -> list[Case]:
+    """The case a refusal names by its code ("K7F-3MQ is not yours"), so the
+    refusal goes from a console history with it."""
+    code = refusal.values.get("code")
+    found = await ctx.tx.cases.by_code(code) if isinstance(code, str) and code else None
+    return [found] if found is not None else []
 
 
 async def run_timers(ctx: Ctx) -> None:

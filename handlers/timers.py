@@ -70,6 +70,7 @@ async def remind_deadlines(ctx: Ctx) -> None:
                                             deadline=ctx.when(case.deadline_at, lang=lang,
                                                               style="long")),
                                    case=case if case.confidant_id else None,
+                                   about=[] if case.confidant_id else [case],
                                    kind=OutboundKind.URGENT)
 
 

@@ -48,7 +48,8 @@ def encode_outbound(out: Outbound) -> bytes:
 
     The shape is the one written before roles and controls had types (the
     recipient's role under ``extra``), so that a release and the one before
-    it each read the rows the other wrote."""
+    it each read the rows the other wrote; the cases a message is about are
+    under ``extra`` too, and only when there are any."""
     data: dict[str, Any] = {
         "text": out.text,
         "kind": out.kind.value,
@@ -56,6 +57,9 @@ def encode_outbound(out: Outbound) -> bytes:
         "control": out.control.value if out.control else None,
         "extra": {"role": out.role.value} if out.role else {},
     }
+    if out.about:
+        # Under ``extra``, which the release before reads past.
+        data["extra"]["about"] = list(out.about)
     if out.menu is not None:
         data["menu"] = [[[b.label, b.token] for b in row] for row in out.menu.rows]
     if out.media is not None:
@@ -76,6 +80,13 @@ def _member(kind: type[E], value: object) -> E | None:
         return None
 
 
+def _codes(value: object) -> tuple[CaseCode, ...]:
+    """The stored ``about`` list as case codes; anything else as none."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(CaseCode(code) for code in value if isinstance(code, str) and code)
+
+
 def decode_outbound(to: ChannelAddress, payload: bytes) -> Outbound:
     """Read a payload written by `encode_outbound`, of this release or an earlier one."""
     data = json.loads(payload)
@@ -93,6 +104,7 @@ def decode_outbound(to: ChannelAddress, payload: bytes) -> Outbound:
         to=to, text=data["text"], menu=menu, media=media, kind=OutboundKind(data["kind"]),
         case=CaseCode(data["case"]) if data.get("case") else None,
         control=_member(Control, data.get("control")), role=_member(Role, extra.get("role")),
+        about=_codes(extra.get("about")),
     )
 
 

@@ -311,7 +311,7 @@ def test_admin_entry_needs_an_id() -> None:
         MINIMAL + '[[admins]]\ntelegram = 12345\n[[admins]]\n[[admins]]\nmatrix = "hr"\n'
     )
     assert problems == [
-        "config.toml: admins[1]: give telegram, matrix or web (at least one id)",
+        "config.toml: admins[1]: give name, telegram, matrix or web (at least one)",
         'config.toml: admins[2].matrix: expected a Matrix id like "@name:server"',
     ]
     config = load_config(write(MINIMAL + "[[admins]]\ntelegram = 12345\n"))

@@ -15,7 +15,7 @@ import pytest
 
 from bot.channels.base import MemoryChannelState
 from bot.channels.matrix import MatrixChannel
-from bot.channels.matrix import channel as matrix_mod
+from bot.channels.matrix import backfill as matrix_backfill
 from bot.notices import in_every_language
 from domain.vocabulary import SUPPORTED_LANGUAGES
 from tests.support.matrix_app import MatrixPeer, Recorder, eventually, state_changes
@@ -43,7 +43,7 @@ async def test_cut_off_timeline_is_paged_back_in_order_exactly_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Small pages, so the catch-up of 7 missed events needs several of them.
-    monkeypatch.setattr(matrix_mod, "_BACKFILL_PAGE", 3)
+    monkeypatch.setattr(matrix_backfill, "_BACKFILL_PAGE", 3)
     name = "bot-" + secrets.token_hex(3)
     password = "pw-" + name
     bot_id, _, _ = await synapse.register(name, password)

@@ -28,7 +28,7 @@ from PIL import ExifTags, Image
 
 from bot.channels.base import MemoryChannelState
 from bot.channels.matrix import MatrixChannel, MatrixSetupError
-from bot.channels.matrix import channel as matrix_mod
+from bot.channels.matrix import inbound as matrix_inbound
 from bot.notices import in_every_language
 from domain.ids import CaseCode, ChannelName
 from domain.messages import (
@@ -579,7 +579,7 @@ async def test_refused_attachments_name_their_reason_for_the_core(
     reach the core as "too_large" and "undecryptable", so the employee is told
     the real reason (too big; please send it again) in their own language,
     not that such files cannot be passed on at all."""
-    monkeypatch.setattr(matrix_mod, "MAX_MEDIA_BYTES", 1000)
+    monkeypatch.setattr(matrix_inbound, "MAX_MEDIA_BYTES", 1000)
     core = FakeCore()
     ch = await bot.start(core)
     emp = await peers("emp")

@@ -89,7 +89,7 @@ def quick_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pace each chat at 10 messages/s instead of Telegram's 1/s, so scenario
     tests stay fast; the limiter itself is tested in the channel tests, and
     the subprocess test runs at the real pace."""
-    import bot.channels.telegram as telegram_module
+    import bot.channels.telegram.channel as telegram_module
 
     monkeypatch.setattr(telegram_module, "RateLimiter",
                         functools.partial(RateLimiter, per_chat_rate=10.0))

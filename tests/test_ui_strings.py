@@ -26,21 +26,10 @@ from handlers.declare import STEPS
 from handlers.i18n import Translator, load_strings
 
 HANDLERS = Path(handlers.__file__).parent
-STORE = HANDLERS.parent / "store"
 CONTENT = HANDLERS / "content"
 OTHER_LANGS = tuple(lang for lang in SUPPORTED_LANGUAGES if lang != "en")
 EN_FILES = sorted(p.name for p in CONTENT.glob("ui*.en.toml"))
 
-
-
-def _rota_error_codes() -> tuple[str, ...]:
-    """The codes ``store.rota`` raises ``RotaError`` with (shown as ``adm.rota_error.<code>``)."""
-    tree = ast.parse((STORE / "rota.py").read_text("utf-8"))
-    return tuple(sorted({node.args[0].value for node in ast.walk(tree)
-                         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                         and node.func.id == "RotaError" and node.args
-                         and isinstance(node.args[0], ast.Constant)
-                         and isinstance(node.args[0].value, str)}))
 
 
 # Values that keys built with an f-string (``f"theme.{t}"`` → pattern ``theme.{}``)
@@ -54,7 +43,6 @@ DYNAMIC_KEYS: dict[str, tuple[str, ...]] = {
     "declare.ask.{}": tuple(dict.fromkeys((*STEPS, "what", "when", "where", "identity", "name"))),
     "privacy.channel.{}": ("telegram",),
     "commands.{}": EMPLOYEE_COMMANDS,
-    "adm.rota_error.{}": _rota_error_codes(),
     "appt.remind_{}_confidant": ("day", "hour"),
     "appt.remind_{}_employee": ("day", "hour"),
 }
@@ -227,17 +215,21 @@ def test_consent_questions_say_when_the_name_is_given(lang: str) -> None:
 # ------------------------------------------------------------ keys used in code
 
 def _is_lookup(call: ast.Call) -> bool:
-    """``t(...)``, ``ctx.t(...)``, ``self.tr.t(...)`` or ``UserError(...)``."""
+    """``t(...)``, ``ctx.t(...)``, ``self.tr.t(...)``, ``UserError(...)``, or the
+    admin service's ``AdminError(...)`` and ``Problem(...)``."""
     func = call.func
     name = func.id if isinstance(func, ast.Name) else \
         func.attr if isinstance(func, ast.Attribute) else ""
-    return name in ("t", "UserError")
+    return name in ("t", "UserError", "AdminError", "Problem")
 
 
 def _key_args(call: ast.Call) -> list[ast.Constant | ast.JoinedStr]:
     """The argument that carries the key: the first for ``ctx.t``/``UserError``, the
     second for ``Translator.t(lang, key)``."""
     args = list(call.args) + [kw.value for kw in call.keywords if kw.arg == "key"]
+    func = call.func
+    if isinstance(func, ast.Name) and func.id in ("AdminError", "Problem"):
+        args = args[:1]  # the key; then the English reason for the CLI, not a key
     found: list[ast.Constant | ast.JoinedStr] = []
     todo: list[ast.AST] = list(args)
     while todo:
@@ -277,7 +269,7 @@ def used_keys() -> tuple[dict[str, set[str]], list[str]]:
     sections = {key.split(".")[0] for key in load_strings("en")}
     keys: dict[str, set[str]] = {}
     unknown: list[str] = []
-    for path in sorted(HANDLERS.glob("*.py")):
+    for path in sorted(HANDLERS.rglob("*.py")):
         tree = ast.parse(path.read_text("utf-8"), filename=str(path))
         not_keys = {id(arg) for node in ast.walk(tree)
                     if isinstance(node, ast.Call) and not _is_lookup(node)

@@ -1,7 +1,7 @@
 """The rota as a TOML file.
 
-``confidant admin rota export`` writes, and ``confidant admin rota import``
-reads, this shape (every table optional)::
+``confidant admin rota export`` and the web admin console write, and
+``confidant admin rota import`` and the console read, this shape (every table optional)::
 
     # Weekly shifts and absences of registered confidants, and discreet rooms.
     [[confidant]]
@@ -34,8 +34,7 @@ from __future__ import annotations
 import json
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
-from pathlib import Path
+from datetime import date, datetime
 from typing import Any
 
 from domain.parsing import (
@@ -47,10 +46,10 @@ from domain.parsing import (
     parse_weekday,
 )
 from domain.vocabulary import ShiftKind
+from handlers.administration.problems import AdminError
+from handlers.administration.validation import KINDS, ShiftSpec, check_absence, check_shift
+from store.admin import AdminTx
 from store.models import Confidant
-from store.store import Tx
-
-KINDS: tuple[str, ...] = tuple(ShiftKind)
 
 
 class RotaFileError(ValueError):
@@ -65,16 +64,6 @@ def file_date(value: str | date) -> date:
     if isinstance(value, date):
         return value
     return parse_date(value)
-
-
-@dataclass
-class ShiftSpec:
-    """One validated weekly shift from a file."""
-
-    weekday: int
-    start: time
-    end: time
-    kind: str
 
 
 @dataclass
@@ -101,12 +90,6 @@ class RotaSpec:
 
     confidants: list[ConfidantSpec] = field(default_factory=list)
     rooms: list[RoomSpec] = field(default_factory=list)
-
-
-def overlaps(a: ShiftSpec, b: ShiftSpec) -> bool:
-    """Two shifts of one confidant collide on the same day and kind."""
-    return (a.weekday == b.weekday and a.kind == b.kind
-            and a.start < b.end and b.start < a.end)
 
 
 class _Problems:
@@ -181,9 +164,10 @@ def parse_rota(text: str) -> RotaSpec:
             shift = _parse_shift(raw_shift, f"{key}.shift[{j}]", problems)
             if shift is None:
                 continue
-            clash = next((k for k, s in enumerate(person.shifts) if overlaps(s, shift)), None)
-            if clash is not None:
-                problems.add(f"{key}.shift[{j}]", f"overlaps {key}.shift[{clash}]")
+            try:
+                check_shift(shift, [(str(k), s) for k, s in enumerate(person.shifts)])
+            except AdminError as err:  # the only check left once the shift parsed
+                problems.add(f"{key}.shift[{j}]", f"overlaps {key}.shift[{err.values['id']}]")
             person.shifts.append(shift)
         for j, raw_absence in enumerate(_list(entry, "absence", key, problems)):
             absence = _parse_absence(raw_absence, f"{key}.absence[{j}]", problems)
@@ -237,7 +221,9 @@ def _parse_shift(raw: Any, key: str, problems: _Problems) -> ShiftSpec | None:
     if len(problems.lines) > before or len(values) < 3:
         return None
     shift = ShiftSpec(values["day"], values["start"], values["end"], kind or ShiftKind.DUTY)
-    if shift.end <= shift.start:
+    try:
+        check_shift(shift)
+    except AdminError:  # day and kind are known here: the end is before the start
         problems.add(f"{key}.end", f"{hhmm(shift.end)} is not after start {hhmm(shift.start)}")
         return None
     return shift
@@ -261,18 +247,20 @@ def _parse_absence(raw: Any, key: str, problems: _Problems) -> tuple[date, date]
             problems.add(f"{key}.{name}", str(exc))
     if len(parsed) < 2:
         return None
-    if parsed["to"] < parsed["from"]:
+    try:
+        check_absence(parsed["from"], parsed["to"])
+    except AdminError:
         problems.add(f"{key}.to", f"{parsed['to']} is before from {parsed['from']}")
         return None
     return parsed["from"], parsed["to"]
 
 
-async def resolve_confidants(tx: Tx, spec: RotaSpec) -> dict[str, Confidant]:
+async def resolve_confidants(tx: AdminTx, spec: RotaSpec) -> dict[str, Confidant]:
     """Map every confidant named in the file to a registered, active one;
     refuses the file if any is unknown (import never registers people)."""
     found: dict[str, Confidant] = {}
     for i, person in enumerate(spec.confidants):
-        c = await tx.confidants.by_name(person.name)
+        c = await tx.confidant_by_name(person.name)
         if c is None or not c.active:
             raise RotaFileError(
                 f"confidant[{i}].name: no registered confidant '{person.name}' "
@@ -282,29 +270,29 @@ async def resolve_confidants(tx: Tx, spec: RotaSpec) -> dict[str, Confidant]:
     return found
 
 
-async def apply_rota(tx: Tx, spec: RotaSpec) -> dict[str, int]:
+async def apply_rota(tx: AdminTx, spec: RotaSpec) -> dict[str, int]:
     """Write a validated file inside the caller's transaction; returns counts
     for the summary line."""
     people = await resolve_confidants(tx, spec)
     counts = {"confidants": 0, "shifts": 0, "absences": 0, "rooms": 0}
     for person in spec.confidants:
         c = people[person.name]
-        for old in await tx.rota.shifts(c.id):
-            await tx.rota.remove_shift(old)
-        for old_absence in await tx.rota.absences(c.id):
-            await tx.rota.remove_absence(old_absence)
-        await tx.session.flush()
+        for old in await tx.shifts(c.id):
+            await tx.remove_shift(old)
+        for old_absence in await tx.absences(c.id):
+            await tx.remove_absence(old_absence)
+        await tx.flush()
         for s in person.shifts:
-            await tx.rota.add_shift(c, s.weekday, s.start, s.end, s.kind)
+            await tx.add_shift(c, s.weekday, s.start, s.end, s.kind)
             counts["shifts"] += 1
         for start, end in person.absences:
-            await tx.rota.add_absence(c, start, end)
+            await tx.add_absence(c, start, end)
             counts["absences"] += 1
         counts["confidants"] += 1
     for r in spec.rooms:
-        room = await tx.rota.room_by_name(r.name)
+        room = await tx.room_by_name(r.name)
         if room is None:
-            await tx.rota.add_room(r.name, r.site, r.notes)
+            await tx.add_room(r.name, r.site, r.notes)
         else:
             room.site, room.notes, room.active = r.site, r.notes, True
         counts["rooms"] += 1
@@ -316,7 +304,7 @@ def _toml_string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-async def export_rota(tx: Tx) -> str:
+async def export_rota(tx: AdminTx) -> str:
     """The current rota in the import shape, so export → edit → import works."""
     lines = [
         "# Confidant rota: weekly shifts and absences of registered confidants, and rooms.",
@@ -324,9 +312,9 @@ async def export_rota(tx: Tx) -> str:
         "# For each confidant listed, import replaces their shifts and absences.",
         "",
     ]
-    for c in await tx.confidants.all():
+    for c in await tx.confidants():
         lines += ["[[confidant]]", f"name = {_toml_string(c.name)}", ""]
-        for s in await tx.rota.shifts(c.id):
+        for s in await tx.shifts(c.id):
             lines += [
                 "[[confidant.shift]]",
                 f'day = "{WEEKDAY_KEYS[s.weekday]}"',
@@ -335,14 +323,14 @@ async def export_rota(tx: Tx) -> str:
                 f'kind = "{s.kind}"',
                 "",
             ]
-        for a in await tx.rota.absences(c.id):
+        for a in await tx.absences(c.id):
             lines += [
                 "[[confidant.absence]]",
                 f"from = {a.start_date.isoformat()}",
                 f"to = {a.end_date.isoformat()}",
                 "",
             ]
-    for room in await tx.rota.rooms():
+    for room in await tx.rooms():
         lines += ["[[room]]", f"name = {_toml_string(room.name)}"]
         if room.site:
             lines.append(f"site = {_toml_string(room.site)}")
@@ -350,19 +338,3 @@ async def export_rota(tx: Tx) -> str:
             lines.append(f"notes = {_toml_string(room.notes)}")
         lines.append("")
     return "\n".join(lines)
-
-
-def read_rota_file(path: Path) -> RotaSpec:
-    """Read and validate a rota file, naming the file in every problem."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RotaFileError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise RotaFileError(f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise RotaFileError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    try:
-        return parse_rota(text)
-    except RotaFileError as exc:
-        raise RotaFileError(f"{path}: {exc}") from None
