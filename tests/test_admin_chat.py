@@ -59,9 +59,9 @@ async def test_non_admin_is_refused_and_forged_buttons_do_nothing(h: Harness) ->
     assert emp.last.startswith("That button is no longer valid")
     # an admin taken out of the config loses the role at once, for old buttons too
     h.core = Intake(h.store, h.core.settings.__class__(org_name="Acme",
-                                                     numbered_channels=frozenset()),
-                  InfoLibrary.load(), h.clock)
-    h.worker.core = h.core
+                                                       numbered_channels=frozenset()),
+                    InfoLibrary.load(), h.clock)
+    h.worker.wake, h.worker.unreachable = h.core.outbox_changed, h.core.unreachable
     await admin.press_token(yes)  # no language hint on a press: the default language
     assert admin.last == h.core.tr.t(h.core.settings.default_language, "button.stale")
     assert await _count(h, Shift) == 0
