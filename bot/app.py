@@ -50,6 +50,8 @@ def core_settings(config: Config) -> CoreSettings:
         slot_minutes=config.appointments.slot_minutes,
         buffer_minutes=config.appointments.buffer_minutes,
         days_ahead=config.appointments.days_ahead, office_hours=config.rota.hours,
+        channels=frozenset(config.enabled_channels),
+        web_https=(config.web.public_url or "").lower().startswith("https://"),
     )
 
 

@@ -58,7 +58,12 @@ class CoreSettings:
     """(channel, platform user id) pairs of administrators."""
     numbered_channels: frozenset[str] = frozenset({"matrix"})
     """Channels that show menus as numbered lists answered with a number."""
-    end_to_end_channels: frozenset[str] = frozenset({"matrix", "web"})
+    channels: frozenset[str] = frozenset({"telegram", "matrix", "web"})
+    """The channels the bot runs: a confidant's address elsewhere receives nothing,
+    so the privacy notice leaves it out (`handlers.privacy_notice`)."""
+    web_https: bool = False
+    """Whether the web chat and console are served over HTTPS (``web.public_url``);
+    only then may the notice say the web chat is encrypted on the way."""
     slot_minutes: int = 45
     buffer_minutes: int = 15
     days_ahead: int = 21

@@ -22,6 +22,7 @@ from handlers.notifications import (
     employee_stopped,
     relay_to_confidant,
 )
+from handlers.privacy_notice import privacy_notice
 from store.models import Case, Confidant
 
 log = logging.getLogger("confidant.employee")
@@ -75,17 +76,13 @@ async def welcome(ctx: Ctx) -> None:
     assert ctx.contact is not None
     ctx.contact.welcomed = True
     await ctx.reply(ctx.t("welcome.first"))
-    await ctx.reply(privacy_text(ctx), main_menu(ctx))
+    await ctx.reply(await privacy_text(ctx), main_menu(ctx))
 
 
-def privacy_text(ctx: Ctx) -> str:
-    channel = ctx.inbound.channel
-    protection = ctx.t("privacy.e2e") if channel in ctx.settings.end_to_end_channels \
-        else ctx.t(f"privacy.channel.{channel}") if channel == "telegram" \
-        else ctx.t("privacy.e2e")
-    return ctx.t("privacy.notice", protection=protection,
-                 retention_days=ctx.settings.retention_days,
-                 idle_days=ctx.settings.idle_close_days)
+async def privacy_text(ctx: Ctx) -> str:
+    """The notice for this employee's conversation as it stands: computed from
+    their channel and the channels of the confidants who can read it."""
+    return await privacy_notice(ctx, await active_case(ctx))
 
 
 async def cmd_start(ctx: Ctx, arg: str = "") -> None:
@@ -101,7 +98,7 @@ async def cmd_help(ctx: Ctx, arg: str = "") -> None:
 
 
 async def cmd_privacy(ctx: Ctx, arg: str = "") -> None:
-    await ctx.reply(privacy_text(ctx), main_menu(ctx))
+    await ctx.reply(await privacy_text(ctx), main_menu(ctx))
 
 
 async def cmd_emergency(ctx: Ctx, arg: str = "") -> None:

@@ -398,6 +398,40 @@ async def test_case_room_lifecycle_with_echoing_core(
     assert b"Hello, I am listening" not in synapse.db_bytes()
 
 
+async def test_a_notice_about_a_case_opens_no_room_and_posts_in_none(
+    synapse: SynapseServer, bot: Bot, peers: Callable[[str], Awaitable[Peer]]
+) -> None:
+    """``about`` is for histories that drop a case's traces: on Matrix a
+    notice about a case (even marked urgent, which for a message of the case
+    would open its room) goes to the confidant's DM, whether the case has a
+    room or not, and creates none."""
+    ch = await bot.start(FakeCore())
+    conf = await peers("conf")
+    dm = await conf.dm(bot.user_id)
+    await eventually(lambda: ch.room(dm) is not None, what="bot joined the DM")
+    roomed, roomless = "K7F-3MQ", "Z9Q-2PL"
+    await ch.send(_confidant_out(conf.user_id, roomed, "[K7F-3MQ] words",
+                                 kind=OutboundKind.RELAY), "r1")
+    case_room = (await eventually(lambda: list(conf.client.invited_rooms),
+                                  what="invited to the case room"))[0]
+    await conf.join(case_room)
+    await eventually(lambda: "[K7F-3MQ] words" in conf.texts(case_room), what="relay read")
+
+    claim = Menu(rows=((Button("Claim", "tok"),),))
+    for n, code in enumerate((roomed, roomless)):
+        notice = Outbound(to=ChannelAddress(MX, conf.user_id), text=f"Urgent: {code} waits",
+                          kind=OutboundKind.URGENT, role=Role.CONFIDANT, menu=claim,
+                          about=(CaseCode(code),))
+        await ch.send(notice, f"about-{n}")
+    await eventually(lambda: len([t for t in conf.texts(dm) if t.startswith("Urgent:")]) == 2,
+                     what="both notices in the DM")
+    assert not any(t.startswith("Urgent:") for t in conf.texts(case_room))
+    assert list(conf.client.invited_rooms) == []
+    assert f"case:{roomless}" not in bot.state._data
+    joined = await synapse.admin_get(f"/_synapse/admin/v1/users/{bot.user_id}/joined_rooms")
+    assert set(joined["joined_rooms"]) == {dm, case_room}
+
+
 async def test_restart_restores_device_and_refuses_mismatch(
     synapse: SynapseServer, bot: Bot, peers: Callable[[str], Awaitable[Peer]], tmp_path: Path
 ) -> None:

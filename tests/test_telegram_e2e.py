@@ -155,7 +155,7 @@ async def start_and_open(p: People, emp: FakeUser, lang: str) -> str:
     """/start, then /talk → first available; returns the case code."""
     n = mark(emp)
     await emp.send_command("start")
-    await expect(emp, t(lang, "privacy.channel.telegram"), n)
+    await expect(emp, t(lang, "privacy.you.telegram"), n)
     n = mark(emp)
     await emp.send_command("talk")
     await expect(emp, t(lang, "talk.choose"), n)
@@ -198,7 +198,7 @@ async def test_full_conversation(bot: tuple[App, BotSetup], people: People,
     # /start: welcome and the privacy notice, honest that Telegram is not end-to-end.
     await emp.send_command("start")
     await expect(emp, t(lang, "welcome.first", org=ORG)[:40], 0)
-    notice = await expect(emp, t(lang, "privacy.channel.telegram"), 0)
+    notice = await expect(emp, t(lang, "privacy.you.telegram"), 0)
     assert "end-to-end" in notice["text"]
     assert notice["reply_markup"], "the privacy notice comes with the main menu"
 
@@ -327,7 +327,7 @@ async def test_forged_callbacks_change_nothing(bot: tuple[App, BotSetup],
     # Bram has his own menu; Alicia opens a case that both confidants may claim.
     n = mark(p.bram)
     await p.bram.send_command("start")
-    await expect(p.bram, t("nl", "privacy.channel.telegram"), n)
+    await expect(p.bram, t("nl", "privacy.you.telegram"), n)
     code = await start_and_open(p, p.alice, "en")
     note = await expect(p.carla, lambda s: code in s and "/claim" in s, 0)
     await expect(p.dirk, lambda s: code in s and "/claim" in s, 0)  # both told before we look
@@ -415,7 +415,7 @@ async def test_webhook_mode_checks_the_secret(tmp_path: Path, people: People,
         assert d.webhook_url.endswith("/telegram/hook") and d.webhook_secret == secret
         n = mark(p.alice)
         await p.alice.send_command("start")
-        await expect(p.alice, t("en", "privacy.channel.telegram"), n)
+        await expect(p.alice, t("en", "privacy.you.telegram"), n)
         assert d.webhook_deliveries and all(s == 200 for _, s in d.webhook_deliveries)
         assert not d.calls("getUpdates"), "webhook mode must not poll"
 

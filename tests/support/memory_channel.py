@@ -28,7 +28,7 @@ from store.migrate import upgrade
 from store.store import Store
 
 MEMORY = ChannelName("memory")
-CHANNEL_NAMES = (MEMORY, ChannelName("telegram"), ChannelName("web"))
+CHANNEL_NAMES = (MEMORY, ChannelName("telegram"), ChannelName("web"), ChannelName("matrix"))
 """Channel names the harness's one `MemoryChannel` answers to."""
 
 
@@ -167,15 +167,19 @@ class Harness:
         return Person(self, pid, language, channel=ChannelName(channel))
 
     async def add_confidant(self, name: str, pid: str, languages: str = "en",
-                            always_on_duty: bool = True, bio: str = "") -> Person:
+                            always_on_duty: bool = True, bio: str = "",
+                            channels: tuple[str, ...] = (MEMORY,)) -> Person:
+        """A confidant reached on ``channels`` (the same id on each); the returned
+        person speaks on the first."""
         async with self.store.tx() as tx:
             c = await tx.confidants.add(name, bio=bio, languages=languages.split(","),
                                         attested_by="test", now=self.clock.now())
-            await tx.confidants.set_address(c, MEMORY, pid)
+            for channel in channels:
+                await tx.confidants.set_address(c, channel, pid)
             if always_on_duty:
                 for day in range(7):
                     await tx.rota.add_shift(c, day, time(0, 0), time(23, 59))
-        return Person(self, pid, languages.split(",")[0])
+        return Person(self, pid, languages.split(",")[0], channel=ChannelName(channels[0]))
 
     async def tick(self) -> None:
         await self.core.tick()

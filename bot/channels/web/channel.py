@@ -281,8 +281,10 @@ class WebChannel:
         """Push a message to every open tab of the address and keep it in its
         history; a retried send with the same key is neither stored nor shown
         twice.  Controls riding on a message act after it is shown: ``forget``
-        erases the identity, ``case-erase`` drops that case from the history
-        together with the kept page-load overview, which names it.
+        erases the identity, ``case-erase`` drops from the history and from
+        the open tabs every item that names that case (`without_erased`).
+        The notice of the erasure names the code too, so it is kept only
+        until a page load after it was seen (`shown_once`).
 
         The answer to a console's page-load command (addressed to its
         `OPENING_SLOT`) replaces the previous one in the history rather than
@@ -310,12 +312,20 @@ class WebChannel:
             if known is not None:
                 return SendResult(platform_message_id=known)
             erased: str | None = None
+            dropped: list[str] = []
             if out.control == Control.CASE_ERASE and out.case:
                 erased = str(out.case)
-                history["items"] = without_erased(history["items"], erased)
+                kept = without_erased(history["items"], erased)
+                staying = {id(i) for i in kept}
+                dropped = [str(i["id"]) for i in history["items"]
+                           if id(i) not in staying and "id" in i]
+                history["items"] = kept
                 # The notice outlives the case, so it must not be tagged with it.
                 out = dataclasses.replace(out, case=None)
             item = self._item_from_outbound(out)
+            if erased is not None:
+                item["once"] = True
+                item["seen"] = bool(self.tabs.of(address))
             if opening:
                 item["opening"] = True
                 history["items"] = [i for i in history["items"] if not i.get("opening")]
@@ -324,7 +334,7 @@ class WebChannel:
             await self.histories.save(address, history)
             for tab in self.tabs.of(address):
                 if erased is not None:
-                    await tab.push({"type": "case-erased", "case": erased})
+                    await tab.push({"type": "case-erased", "case": erased, "drop": dropped})
                 await tab.push({"type": "message", "item": item})
             if erased is not None:
                 log.info("web: case history dropped for case %s", erased)
@@ -346,6 +356,8 @@ class WebChannel:
         }
         if out.case:
             item["case"] = str(out.case)
+        if out.about:
+            item["about"] = [str(code) for code in out.about]
         if out.menu is not None:
             item["buttons"] = [
                 [{"label": b.label, "token": b.token} for b in row] for row in out.menu.rows

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -91,12 +92,51 @@ def without_case(items: list[dict[str, Any]], case: str) -> list[dict[str, Any]]
 
 
 def without_erased(items: list[dict[str, Any]], case: str) -> list[dict[str, Any]]:
-    """History items that may stay once ``case`` is erased: neither its own
-    nor the kept page-load overview.  The overview is not tagged with a case
-    yet names them all, so a reconnect would redraw the erased code from it.
-    It goes on every erasure, not only when its text names the code: reading
-    the core's wording to find codes would miss one silently the day that
-    wording changes, whereas dropping an overview that did not name it costs
-    only a convenience the next page load or a ``/cases`` gives back.  A
-    ``/cases`` asked for by hand is an ordinary answer and is not touched."""
-    return [i for i in without_case(items, case) if not i.get("opening")]
+    """History items that may stay once ``case`` is erased: nothing that
+    names it.  That is its own messages; the notices about it (``about``: the
+    new-case notice with its Claim button, "taken by", a case list naming it,
+    a refusal); the confidant's own words outside any case that name it
+    (``/claim K7F-3MQ``, the pressed "Claim K7F-3MQ" button); and the kept
+    page-load overview.  The overview goes on every erasure, also when it
+    was written before notices were tagged and names the case only in its
+    text: dropping one that did not name it costs only a convenience the
+    next page load or a ``/cases`` gives back."""
+    named = _names(case)
+    kept = []
+    for item in without_case(items, case):
+        if item.get("opening") or case_about(item, case):
+            continue
+        if item.get("from") == "me" and not item.get("case") \
+                and named.search(str(item.get("text", ""))):
+            continue
+        kept.append(item)
+    return kept
+
+
+def case_about(item: dict[str, Any], case: str) -> bool:
+    """Whether a history item is a notice about ``case`` (`Outbound.about`)."""
+    code = normalize_case_code(case)
+    about = item.get("about")
+    return isinstance(about, list) and any(normalize_case_code(str(c)) == code for c in about)
+
+
+def _names(case: str) -> re.Pattern[str]:
+    """A case code as a person may type it: any case, with or without its
+    dash (or a space), not inside a longer word."""
+    chars = normalize_case_code(case)
+    loose = r"[-\s]?".join(re.escape(ch) for ch in chars)
+    return re.compile(rf"(?<![A-Za-z0-9]){loose}(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def shown_once(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+    """The history a console page load shows, and whether it changed.
+
+    An item marked ``once`` (the notice that a case was erased, which names
+    its code) is shown until a page load after it was seen: live in an open
+    tab (``seen``), or in the page load that first shows it.  A reconnect
+    shows it as it stands, so a dropped connection does not lose it."""
+    kept = [i for i in items if not (i.get("once") and i.get("seen"))]
+    fresh = [i for i in kept if i.get("once")]
+    for item in fresh:
+        item["seen"] = True
+    return kept, bool(fresh) or len(kept) != len(items)

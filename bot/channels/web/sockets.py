@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from bot.channels.base import InboundHandler
-from bot.channels.web.history import HISTORY_SHOW, Histories
+from bot.channels.web.history import HISTORY_SHOW, Histories, shown_once
 from bot.channels.web.resume import ResumeDesk
 from bot.channels.web.sessions import WebSessions
 from bot.channels.web.tabs import CLIENT_ID, BadInput, Tab, Tabs, error, parse, refuse
@@ -119,8 +119,9 @@ class Sockets:
         if address is None:
             raise BadInput("login")
         hello = await self._read_hello(ws)
-        opening = self.console_opening if hello.get("fresh") is True else None
-        await self._serve(ws, address, "console", hello.get("language"), opening)
+        fresh = hello.get("fresh") is True
+        opening = self.console_opening if fresh else None
+        await self._serve(ws, address, "console", hello.get("language"), opening, fresh=fresh)
 
     async def _read_hello(self, ws: web.WebSocketResponse) -> dict[str, Any]:
         try:
@@ -144,13 +145,21 @@ class Sockets:
         role: str,
         language: str | None,
         opening: str | None = None,
+        *,
+        fresh: bool = False,
     ) -> None:
         """Send the history, register the tab, say ``opening`` to the core on
-        the person's behalf, then handle the tab's frames until it closes."""
+        the person's behalf, then handle the tab's frames until it closes.
+        A ``fresh`` page load no longer shows what was to be seen once
+        (`shown_once`)."""
         tab = Tab(ws=ws, address=address, role=role, language=language)
         try:
             async with self.tabs.lock(address):
                 history = await self.histories.load(address)
+                if fresh:
+                    history["items"], changed = shown_once(history["items"])
+                    if changed:
+                        await self.histories.save(address, history)
                 ready: dict[str, Any] = {
                     "type": "ready",
                     "role": role,

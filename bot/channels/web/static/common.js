@@ -119,6 +119,7 @@
     if (item.id) li.dataset.id = item.id;
     if (item.cid) li.dataset.cid = item.cid;
     if (item.case) li.dataset.case = item.case;
+    if (Array.isArray(item.about)) li.dataset.about = item.about.join(" ");
     const meta = document.createElement("div");
     meta.className = "meta";
     const who = document.createElement("span");

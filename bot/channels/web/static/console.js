@@ -35,17 +35,20 @@
   }
 
   /* The case is gone (erased on the employee's request or after the
-     retention period): nothing of it may stay on screen.  That includes the
-     page-load overview, which names every case without belonging to one; it
-     goes on any erasure, as on the server, and the next page load brings a
-     fresh one. */
-  function erase(code) {
+     retention period): nothing that names it may stay on screen.  The
+     server names what it dropped from the history (`drop`); the case's own
+     messages, the notices about it and the page-load overview (which names
+     every case without belonging to one, and goes on any erasure, as on the
+     server) go here too, also when the history no longer held them. */
+  function erase(code, drop) {
     cases.delete(code);
     caseList.querySelectorAll("button[data-case]").forEach(function (b) {
       if (b.dataset.case === code) b.closest("li").remove();
     });
-    document.querySelectorAll("#log li[data-case]").forEach(function (li) {
-      if (li.dataset.case === code) li.remove();
+    const gone = new Set(Array.isArray(drop) ? drop : []);
+    document.querySelectorAll("#log li").forEach(function (li) {
+      if (li.dataset.case === code || gone.has(li.dataset.id) ||
+          (li.dataset.about || "").split(" ").indexOf(code) >= 0) li.remove();
     });
     document.querySelectorAll("#log li[data-opening]").forEach(function (li) { li.remove(); });
     if (current === code) {
@@ -120,7 +123,7 @@
       chat.submit({ type: "button", token: b.token, label: b.label }, b.label);
     },
     onFrame: function (d) {
-      if (d.type === "case-erased" && typeof d["case"] === "string") erase(d["case"]);
+      if (d.type === "case-erased" && typeof d["case"] === "string") erase(d["case"], d.drop);
     },
   });
 })();
