@@ -1,4 +1,4 @@
-"""Wiring: config → store → core → channels → delivery and timers, on one loop.
+"""Wiring: config → store → intake → channels → delivery and timers, on one loop.
 
 Everything runs under our own asyncio loop (python-telegram-bot, matrix-nio
 and aiohttp side by side).  Shutdown stops intake first, then drains the
@@ -20,12 +20,12 @@ from bot.channels.base import Channel, ChannelError
 from bot.cli_common import admin_settings
 from bot.config import Config, ConfigError
 from bot.delivery import DeliveryWorker
+from bot.intake import Intake
 from bot.notices import in_every_language
 from handlers.administration.base import AdminSettings
 from handlers.administration.service import AdminService
 from handlers.commands import command_menu
 from handlers.context import CoreSettings
-from handlers.core import Core
 from handlers.info import InfoLibrary
 from store import keyring
 from store.admin import admin_tx
@@ -83,7 +83,7 @@ class App:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.store: Store | None = None
-        self.core: Core | None = None
+        self.intake: Intake | None = None
         self.channels: dict[str, Channel] = {}
         self.worker: DeliveryWorker | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -100,20 +100,24 @@ class App:
             await keyring.check_master(tx.session, store.crypto)
         info = InfoLibrary.load(cfg.organisation.content_override,
                                 tuple(cfg.organisation.languages))
-        core = Core(store, core_settings(cfg), info)
-        self.core = core
-        self.channels = self._build_channels(store, core)
-        self.worker = DeliveryWorker(core, self.channels)
+        intake = Intake(store, core_settings(cfg), info)
+        self.intake = intake
+        self.channels = self._build_channels(store, intake)
+        self.worker = DeliveryWorker(store, self.channels, clock=intake.clock,
+                                     wake=intake.outbox_changed,
+                                     unreachable=intake.unreachable)
         await self._start_metrics(store)
         for name, channel in self.channels.items():
             try:
-                await channel.start(metrics.instrument(core.handle))
+                await channel.start(metrics.instrument(intake.handle))
             except ChannelError as err:
                 raise ConfigError([str(err)]) from None
             self.started.add(name)
             log.info("channel started channel=%s", name)
         # Delivery starts once every channel can send: a pending message is
         # not pushed into a retry (and a growing backoff) by our own start-up.
+        # From then on the intake hands fresh messages straight to it.
+        intake.lane = self.worker
         self._tasks.append(asyncio.create_task(self.worker.run(), name="delivery"))
         self._tasks.append(asyncio.create_task(self._timers(), name="timers"))
 
@@ -129,7 +133,7 @@ class App:
         await server.start()
         self.metrics_server = server
 
-    def _build_channels(self, store: Store, core: Core) -> dict[str, Channel]:
+    def _build_channels(self, store: Store, intake: Intake) -> dict[str, Channel]:
         cfg = self.config
         out: dict[str, Channel] = {}
         if cfg.web.enabled:
@@ -161,7 +165,7 @@ class App:
                 mode=cfg.telegram.mode, webhook_url=cfg.telegram.webhook_url,
                 webhook_listen=cfg.telegram.webhook_listen,
                 secret_token=cfg.telegram.webhook_secret,
-                languages=cfg.organisation.languages, commands=command_menu(core.tr))
+                languages=cfg.organisation.languages, commands=command_menu(intake.tr))
         if cfg.matrix.enabled:
             from bot.channels.matrix import MatrixChannel
 
@@ -191,10 +195,10 @@ class App:
         return None
 
     async def _timers(self) -> None:
-        assert self.core is not None
+        assert self.intake is not None
         while True:
             try:
-                await self.core.tick()
+                await self.intake.tick()
             except Exception as exc:
                 log.warning("timer pass failed kind=%s", type(exc).__name__)
             await asyncio.sleep(TICK_SECONDS)
@@ -205,6 +209,8 @@ class App:
             with contextlib.suppress(Exception):
                 await self.worker.drain(DRAIN_SECONDS)
             self.worker.stop()
+            if self.intake is not None:
+                self.intake.lane = None
         for name, channel in list(self.channels.items())[::-1]:
             self.started.discard(name)
             with contextlib.suppress(Exception):
