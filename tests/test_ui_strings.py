@@ -51,8 +51,12 @@ DYNAMIC_KEYS: dict[str, tuple[str, ...]] = {
 # (pure placeholders, loanwords).  Anything else identical is an untranslated copy.
 SAME_AS_ENGLISH: dict[str, set[str]] = {
     "nl": {"relay.to_confidant", "relay.to_employee", "menu.privacy", "theme.conflict",
-           "case.usage", "claim.usage"},
-    "fr": {"relay.to_confidant", "notify.urgent_flag", "relay.urgent"},
+           "case.usage", "claim.usage",
+           # the admin console's placeholder-only labels
+           "webadmin.figures.bar", "webadmin.figures.share", "webadmin.rota.shift_label"},
+    "fr": {"relay.to_confidant", "notify.urgent_flag", "relay.urgent",
+           "webadmin.figures.share", "webadmin.nav.absences", "webadmin.absences.title",
+           "webadmin.confidants.actions", "webadmin.rooms.site"},
 }
 
 KEY_SHAPE = re.compile(r"[a-z_]+(?:\.[a-z0-9_]+)+")
