@@ -24,6 +24,7 @@ from bot.cli_common import (
     open_service,
     open_store,
     os_user,
+    show,
     table,
     warn,
     write_output,
@@ -84,11 +85,8 @@ async def confidant_list(args: argparse.Namespace) -> int:
                  f"{c.attested_by} {c.attested_at.date().isoformat()}",
                  "" if c.active else "removed"]
                 for c in await svc.confidants(include_inactive=args.all)]
-    if not rows:
-        print("no confidants registered (add one: confidant admin confidant add)")
-        return 0
-    print(table(["name", "languages", "channels", "shifts", "attested", ""], rows))
-    return 0
+    return show(["name", "languages", "channels", "shifts", "attested", ""], rows,
+                "no confidants registered (add one: confidant admin confidant add)")
 
 
 async def confidant_remove(args: argparse.Namespace) -> int:
@@ -190,11 +188,7 @@ async def absence_list(args: argparse.Namespace) -> int:
     async with open_service(args) as (_, svc):
         rows = [[a.confidant, a.start.isoformat(), a.end.isoformat(), a.id[:8]]
                 for a in await svc.absences(args.confidant, include_past=args.all)]
-    if not rows:
-        print("no absences")
-        return 0
-    print(table(["confidant", "from", "to", "id"], rows))
-    return 0
+    return show(["confidant", "from", "to", "id"], rows, "no absences")
 
 
 async def absence_remove(args: argparse.Namespace) -> int:
@@ -220,11 +214,7 @@ async def room_list(args: argparse.Namespace) -> int:
     """The rooms talks can be booked in."""
     async with open_service(args) as (_, svc):
         rows = [[r.name, r.site, r.notes.replace("\n", " ")] for r in await svc.rooms()]
-    if not rows:
-        print("no rooms (add one: confidant admin room add)")
-        return 0
-    print(table(["name", "site", "notes"], rows))
-    return 0
+    return show(["name", "site", "notes"], rows, "no rooms (add one: confidant admin room add)")
 
 
 async def room_remove(args: argparse.Namespace) -> int:
@@ -252,11 +242,8 @@ async def admin_list(args: argparse.Namespace) -> int:
         rows = [[a.name, "config file" if a.source == "config" else "confidant admin admin add",
                  a.created_at.date().isoformat() if a.created_at else ""]
                 for a in await svc.admins()]
-    if not rows:
-        print("no admins (add one: confidant admin admin add NAME)")
-        return 0
-    print(table(["name", "from", "since"], rows))
-    return 0
+    return show(["name", "from", "since"], rows,
+                "no admins (add one: confidant admin admin add NAME)")
 
 
 async def admin_remove(args: argparse.Namespace) -> int:

@@ -120,6 +120,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def show(headers: Sequence[str], rows: Sequence[Sequence[str]], empty: str) -> int:
+    """Print a listing, or what to do when there is nothing to list."""
+    print(table(headers, rows) if rows else empty)
+    return 0
+
+
 def write_output(text: str, target: str | None) -> None:
     """Print, or write to a file (owner-only: exports may be sensitive)."""
     if target is None or target == "-":

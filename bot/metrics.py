@@ -67,7 +67,7 @@ def channel_label(name: str) -> str:
 
 
 def instrument(handler: InboundHandler) -> InboundHandler:
-    """Wrap ``Core.handle`` so every inbound event is counted and timed,
+    """Wrap ``Intake.handle`` so every inbound event is counted and timed,
     without the channel-neutral core knowing about Prometheus."""
 
     async def counted(inbound: Inbound) -> None:

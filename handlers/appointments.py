@@ -117,8 +117,8 @@ def _ics(ctx: Ctx, appt: Appointment, case: Case, room: Room | None, lang: str,
          cancelled: bool = False) -> Media:
     return talk_ics(uid=appt.id, code=case.code, starts_at=appt.starts_at, ends_at=appt.ends_at,
                     room=room.name if room else "", site=room.site if room else "",
-                    summary=ctx.t("appt.ics.summary", lang=lang, code=case.code),
-                    description=ctx.t("appt.ics.description", lang=lang, code=case.code),
+                    summary=ctx.t("appt.ics.summary", lang=lang),
+                    description=ctx.t("appt.ics.description", lang=lang),
                     now=ctx.now, cancelled=cancelled, sequence=1 if cancelled else 0)
 
 

@@ -104,9 +104,11 @@ async def cleaned_or_refused(ctx: Ctx, case: Case, media: Media) -> Media | None
     except (DocumentRejected, TimeoutError) as exc:
         # Its raw bytes would carry the metadata: the file goes nowhere, and
         # the employee hears why and what to send instead.
+        reason = exc.reason if isinstance(exc, DocumentRejected) else "media.not_cleanable"
         log.info("document not relayed case=%s reason=%s", case.code,
-                 "timeout" if isinstance(exc, TimeoutError) else "not cleanable")
-        await _tell_employee(ctx, case, "media.not_cleanable")
+                 "timeout" if isinstance(exc, TimeoutError)
+                 else "old format" if reason == "media.old_format" else "not cleanable")
+        await _tell_employee(ctx, case, reason)
         return None
 
 

@@ -129,7 +129,7 @@ def encryption_keys(route: Route) -> list[str]:
 
 def compose(route: Route, t: Words, *, retention_days: int, idle_days: int) -> str:
     """The whole notice for one route, as the employee reads it."""
-    lines = [t("privacy.title"), t("privacy.code")]
+    lines = [t("privacy.title"), t("privacy.code"), t("privacy.identify")]
     lines += [t(key) for key in encryption_keys(route)]
     lines.append(t("privacy.may_change"))
     lines.append(t("privacy.operator"))

@@ -206,7 +206,3 @@ class CaseRepo:
     async def closed_before(self, cutoff: datetime) -> list[Case]:
         return list((await self._s.scalars(select(Case).where(
             Case.status == CaseStatus.CLOSED, Case.closed_at < cutoff))).all())
-
-    async def statistics(self, month_from: str, month_to: str) -> list[CaseStatistic]:
-        return list((await self._s.scalars(select(CaseStatistic).where(
-            CaseStatistic.month >= month_from, CaseStatistic.month <= month_to))).all())

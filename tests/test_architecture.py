@@ -204,6 +204,14 @@ STEP_MODULES = {"handlers.employee", "handlers.confidant", "handlers.admin",
 """What the router runs; they stand on `handlers.context` and shared helpers."""
 
 
+def test_the_web_admin_console_reaches_only_the_admin_service() -> None:
+    """The admin console's pages get the admin service and nothing else of
+    the store or the conversation: they cannot ask for a case, a message or
+    a note, because nothing they import could fetch one."""
+    assert ours_outside("bot/webadmin", ("bot.webadmin", "handlers.administration",
+                                         "handlers.i18n", "domain")) == {}
+
+
 def test_only_the_router_imports_the_steps() -> None:
     """A step never calls another role's step or the router: so a change to
     one role's steps cannot reach into another's, and the import graph

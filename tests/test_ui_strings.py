@@ -50,8 +50,12 @@ DYNAMIC_KEYS: dict[str, tuple[str, ...]] = {
 # (pure placeholders, loanwords).  Anything else identical is an untranslated copy.
 SAME_AS_ENGLISH: dict[str, set[str]] = {
     "nl": {"relay.to_confidant", "relay.to_employee", "menu.privacy", "theme.conflict",
-           "case.usage", "claim.usage"},
-    "fr": {"relay.to_confidant", "notify.urgent_flag", "relay.urgent"},
+           "case.usage", "claim.usage",
+           # the admin console's placeholder-only labels
+           "webadmin.figures.bar", "webadmin.figures.share", "webadmin.rota.shift_label"},
+    "fr": {"relay.to_confidant", "notify.urgent_flag", "relay.urgent",
+           "webadmin.figures.share", "webadmin.nav.absences", "webadmin.absences.title",
+           "webadmin.confidants.actions", "webadmin.rooms.site"},
 }
 
 KEY_SHAPE = re.compile(r"[a-z_]+(?:\.[a-z0-9_]+)+")
@@ -209,6 +213,60 @@ def test_consent_questions_say_when_the_name_is_given(lang: str) -> None:
     assert NAMED[lang] in strings["consent.ask.reconcile"]
     assert NOT_ANONYMOUS[lang] in strings["consent.ask.advisor"]
     assert SIGNED_NAME[lang] in strings["consent.thanks_yes"]
+
+
+CONFIDANT_WORD = {"nl": "vertrouwenspersoon", "fr": "personne de confiance", "en": "confidant"}
+FORGET_KEEPS = {"nl": ("register", "5 jaar", "chat-apps", "anonieme tellingen"),
+                "fr": ("registre", "5 ans", "applications de chat", "comptages anonymes"),
+                "en": ("register", "5 years", "chat apps", "anonymous counters")}
+DECLARE_BEFORE = {"nl": ("preventiedienst", "geen klacht", "/forget"),
+                  "fr": ("service de prévention", "pas une plainte", "/forget"),
+                  "en": ("prevention service", "not a complaint", "/forget")}
+USUALLY = {"nl": "meestal", "fr": "en général", "en": "usually"}
+AT_THE_LATEST = {"nl": "ten laatste", "fr": "au plus tard", "en": "at the latest"}
+IDENTIFIERS = {"nl": ("wat je schrijft", "stem", "taal", "app", ".doc", "rtf"),
+               "fr": ("ce que vous écrivez", "voix", "langue", "application", ".doc", "rtf"),
+               "en": ("what you write", "voice", "language", "app", ".doc", "rtf")}
+
+
+@pytest.mark.parametrize("lang", SUPPORTED_LANGUAGES)
+def test_calendar_entry_is_neutral(lang: str) -> None:
+    """A calendar synchronised to a phone or shared with colleagues must not say
+    what the appointment is, nor carry the case code."""
+    strings = load_strings(lang)
+    for key in ("appt.ics.summary", "appt.ics.description"):
+        assert "{code}" not in strings[key], key
+        assert CONFIDANT_WORD[lang] not in strings[key].lower(), key
+
+
+@pytest.mark.parametrize("lang", SUPPORTED_LANGUAGES)
+def test_forget_and_declare_say_what_stays(lang: str) -> None:
+    """/forget cannot erase the register, delivered copies or counters, and says so
+    before the person confirms; /declare says, before the intake, who reads the
+    register, that it is no complaint and that /forget cannot remove it."""
+    strings = load_strings(lang)
+    for needle in FORGET_KEEPS[lang]:
+        assert needle in strings["forget.confirm"], needle
+        assert needle in strings["privacy.forget"], needle
+    for needle in DECLARE_BEFORE[lang]:
+        assert needle in strings["declare.intro"], needle
+
+
+@pytest.mark.parametrize("lang", SUPPORTED_LANGUAGES)
+def test_no_promise_of_an_answer_in_time(lang: str) -> None:
+    """The bot cannot make a confidant answer: it tells the employee usually, never at
+    the latest (the legal deadline confidants are told of is another matter)."""
+    strings = load_strings(lang)
+    for key in ("case.on_duty", "case.on_duty_chosen", "case.no_rota"):
+        assert USUALLY[lang] in strings[key], key
+        assert AT_THE_LATEST[lang] not in strings[key], key
+
+
+@pytest.mark.parametrize("lang", SUPPORTED_LANGUAGES)
+def test_never_who_you_are_says_what_still_can_tell(lang: str) -> None:
+    strings = load_strings(lang)
+    for needle in IDENTIFIERS[lang]:
+        assert needle in strings["privacy.identify"].lower(), needle
 
 
 # ------------------------------------------------------------ keys used in code

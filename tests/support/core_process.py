@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.delivery import DeliveryWorker
+from bot.intake import Intake
 from domain.ids import ChannelName
 from domain.messages import Inbound, Outbound, SendResult
 from handlers.context import CoreSettings, Ctx
-from handlers.core import Core
 from handlers.info import InfoLibrary
 from store.crypto import load_master_key
 from store.store import Store
@@ -84,10 +84,11 @@ class RecordingChannel:
 
 async def main(spec: dict[str, Any]) -> None:
     store = Store.open(spec["db"], load_master_key(Path(spec["key"])))
-    core = Core(store, CoreSettings(org_name="Acme", numbered_channels=frozenset()),
+    core = Intake(store, CoreSettings(org_name="Acme", numbered_channels=frozenset()),
                 InfoLibrary.load())
     channel = RecordingChannel(Path(spec["record"]), bool(spec["idempotent"]), spec["crash"])
-    worker = DeliveryWorker(core, {MEMORY: channel})
+    worker = DeliveryWorker(store, {MEMORY: channel}, clock=core.clock,
+                            wake=core.outbox_changed, unreachable=core.unreachable)
     if spec["crash"] == "before-commit":
         flush = Ctx.flush
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest_asyncio
 
 from bot.delivery import DeliveryWorker
+from bot.intake import Intake
 from domain.ids import ChannelName
 from domain.messages import Inbound, Media, Outbound, SendResult, Unreachable
 from handlers.context import CoreSettings
-from handlers.core import Core
 from handlers.info import InfoLibrary
 from store.crypto import Crypto, create_key_file, load_master_key
 from store.migrate import upgrade
@@ -155,8 +155,10 @@ class Harness:
         self.store = store
         self.clock = clock
         self.channel = MemoryChannel()
-        self.core = Core(store, settings, InfoLibrary.load(), clock)
-        self.worker = DeliveryWorker(self.core, {name: self.channel for name in CHANNEL_NAMES})
+        self.core = Intake(store, settings, InfoLibrary.load(), clock)
+        self.worker = DeliveryWorker(store, {name: self.channel for name in CHANNEL_NAMES},
+                                     clock=clock, wake=self.core.outbox_changed,
+                                     unreachable=self.core.unreachable)
 
     def person(self, pid: str, language: str | None = "en",
                channel: str = MEMORY) -> Person:

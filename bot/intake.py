@@ -1,11 +1,17 @@
-"""The conversation engine: one inbound event in, effects and outbox rows out,
-all in one transaction.
+"""The way in: one inbound event in, its effects and outbox rows out, all in
+one transaction, retried until it is recorded.
 
-`Core.handle` is what every channel calls.  It records the event as handled
-and lets `handlers.router` decide the sender's role and run the matching
-step, then commits the event together with every message it caused.  A
-platform event delivered twice has its effect once; a crash before the
-commit leaves nothing half-done, and the platform re-delivers.
+`Intake.handle` is what every channel calls.  It records the event as
+handled, lets `handlers.router` decide the sender's role and run the
+matching step, and commits the event together with every message it caused.
+A platform event delivered twice has its effect once; a crash before the
+commit leaves nothing half-done, and the platform re-delivers.  Messages
+that can go out at once are handed to the delivery worker's fast lane
+(`FastLane`) right after the commit.  Clock ticks (timers) and delivery
+failures come in here too, each in a transaction of its own.
+
+The conversation itself (who may do what, what is said) is ``handlers/``;
+this module only owns transactions, retries and the hand-over.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from store.db import is_conflict, is_transient
 from store.outbox import DueMessage
 from store.store import Store, Tx
 
-log = logging.getLogger("confidant.core")
+log = logging.getLogger("confidant.intake")
 
 
 class FastLane(Protocol):
@@ -44,8 +50,9 @@ class FastLane(Protocol):
         ...
 
 
-class Core:
-    """Channel-neutral conversation logic shared by every channel."""
+class Intake:
+    """Runs the conversation (`handlers.router`) for every channel, one
+    transaction per event."""
 
     def __init__(self, store: Store, settings: CoreSettings, info: InfoLibrary,
                  clock: Clock | None = None) -> None:
@@ -56,8 +63,10 @@ class Core:
         self.tr = Translator(settings.default_language, settings.languages, settings.timezone,
                              settings.org_name)
         self.outbox_changed = asyncio.Event()
+        """Set whenever the outbox may hold work for the delivery worker's passes."""
         self.lane: FastLane | None = None
-        """Set by a running delivery worker: takes messages straight after commit."""
+        """The running delivery worker's fast lane (the app attaches it when
+        delivery starts): takes messages straight after their commit."""
 
     # ---------------------------------------------------------------- inbound
 
