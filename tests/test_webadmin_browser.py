@@ -6,7 +6,9 @@ drawn in the week grid with the mouse and one added with the keyboard alone,
 an overlap refused with the service's reason, an absence and a room; an
 employee in another browser context then finds a confidant on duty.  The
 figures page draws exactly the cells ``confidant report`` hides.  One
-browser for the whole module; screenshots go to docs/screenshots/."""
+browser for the whole module.  Screenshots go to test-artifacts/, or where
+``CONFIDANT_SCREENSHOTS`` says: ``CONFIDANT_SCREENSHOTS=docs/screenshots``
+refreshes the ones the README shows."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 TIMEOUT = 15_000
 REPO = Path(__file__).resolve().parent.parent
-SHOTS = REPO / "docs" / "screenshots"
+SHOTS = REPO / os.environ.get("CONFIDANT_SCREENSHOTS", "test-artifacts")
 BRUSSELS = ZoneInfo("Europe/Brussels")
 
 
