@@ -310,6 +310,7 @@ CONFIDANT = Desk(
     },
     actions={
         "claim": confidant.claim_action,
+        "help": confidant.help_action,
         "select": confidant.select_action,
         "close": confidant.close_action,
         "appt": appointments.confidant_action,
