@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import functools
 
-import bot.channels.telegram as telegram_module
+import bot.channels.telegram.channel as telegram_module
 from bot.app import run_app
 from bot.channels.ratelimit import RateLimiter
 from bot.config import load_config

@@ -13,9 +13,10 @@ from sqlalchemy import event
 
 from bot.channels.base import InboundHandler
 from bot.delivery import DeliveryWorker
+from bot.intake import Intake
 from domain.ids import ChannelName
 from domain.messages import Inbound, Outbound, SendResult
-from handlers.core import Core, CoreSettings
+from handlers.context import CoreSettings
 from handlers.info import InfoLibrary
 from store.crypto import load_master_key
 from store.store import Store
@@ -84,9 +85,10 @@ async def hot_query_plans(setup: BotSetup, employee: int, confidant: int,
 
     event.listen(store.engine.sync_engine, "before_cursor_execute", capture)
     try:
-        core = Core(store, CoreSettings(languages=("en", "nl", "fr"), default_language="en"),
+        core = Intake(store, CoreSettings(languages=("en", "nl", "fr"), default_language="en"),
                     InfoLibrary.load(None, ("en", "nl", "fr")))
-        worker = DeliveryWorker(core, {"telegram": _Stub()})
+        worker = DeliveryWorker(store, {"telegram": _Stub()}, clock=core.clock,
+                                wake=core.outbox_changed, unreachable=core.unreachable)
         tg = ChannelName("telegram")
         stamp = datetime.now(UTC).timestamp()
         # One direction through the fast lane (as while the worker runs), the

@@ -23,7 +23,7 @@ from bench.procstat import cpu_seconds, memory_kib
 from bench.relay import CONFIDANT_BASE, Child, RelayResult, Workload, _drain, _until
 from bench.report import WebResult
 from bench.seed import seed_employees
-from bot.channels.web import _key
+from bot.channels.web import state_key
 from tests.support.app_runner import make_setup
 from tests.support.telegram_double import free_port
 
@@ -73,7 +73,7 @@ async def run_web(folder: Path, tabs: int, wl: Workload) -> WebResult:
         async with setup.store() as store:
             state = store.channel_state("web")
             for identity in identities:  # as the channel issues them (`_new_identity`)
-                await state.set(_key("emp", identity),
+                await state.set(state_key("emp", identity),
                                 json.dumps({"receipts": [], "pending": []}).encode())
         await seed_employees(setup, identities, conf_ids, channel="web", claimed=True)
         child = Child([sys.executable, "-m", "bench.botproc", str(setup.config_path)],

@@ -1,4 +1,4 @@
-"""Wiring: config → store → core → channels → delivery and timers, on one loop.
+"""Wiring: config → store → intake → channels → delivery and timers, on one loop.
 
 Everything runs under our own asyncio loop (python-telegram-bot, matrix-nio
 and aiohttp side by side).  Shutdown stops intake first, then drains the
@@ -11,17 +11,24 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 
 from bot import metrics
 from bot.channels.base import Channel, ChannelError
+from bot.cli_common import admin_settings
 from bot.config import Config, ConfigError
 from bot.delivery import DeliveryWorker
+from bot.intake import Intake
 from bot.notices import in_every_language
+from handlers.administration.base import AdminSettings
+from handlers.administration.service import AdminService
 from handlers.commands import command_menu
-from handlers.core import Core, CoreSettings
+from handlers.context import CoreSettings
 from handlers.info import InfoLibrary
 from store import keyring
+from store.admin import admin_tx
 from store.crypto import load_master_key
 from store.migrate import upgrade
 from store.store import Store
@@ -48,8 +55,26 @@ def core_settings(config: Config) -> CoreSettings:
         retention_days=config.privacy.retention_days, admins=frozenset(admins),
         slot_minutes=config.appointments.slot_minutes,
         buffer_minutes=config.appointments.buffer_minutes,
-        days_ahead=config.appointments.days_ahead,
+        days_ahead=config.appointments.days_ahead, office_hours=config.rota.hours,
+        channels=frozenset(config.enabled_channels),
+        web_https=(config.web.public_url or "").lower().startswith("https://"),
     )
+
+
+def admin_service_factory(
+        store: Store, settings: AdminSettings,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Callable[[str], AbstractAsyncContextManager[AdminService]]:
+    """Actor → the admin service over one transaction of ``store`` (seen
+    through `store.admin.AdminTx` only): what the web admin console gets
+    instead of the store, so its pages cannot reach a case."""
+
+    @asynccontextmanager
+    async def open_service(actor: str) -> AsyncIterator[AdminService]:
+        async with admin_tx(store) as tx:
+            yield AdminService(tx, actor, now(), settings)
+
+    return open_service
 
 
 class App:
@@ -58,7 +83,7 @@ class App:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.store: Store | None = None
-        self.core: Core | None = None
+        self.intake: Intake | None = None
         self.channels: dict[str, Channel] = {}
         self.worker: DeliveryWorker | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -75,20 +100,24 @@ class App:
             await keyring.check_master(tx.session, store.crypto)
         info = InfoLibrary.load(cfg.organisation.content_override,
                                 tuple(cfg.organisation.languages))
-        core = Core(store, core_settings(cfg), info)
-        self.core = core
-        self.channels = self._build_channels(store, core)
-        self.worker = DeliveryWorker(core, self.channels)
+        intake = Intake(store, core_settings(cfg), info)
+        self.intake = intake
+        self.channels = self._build_channels(store, intake)
+        self.worker = DeliveryWorker(store, self.channels, clock=intake.clock,
+                                     wake=intake.outbox_changed,
+                                     unreachable=intake.unreachable)
         await self._start_metrics(store)
         for name, channel in self.channels.items():
             try:
-                await channel.start(metrics.instrument(core.handle))
+                await channel.start(metrics.instrument(intake.handle))
             except ChannelError as err:
                 raise ConfigError([str(err)]) from None
             self.started.add(name)
             log.info("channel started channel=%s", name)
         # Delivery starts once every channel can send: a pending message is
         # not pushed into a retry (and a growing backoff) by our own start-up.
+        # From then on the intake hands fresh messages straight to it.
+        intake.lane = self.worker
         self._tasks.append(asyncio.create_task(self.worker.run(), name="delivery"))
         self._tasks.append(asyncio.create_task(self._timers(), name="timers"))
 
@@ -104,17 +133,24 @@ class App:
         await server.start()
         self.metrics_server = server
 
-    def _build_channels(self, store: Store, core: Core) -> dict[str, Channel]:
+    def _build_channels(self, store: Store, intake: Intake) -> dict[str, Channel]:
         cfg = self.config
         out: dict[str, Channel] = {}
         if cfg.web.enabled:
             from bot.channels.web import WebChannel
 
-            out["web"] = WebChannel(
+            web_channel = WebChannel(
                 cfg.web.listen, cfg.web.public_url, store.channel_state("web"),
                 self.redeem_login, cfg.organisation.languages, cfg.organisation.default_language,
                 cfg.organisation.name, retention_days=cfg.privacy.retention_days,
                 greet_new=True, console_opening="/cases")
+            from bot.webadmin.console import mount
+
+            org = cfg.organisation
+            out["web"] = web_channel
+            mount(web_channel, admin_service_factory(store, admin_settings(cfg)),
+                  org_name=org.name, languages=org.languages,
+                  default_language=org.default_language, timezone=org.timezone)
         if cfg.telegram.enabled:
             from bot.channels.telegram import TelegramChannel
 
@@ -129,7 +165,7 @@ class App:
                 mode=cfg.telegram.mode, webhook_url=cfg.telegram.webhook_url,
                 webhook_listen=cfg.telegram.webhook_listen,
                 secret_token=cfg.telegram.webhook_secret,
-                languages=cfg.organisation.languages, commands=command_menu(core.tr))
+                languages=cfg.organisation.languages, commands=command_menu(intake.tr))
         if cfg.matrix.enabled:
             from bot.channels.matrix import MatrixChannel
 
@@ -159,10 +195,10 @@ class App:
         return None
 
     async def _timers(self) -> None:
-        assert self.core is not None
+        assert self.intake is not None
         while True:
             try:
-                await self.core.tick()
+                await self.intake.tick()
             except Exception as exc:
                 log.warning("timer pass failed kind=%s", type(exc).__name__)
             await asyncio.sleep(TICK_SECONDS)
@@ -173,6 +209,8 @@ class App:
             with contextlib.suppress(Exception):
                 await self.worker.drain(DRAIN_SECONDS)
             self.worker.stop()
+            if self.intake is not None:
+                self.intake.lane = None
         for name, channel in list(self.channels.items())[::-1]:
             self.started.discard(name)
             with contextlib.suppress(Exception):

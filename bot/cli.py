@@ -20,21 +20,17 @@ from typing import Any, cast
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from bot.cli_admin import (
+from bot.cli_admin import add_admin_parser
+from bot.cli_common import (
     UserError,
     actor,
-    add_admin_parser,
     config_path,
     ensure_migrated,
-    open_store,
-    rota_reason,
+    open_service,
     shown_url,
     write_output,
 )
 from bot.cli_report import (
-    StatRow,
-    build_report,
-    months_between,
     render_csv,
     render_json,
     render_markdown,
@@ -47,14 +43,13 @@ from bot.config import (
     load_config,
     runtime_problems,
 )
-from bot.rota_file import RotaFileError
 from domain.parsing import ParseError, parse_date, parse_month
+from handlers.administration.problems import AdminError
 from store.audit import AuditRepo
 from store.crypto import Crypto, DecryptError, KeyFileError, create_key_file, load_master_key
 from store.db import UnsupportedDatabaseError, create_engine, session_factory
 from store.keyring import KeyringError, RotationError, check_master, rotate_key_file
 from store.migrate import current_revision, head_revision, upgrade
-from store.rota import RotaError
 
 log = logging.getLogger("confidant.cli")
 
@@ -188,12 +183,8 @@ async def cmd_report(args: argparse.Namespace) -> int:
     end = _report_date(args.end, "--to", end=True)
     if end < start:
         raise UserError(f"--to {end} is before --from {start}")
-    months = months_between(start, end)
-    async with open_store(args) as (_, store), store.tx() as tx:
-        stats = [StatRow(s.month, s.channel, s.theme, s.heard_in_time)
-                 for s in await tx.cases.statistics(months[0], months[-1])]
-        await tx.audit.record(actor(), "report.printed", "", f"{months[0]} to {months[-1]}")
-    report = build_report(stats, months)
+    async with open_service(args) as (_, svc):
+        report = await svc.report_table(start, end, audit_kind="report.printed")
     if args.format == "csv":
         text = render_csv(report)
     elif args.format == "json":
@@ -322,10 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(lines[0] + more, file=sys.stderr)
     except UserError as exc:
         print(str(exc), file=sys.stderr)
-    except (KeyFileError, ParseError, RotaFileError, UnsupportedDatabaseError) as exc:
+    except (AdminError, KeyFileError, ParseError, UnsupportedDatabaseError) as exc:
         print(str(exc), file=sys.stderr)
-    except RotaError as exc:
-        print(rota_reason(exc), file=sys.stderr)
     except RotationError as exc:
         print(f"key rotation stopped, key file not replaced: {exc}", file=sys.stderr)
     except KeyringError as exc:

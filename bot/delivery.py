@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,10 +21,11 @@ from bot import metrics
 from bot.channels.base import Channel
 from domain.messages import Outbound, RetryLater, SendResult, Unreachable
 from domain.vocabulary import Role
-from handlers.core import Core
+from handlers.context import Clock
 from store.db import is_transient
 from store.keyring import KeyringError
 from store.outbox import DueMessage
+from store.store import Store
 
 log = logging.getLogger("confidant.delivery")
 
@@ -40,8 +41,22 @@ def backoff(attempts: int) -> float:
 
 
 class DeliveryWorker:
-    def __init__(self, core: Core, channels: Mapping[str, Channel], concurrency: int = 16) -> None:
-        self.core = core
+    """Sends the outbox.  It knows the store, the channels, a clock, the
+    event that wakes it (set by whoever writes outbox rows) and whom to tell
+    when a recipient can never be reached; nothing of the conversation.
+    Attached as the intake's fast lane (`bot.intake.FastLane`) while it runs,
+    it also takes fresh messages straight from their commit."""
+
+    def __init__(self, store: Store, channels: Mapping[str, Channel], *, clock: Clock,
+                 wake: asyncio.Event, unreachable: Callable[[Outbound], Awaitable[None]],
+                 concurrency: int = 16) -> None:
+        self.store = store
+        self.clock = clock
+        self.wake = wake
+        """Set when the outbox changed; a pass runs soon after."""
+        self.unreachable = unreachable
+        """Called (outside any delivery transaction) for a message whose
+        recipient can never be reached."""
         self.channels = dict(channels)
         self._sem = asyncio.Semaphore(concurrency)
         self._stopping = False
@@ -64,36 +79,31 @@ class DeliveryWorker:
     async def run(self) -> None:
         """Deliver until stopped; sleeps until woken by new rows or the next retry.
 
-        While it runs, the core hands it fresh messages directly (the fast
+        While it runs, the intake hands it fresh messages directly (the fast
         lane), so the common case needs no wake-up, query or decryption here.
         """
-        self.core.lane = self
-        try:
-            while not self._stopping:
-                self.core.outbox_changed.clear()
-                try:
-                    processed = await self.deliver_due()
-                except Exception as exc:  # the loop must survive a database outage
-                    level = logging.WARNING if is_transient(exc) else logging.ERROR
-                    log.log(level, "delivery pass failed kind=%s", type(exc).__name__)
-                    processed = 0
-                    await asyncio.sleep(1.0)
-                if processed:
-                    continue
-                wait = await self._idle_wait()
-                try:
-                    await asyncio.wait_for(self.core.outbox_changed.wait(), timeout=wait)
-                except TimeoutError:
-                    pass
-        finally:
-            if self.core.lane is self:
-                self.core.lane = None
+        while not self._stopping:
+            self.wake.clear()
+            try:
+                processed = await self.deliver_due()
+            except Exception as exc:  # the loop must survive a database outage
+                level = logging.WARNING if is_transient(exc) else logging.ERROR
+                log.log(level, "delivery pass failed kind=%s", type(exc).__name__)
+                processed = 0
+                await asyncio.sleep(1.0)
+            if processed:
+                continue
+            wait = await self._idle_wait()
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=wait)
+            except TimeoutError:
+                pass
 
     # -------------------------------------------------------------- fast lane
 
     def claim(self, rows: list[tuple[DueMessage, Outbound, int]]
               ) -> list[tuple[DueMessage, Outbound]]:
-        """Reserve fresh rows before their transaction commits (see `Core`).
+        """Reserve fresh rows before their transaction commits (see `bot.intake`).
 
         A row goes out at once if nothing older waits for its recipient.  If
         what waits is exactly what the lane already holds for that recipient
@@ -155,7 +165,7 @@ class DeliveryWorker:
                 fresh.append((row, out))
             elif entry.committed.done():  # given up on by its task: a pass sends it
                 self._unhold(row)
-                self.core.outbox_changed.set()
+                self.wake.set()
             else:
                 entry.committed.set_result(True)
         if fresh:
@@ -192,7 +202,7 @@ class DeliveryWorker:
             else:  # not committed yet: `hand_over` or `unclaim` finishes it
                 entry.committed.set_result(False)
         if entries:
-            self.core.outbox_changed.set()
+            self.wake.set()
 
     async def _fast(self, rows: list[tuple[DueMessage, Outbound]]) -> None:
         """Send claimed rows (one recipient's in order, stopping at the first
@@ -206,7 +216,7 @@ class DeliveryWorker:
         try:
             batch = rows
             while batch:
-                now = self.core.clock.now()  # retry times count from this batch's send
+                now = self.clock.now()  # retry times count from this batch's send
                 chains: dict[bytes, list[tuple[DueMessage, Outbound]]] = {}
                 for row, out in batch:
                     chains.setdefault(row.recipient_hash, []).append((row, out))
@@ -237,11 +247,11 @@ class DeliveryWorker:
             behind = recipients & self._waiting_behind
             self._waiting_behind -= behind
             if leftover or behind or stalled or len(outcomes) != len(owned):
-                self.core.outbox_changed.set()
+                self.wake.set()
         for outcome in outcomes:
             if outcome.kind == "unreachable" and outcome.out is not None:
                 try:
-                    await self.core.unreachable(outcome.out)
+                    await self.unreachable(outcome.out)
                 except Exception as exc:
                     log.warning("unreachable handling failed kind=%s", type(exc).__name__)
 
@@ -281,18 +291,18 @@ class DeliveryWorker:
 
     async def _idle_wait(self) -> float:
         try:
-            async with self.core.store.tx() as tx:
+            async with self.store.tx() as tx:
                 # The live set: rows the lane claims while this waits are skipped too.
                 next_at = await tx.outbox.next_due_at(exclude=self._inflight)
         except Exception:
             return 1.0
         if next_at is None:
             return 5.0
-        return max(0.05, min(5.0, (next_at - self.core.clock.now()).total_seconds()))
+        return max(0.05, min(5.0, (next_at - self.clock.now()).total_seconds()))
 
     def stop(self) -> None:
         self._stopping = True
-        self.core.outbox_changed.set()
+        self.wake.set()
 
     async def drain(self, within: float = 10.0) -> None:
         """Deliver everything that is due now (graceful shutdown, tests)."""
@@ -312,8 +322,8 @@ class DeliveryWorker:
         of the hot path; a crash between sending and recording re-sends (the
         window the README describes), never loses.
         """
-        now = self.core.clock.now()
-        async with self.core.store.tx() as tx:
+        now = self.clock.now()
+        async with self.store.tx() as tx:
             due = await tx.outbox.due(now, limit=64)
             if self._inflight:
                 held = [row for row in due if row.seq in self._inflight]
@@ -336,7 +346,7 @@ class DeliveryWorker:
         await self._record(outcomes)
         for outcome in outcomes:
             if outcome.kind == "unreachable" and outcome.out is not None:
-                await self.core.unreachable(outcome.out)
+                await self.unreachable(outcome.out)
         return len(due)
 
     async def _send(self, row: DueMessage, out: Outbound | None, now: datetime) -> _Outcome:
@@ -373,14 +383,16 @@ class DeliveryWorker:
         deadline = time.monotonic() + RECORD_SENT_PATIENCE
         while True:
             try:
-                async with self.core.store.tx() as tx:
-                    now = self.core.clock.now()
+                async with self.store.tx() as tx:
+                    now = self.clock.now()
                     for o in outcomes:
                         if o.kind == "sent":
                             await tx.outbox.mark_sent(o.row.seq, now)
                             pid = o.result.platform_message_id if o.result else None
-                            # Only confidants answer by replying to a relayed message.
-                            if pid and o.out is not None and o.row.case_id \
+                            # Only confidants answer by replying to a relayed message;
+                            # a notice merely about a case (sealed with its key) is no
+                            # message of the case to answer.
+                            if pid and o.out is not None and o.row.case_id and o.out.case \
                                     and o.out.role == Role.CONFIDANT:
                                 await tx.links.record(o.out.to.channel, o.out.to.address, pid,
                                                       o.row.case_id)

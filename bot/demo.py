@@ -15,8 +15,7 @@ from datetime import UTC, datetime, time
 from pathlib import Path
 
 from bot.app import run_app
-from bot.config import Config, ConfigError, default_config
-from bot.config_models import split_listen
+from bot.config import Config, ConfigError, default_config, split_listen
 from domain.vocabulary import Language, ShiftKind
 from store.crypto import create_key_file, load_master_key
 from store.migrate import upgrade

@@ -12,7 +12,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import (
@@ -68,7 +67,7 @@ def channel_label(name: str) -> str:
 
 
 def instrument(handler: InboundHandler) -> InboundHandler:
-    """Wrap ``Core.handle`` so every inbound event is counted and timed,
+    """Wrap ``Intake.handle`` so every inbound event is counted and timed,
     without the channel-neutral core knowing about Prometheus."""
 
     async def counted(inbound: Inbound) -> None:
@@ -159,10 +158,9 @@ class MetricsServer:
         site = web.TCPSite(runner, self.host, self.port)
         await site.start()
         self._runner = runner
-        server = getattr(site, "_server", None)
-        sockets: Any = getattr(server, "sockets", None) or ()
-        if self.port == 0 and sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        addresses = runner.addresses
+        if self.port == 0 and addresses:
+            self.port = int(addresses[0][1])
         log.info("metrics server started")
 
     async def stop(self) -> None:

@@ -124,6 +124,11 @@ class Outbound:
     role: Role | None = None
     """The recipient's role, when the sender knows it: a channel shows a
     confidant's messages differently (Matrix case rooms, the web console)."""
+    about: tuple[CaseCode, ...] = ()
+    """Cases this message names without belonging to them (a new-case notice
+    with its Claim button, "taken by", a case list, a refusal): a channel
+    that keeps a history (the web console) drops the message when one of
+    them is erased.  Unlike ``case`` it picks no room and routes no reply."""
 
     def __repr__(self) -> str:
         return f"Outbound({self.to!r}, kind={self.kind}, case={self.case})"

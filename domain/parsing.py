@@ -147,3 +147,36 @@ def monday_of(day: date) -> date:
 def hhmm(moment: time) -> str:
     """A time as `parse_time` reads it and admins write it: ``09:30``."""
     return moment.strftime("%H:%M")
+
+
+OfficeHours = tuple[tuple[int, time, time], ...]
+"""(weekday, start, end) for each day someone should be on duty."""
+
+_DAY_RANGE = re.compile(r"^\s*(\S+?)\s*(?:-\s*(\S+?))?\s+(\S+?)\s*-\s*(\S+?)\s*$")
+
+
+def parse_office_hours(text: str) -> OfficeHours:
+    """Office hours as people write them: ``mon-fri 09:00-17:00``, several
+    parts separated by commas (``mon-thu 9-17, fri 9-12``); days and times as
+    `parse_weekday` and `parse_time` read them; an empty text is none at all."""
+    out: list[tuple[int, time, time]] = []
+    for part in (p for p in re.split(r"[,;]", text) if p.strip()):
+        m = _DAY_RANGE.match(part)
+        if m is None:
+            raise ParseError("parse.office_hours", part.strip(),
+                             f"'{part.strip()}' is not office hours (write e.g. "
+                             "mon-fri 09:00-17:00)")
+        first = parse_weekday(m[1])
+        last = parse_weekday(m[2]) if m[2] else first
+        start, end = parse_time(m[3]), parse_time(m[4])
+        if end <= start:
+            raise ParseError("parse.office_hours", part.strip(),
+                             f"'{part.strip()}': the end must be after the start")
+        days = range(first, last + 1) if first <= last else [*range(first, 7),
+                                                              *range(0, last + 1)]
+        for day in days:
+            if any(d == day for d, _, _ in out):
+                raise ParseError("parse.office_hours", part.strip(),
+                                 f"'{part.strip()}': {WEEKDAY_KEYS[day]} is given twice")
+            out.append((day, start, end))
+    return tuple(sorted(out))

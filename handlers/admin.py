@@ -1,52 +1,32 @@
-"""Administration in chat, mirroring the ``confidant admin`` CLI: confidants,
-shifts and talk hours, absences, rooms, the week's rota and the anonymous
-report.
+"""Administration in chat, on the admin service the CLI and the web admin
+console use too (`handlers.administration`): confidants, shifts and talk
+hours, absences, rooms, the week's rota and the anonymous report.
 
 The role is decided on the server (``[[admins]]`` in the config) for every
-command and button.  Every change is shown back and applied only after a
-confirmation press, validated like the CLI, and written to the audit log.
-Admins never see a case: the report holds counts only, hidden by the same
-rule as the CLI's report (`handlers.report_privacy`), so that no small count
-can be read or worked out from the total.
+command and button.  Every change is checked by the service (``dry_run``),
+shown back, and applied only after a confirmation press (checked again, the
+rota may have changed since); the service writes the audit event.  Admins
+never see a case: the service reaches the store through `store.admin.AdminTx`,
+and the report holds counts only, hidden as the CLI's report hides them.
 """
 
 from __future__ import annotations
 
 import logging
 import shlex
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import date, time
 from typing import TypeVar
 
 from domain.messages import Media
-from domain.parsing import (
-    ParseError,
-    monday_of,
-    month_label,
-    parse_date,
-    parse_month,
-    parse_time,
-    parse_week,
-    parse_weekday,
-    week_label,
-)
-from domain.vocabulary import CLOSE_THEMES, Role, ShiftKind, Theme
-from handlers.core import Ctx, MenuRows, UserError, split_command
-from handlers.report_privacy import (
-    BLURRED,
-    CHANNELS,
-    HEARD,
-    Cell,
-    Key,
-    Sum,
-    mask,
-    months_between,
-    protect,
-)
+from domain.vocabulary import ShiftKind
+from handlers.administration.problems import AdminError, Problem, localised
+from handlers.administration.report import HEARD, TOTAL
+from handlers.administration.service import AdminService, AdminSettings
+from handlers.context import Ctx, MenuRows, UserError
+from handlers.report_privacy import mask
 from handlers.rota_picture import week_png
-from store.models import CaseStatistic, Confidant
-from store.rota import RotaError
+from store.admin import AdminTx
 
 log = logging.getLogger("confidant.admin")
 
@@ -55,50 +35,30 @@ SEP = "|"
 T = TypeVar("T")
 
 
-def _parsed(parser: Callable[[str], T], text: str) -> T:
-    """What the admin typed, read as the CLI reads it; a refusal in their words."""
+def service(ctx: Ctx) -> AdminService:
+    """The admin service over this event's transaction, acting for this admin."""
+    s = ctx.settings
+    return AdminService(AdminTx(ctx.tx), _actor(ctx), ctx.now,
+                        AdminSettings(timezone=s.timezone, office_hours=s.office_hours,
+                                      default_language=s.default_language))
+
+
+def _refusal(ctx: Ctx, problem: Problem) -> UserError:
+    return UserError(problem.key, **localised(problem, ctx.t))
+
+
+async def _run(ctx: Ctx, step: Callable[[AdminService], Awaitable[T]]) -> T:
+    """One service call; a refusal becomes the admin's own words."""
     try:
-        return parser(text)
-    except ParseError as err:
-        raise UserError(err.key, value=err.value) from None
+        return await step(service(ctx))
+    except AdminError as err:
+        raise _refusal(ctx, err.problem) from None
 
 
-def wants(ctx: Ctx) -> bool:
-    """Which events of an admin go to the admin steps: ``/admin``, and every
-    button press or menu number (resolved in `dispatch`; anything that is not
-    an ``adm:`` action goes on to the employee steps)."""
-    inb = ctx.inbound
-    if inb.button is not None:
-        return True
-    text = inb.text or ""
-    if text.isdigit() and inb.channel in ctx.settings.numbered_channels:
-        return True
-    cmd = split_command(text)
-    return cmd is not None and cmd[0] == "admin"
-
-
-async def dispatch(ctx: Ctx) -> None:
-    """Route an admin's event; the role is checked again here, not trusted."""
-    if ctx.role is not Role.ADMIN:
-        raise UserError("role.not_admin")
-    inb = ctx.inbound
-    text = inb.text or ""
-    if inb.button is not None or (text.isdigit()
-                                  and inb.channel in ctx.settings.numbered_channels):
-        action = await ctx.button_action() if inb.button is not None \
-            else await ctx.number_action()
-        if action is not None and action.startswith("adm:"):
-            lang, _, rest = action[4:].partition(":")
-            if lang in ctx.settings.languages:
-                ctx.lang = lang  # a press carries no language hint; the menu's counts
-            await run_action(ctx, rest)
-            return
-        from handlers import employee
-
-        await employee.dispatch(ctx)
-        return
-    cmd = split_command(text)
-    await command(ctx, cmd[1] if cmd else "")
+def _warnings(ctx: Ctx, problems: tuple[Problem, ...] | list[Problem]) -> str:
+    """Warnings (office hours left uncovered) as lines under a reply."""
+    return "".join("\n⚠️ " + ctx.core.tr.t(ctx.lang, p.key, **localised(p, ctx.t))
+                   for p in problems)
 
 
 async def _reply(ctx: Ctx, text: str, rows: MenuRows, media: Media | None = None) -> None:
@@ -194,22 +154,20 @@ async def run_action(ctx: Ctx, action: str) -> None:
 
 
 async def list_confidants(ctx: Ctx) -> None:
-    confidants = await ctx.tx.confidants.all(active_only=False)
+    confidants = await _run(ctx, lambda s: s.confidants(include_inactive=True))
     if not confidants:
         await ctx.reply(ctx.t("adm.no_confidants"))
         return
     lines = [ctx.t("adm.confidants_title")]
     for c in confidants:
-        channels = ", ".join(await ctx.tx.confidants.channels(c)) or "-"
-        shifts = await ctx.tx.rota.shifts(c.id)
         state = "" if c.active else f" ({ctx.t('adm.inactive')})"
-        lines.append(ctx.t("adm.confidant_line", name=c.name, languages=c.languages,
-                           channels=channels, shifts=len(shifts)) + state)
+        lines.append(ctx.t("adm.confidant_line", name=c.name, languages=",".join(c.languages),
+                           channels=", ".join(c.channels) or "-", shifts=c.shifts) + state)
     await ctx.reply("\n".join(lines))
 
 
 async def list_rooms(ctx: Ctx) -> None:
-    rooms = await ctx.tx.rota.rooms()
+    rooms = await _run(ctx, lambda s: s.rooms())
     if not rooms:
         await ctx.reply(ctx.t("adm.no_rooms"))
         return
@@ -219,81 +177,59 @@ async def list_rooms(ctx: Ctx) -> None:
 
 
 async def list_absences(ctx: Ctx) -> None:
-    today = ctx.now.astimezone(ctx.settings.tz).date()
-    names = {c.id: c.name for c in await ctx.tx.confidants.all(active_only=False)}
-    current = [a for a in await ctx.tx.rota.absences() if a.end_date >= today]
+    current = await _run(ctx, lambda s: s.absences())
     if not current:
         await ctx.reply(ctx.t("adm.no_absences"))
         return
     lines = [ctx.t("adm.absences_title")]
-    lines += [f"• [{a.id[:8]}] {names.get(a.confidant_id, '?')}: {a.start_date.isoformat()} → "
-              f"{a.end_date.isoformat()}" for a in current]
+    lines += [f"• [{a.id[:8]}] {a.confidant}: {a.start.isoformat()} → {a.end.isoformat()}"
+              for a in current]
     await ctx.reply("\n".join(lines))
 
 
 async def show_rota(ctx: Ctx, week_text: str = "") -> None:
     """The week as a readable table (and a picture): shifts, talk hours,
-    absences, and how many talks are booked each day (no case codes)."""
-    today = ctx.now.astimezone(ctx.settings.tz).date()
-    monday = _parsed(parse_week, week_text) if week_text else monday_of(today)
-    label = week_label(monday)
-    confidants = await ctx.tx.confidants.all()
-    shifts = await ctx.tx.rota.shifts()
-    absences = await ctx.tx.rota.absences()
-    names = {c.id: c.name for c in confidants}
-    tz = ctx.settings.tz
-    lo = datetime.combine(monday, time(0), tzinfo=tz)
-    talks = await ctx.tx.appointments.booked_between(lo, lo + timedelta(days=7))
-    lines = [ctx.t("adm.rota_title", week=label, start=monday.isoformat(),
-                   end=(monday + timedelta(days=6)).isoformat())]
+    absences, how many talks are booked each day (no case codes), and the
+    office hours nobody covers."""
+    week = await _run(ctx, lambda s: s.week(week_text or None))
+    lines = [ctx.t("adm.rota_title", week=week.label, start=week.days[0].isoformat(),
+                   end=week.days[-1].isoformat())]
     grid: list[tuple[str, int, time, time, str, bool]] = []
-    for offset in range(7):
-        day = monday + timedelta(days=offset)
+    for offset, day in enumerate(week.days):
         lines.append(f"\n{ctx.t(f'weekday.{offset}')} {day.isoformat()}")
         any_line = False
-        for s in shifts:
-            if s.weekday != offset or s.confidant_id not in names:
+        for ws in week.shifts:
+            s = ws.shift
+            if s.weekday != offset:
                 continue
-            away = any(a.confidant_id == s.confidant_id and a.start_date <= day <= a.end_date
-                       for a in absences)
-            mark = f" — {ctx.t('adm.absent')}" if away else ""
-            lines.append(f"  {names[s.confidant_id]:<14} {s.start:%H:%M}–{s.end:%H:%M} "
+            mark = f" — {ctx.t('adm.absent')}" if ws.absent else ""
+            lines.append(f"  {s.confidant:<14} {s.start:%H:%M}–{s.end:%H:%M} "
                          f"{ctx.t(f'duty.kind.{s.kind}')}{mark}  [{s.id[:8]}]")
-            grid.append((names[s.confidant_id], offset, s.start, s.end, s.kind, away))
+            grid.append((s.confidant, offset, s.start, s.end, s.kind, ws.absent))
             any_line = True
-        count = sum(1 for a in talks if a.starts_at.astimezone(tz).date() == day)
+        count = week.talks_booked.get(day, 0)
         if count:
             lines.append("  " + ctx.t("adm.talks_booked", count=count))
         if not any_line and not count:
             lines.append("  –")
-    week = timedelta(days=7)
-    rows: MenuRows = [[(ctx.t("adm.prev_week"), f"adm:rota:{week_label(monday - week)}"),
-                       (ctx.t("adm.next_week"), f"adm:rota:{week_label(monday + week)}")]]
-    picture = week_png(grid, [ctx.t(f"weekday.{i}") for i in range(7)], label) if grid else None
-    media = Media(kind="photo", data=picture, filename=f"rota-{label}.png",
+    text = "\n".join(lines) + _warnings(ctx, week.warnings)
+    rows: MenuRows = [[(ctx.t("adm.prev_week"), f"adm:rota:{week.previous}"),
+                       (ctx.t("adm.next_week"), f"adm:rota:{week.next}")]]
+    picture = week_png(grid, [ctx.t(f"weekday.{i}") for i in range(7)], week.label) \
+        if grid else None
+    media = Media(kind="photo", data=picture, filename=f"rota-{week.label}.png",
                   mime_type="image/png") if picture else None
-    await _reply(ctx, "\n".join(lines), rows, media=media)
+    await _reply(ctx, text, rows, media=media)
 
 
 async def report(ctx: Ctx, month_from: str = "", month_to: str = "") -> None:
     """Anonymous statistics: counts per month, theme, channel and whether the
     case was heard in time, hidden where they could point at a person."""
-    local = ctx.now.astimezone(ctx.settings.tz).date()
-    last = _parsed(parse_month, month_to) if month_to else local.replace(day=1)
-    if month_from:
-        first = _parsed(parse_month, month_from)
-    else:  # the twelve months up to this one
-        first = date(local.year - 1, local.month + 1, 1) if local.month < 12 \
-            else date(local.year, 1, 1)
-    first, last = sorted((first, last))
-    month_from, month_to = month_label(first), month_label(last)
-    months = months_between(first, last)
-    table = overview(await ctx.tx.cases.statistics(month_from, month_to), months)
-    open_count = await ctx.tx.appointments.open_case_count()
+    table, open_count, first, last = await _run(ctx, lambda s: s.overview(month_from, month_to))
     marks = ctx.t("adm.report_marks")
     if table.blurred():
         marks += ctx.t("adm.report_marks_blurred")
-    lines = [ctx.t("adm.report_title", start=month_from, end=month_to), marks,
+    lines = [ctx.t("adm.report_title", start=first, end=last), marks,
              ctx.t("adm.report_total", count=table.cell(TOTAL))]
     for key, heard in zip(("adm.report_heard", "adm.report_heard_late", "adm.report_not_heard"),
                           HEARD, strict=True):
@@ -307,11 +243,7 @@ async def report(ctx: Ctx, month_from: str = "", month_to: str = "") -> None:
                   for month, d, value in keys]
     lines.append("\n" + ctx.t("adm.report_open", count=mask(open_count)))
     lines.append(ctx.t("adm.report_note"))
-    await ctx.tx.audit.record(_actor(ctx), "report.viewed", "", f"{month_from}..{month_to}")
     await ctx.reply("\n".join(lines))
-
-
-TOTAL: Key = ("all", "cases", "all")
 
 
 def _report_label(ctx: Ctx, month: str, dimension: str, value: str) -> str:
@@ -325,74 +257,7 @@ def _report_label(ctx: Ctx, month: str, dimension: str, value: str) -> str:
     return value
 
 
-@dataclass
-class Overview:
-    """The chat report as a table for `protect`: the conversations in all,
-    split by month, by theme, by channel and by heard in time, each split
-    adding up to the total.  Every theme, channel and month has its line even
-    at zero: a missing line would say "none", and subtracting the shown lines
-    from the total would give back a hidden one."""
-
-    months: list[str]
-    themes: list[str]
-    channels: list[str]
-    counts: dict[Key, int] = field(default_factory=dict)
-    _hidden: dict[Key, str] | None = field(default=None, init=False, repr=False)
-
-    def cell(self, key: Key) -> Cell:
-        """One count as shown: the number, or the mark hiding it."""
-        if self._hidden is None:
-            self._hidden = protect(self)
-        return self._hidden.get(key, self.counts.get(key, 0))
-
-    def blurred(self) -> bool:
-        """Whether some count is hidden as "any number", so the legend says so."""
-        return any(self.cell(k) == BLURRED for k in self.keys())
-
-    def month_keys(self) -> list[Key]:
-        return [(m, "cases", "all") for m in self.months]
-
-    @staticmethod
-    def row_keys(dimension: str, values: Iterable[str]) -> list[Key]:
-        return [("all", dimension, v) for v in values]
-
-    def keys(self) -> list[Key]:
-        """Every printed count, in the order printed."""
-        return [TOTAL, *self.row_keys("heard", HEARD), *self.month_keys(),
-                *self.row_keys("theme", self.themes), *self.row_keys("channel", self.channels)]
-
-    def sums(self) -> list[Sum]:
-        """What the reader knows adds up: each split sums to the total."""
-        return [(TOTAL, self.month_keys()), (TOTAL, self.row_keys("theme", self.themes)),
-                (TOTAL, self.row_keys("channel", self.channels)),
-                (TOTAL, self.row_keys("heard", HEARD))]
-
-
-def overview(stats: Iterable[CaseStatistic], months: list[str]) -> Overview:
-    """Count the store's anonymous counters into the chat report's table,
-    with the same themes and channels as the CLI's report."""
-    rows = [s for s in stats if s.month in months]
-    themes: list[str] = [*CLOSE_THEMES, Theme.WITHDRAWN]
-    themes += sorted({s.theme for s in rows} - set(themes))
-    channels = [*CHANNELS, *sorted({s.channel for s in rows} - set(CHANNELS))]
-    table = Overview(months=months, themes=themes, channels=channels)
-    for s in rows:
-        heard = ("not_heard" if s.heard_in_time is None
-                 else "within_10_days" if s.heard_in_time else "late")
-        for key in (TOTAL, (s.month, "cases", "all"), ("all", "theme", s.theme),
-                    ("all", "channel", s.channel), ("all", "heard", heard)):
-            table.counts[key] = table.counts.get(key, 0) + 1
-    return table
-
-
 # ------------------------------------------------- changes: ask, then apply
-
-
-async def _confidant(ctx: Ctx, name: str) -> Confidant:
-    c = await ctx.tx.confidants.by_name(name)
-    if c is None:
-        raise UserError("adm.unknown_confidant", name=name)
-    return c
 
 
 async def _ask(ctx: Ctx, question: str, payload: list[str]) -> None:
@@ -403,143 +268,88 @@ async def _ask(ctx: Ctx, question: str, payload: list[str]) -> None:
                                 (ctx.t("adm.confirm_no"), "adm:no")]])
 
 
+def _shift_words(ctx: Ctx, weekday: int, start: time, end: time, kind: str) -> dict[str, str]:
+    return {"day": ctx.t(f"weekday.{weekday}"), "start": f"{start:%H:%M}",
+            "end": f"{end:%H:%M}", "kind": ctx.t(f"duty.kind.{kind}")}
+
+
 async def ask_shift_add(ctx: Ctx, args: list[str]) -> None:
     if len(args) not in (4, 5):
         raise UserError("adm.usage")
-    name, day, start_s, end_s = args[:4]
-    kind = args[4].lower() if len(args) == 5 else ShiftKind.DUTY
-    c = await _confidant(ctx, name)
-    weekday = _parsed(parse_weekday, day)
-    start, end = _parsed(parse_time, start_s), _parsed(parse_time, end_s)
-    reason = _shift_problem(weekday, start, end, kind)
-    if reason:
-        raise UserError(f"adm.rota_error.{reason}")
-    await _ask(ctx, ctx.t("adm.ask_shift_add", name=c.name, day=ctx.t(f"weekday.{weekday}"),
-                          start=f"{start:%H:%M}", end=f"{end:%H:%M}",
-                          kind=ctx.t(f"duty.kind.{kind}")),
-               ["shift+", c.id, str(weekday), f"{start:%H%M}", f"{end:%H%M}", kind])
-
-
-def _shift_problem(weekday: int, start: time, end: time, kind: str) -> str | None:
-    """The CLI's checks that need no database, so the question is never absurd."""
-    if not 0 <= weekday <= 6:
-        return "weekday"
-    if end <= start:
-        return "end-before-start"
-    if kind not in tuple(ShiftKind):
-        return "kind"
-    return None
+    name, day, start, end = args[:4]
+    kind = args[4] if len(args) == 5 else ShiftKind.DUTY.value
+    plan = await _run(ctx, lambda s: s.add_shift(name, day, start, end, kind, dry_run=True))
+    p = plan.shift
+    await _ask(ctx, ctx.t("adm.ask_shift_add", name=p.confidant,
+                          **_shift_words(ctx, p.weekday, p.start, p.end, p.kind))
+               + _warnings(ctx, plan.warnings),
+               ["shift+", p.confidant_id, str(p.weekday), f"{p.start:%H%M}", f"{p.end:%H%M}",
+                p.kind])
 
 
 async def ask_shift_remove(ctx: Ctx, shift_id: str) -> None:
-    s = await ctx.tx.rota.shift(shift_id)
-    if s is None:
-        raise UserError("adm.unknown_id", value=shift_id)
-    c = await ctx.tx.confidants.by_id(s.confidant_id)
-    await _ask(ctx, ctx.t("adm.ask_shift_remove", name=c.name if c else "?",
-                          day=ctx.t(f"weekday.{s.weekday}"), start=f"{s.start:%H:%M}",
-                          end=f"{s.end:%H:%M}", kind=ctx.t(f"duty.kind.{s.kind}")),
-               ["shift-", s.id])
+    plan = await _run(ctx, lambda s: s.remove_shift(shift_id, dry_run=True))
+    p = plan.shift
+    await _ask(ctx, ctx.t("adm.ask_shift_remove", name=p.confidant,
+                          **_shift_words(ctx, p.weekday, p.start, p.end, p.kind))
+               + _warnings(ctx, plan.warnings), ["shift-", p.id])
 
 
-async def ask_absence_add(ctx: Ctx, name: str, start_s: str, end_s: str) -> None:
-    c = await _confidant(ctx, name)
-    start, end = _parsed(parse_date, start_s), _parsed(parse_date, end_s)
-    if end < start:
-        raise UserError("adm.rota_error.end-before-start")
-    await _ask(ctx, ctx.t("adm.ask_absence_add", name=c.name, start=start.isoformat(),
-                          end=end.isoformat()),
-               ["absence+", c.id, start.isoformat(), end.isoformat()])
+async def ask_absence_add(ctx: Ctx, name: str, start: str, end: str) -> None:
+    plan = await _run(ctx, lambda s: s.add_absence(name, start, end, dry_run=True))
+    await _ask(ctx, ctx.t("adm.ask_absence_add", name=plan.confidant,
+                          start=plan.start.isoformat(), end=plan.end.isoformat()),
+               ["absence+", plan.confidant_id, plan.start.isoformat(), plan.end.isoformat()])
 
 
 async def ask_absence_remove(ctx: Ctx, absence_id: str) -> None:
-    a = await ctx.tx.rota.absence(absence_id)
-    if a is None:
-        raise UserError("adm.unknown_id", value=absence_id)
-    c = await ctx.tx.confidants.by_id(a.confidant_id)
-    await _ask(ctx, ctx.t("adm.ask_absence_remove", name=c.name if c else "?",
-                          start=a.start_date.isoformat(), end=a.end_date.isoformat()),
-               ["absence-", a.id])
+    plan = await _run(ctx, lambda s: s.remove_absence(absence_id, dry_run=True))
+    await _ask(ctx, ctx.t("adm.ask_absence_remove", name=plan.confidant,
+                          start=plan.start.isoformat(), end=plan.end.isoformat()),
+               ["absence-", plan.id])
 
 
 async def ask_room_add(ctx: Ctx, name: str, site: str) -> None:
-    name, site = name.strip(), site.strip()
-    if not name or len(name) > 40 or len(site) > 40:
+    if len(name.strip()) > 40 or len(site.strip()) > 40:
         raise UserError("adm.too_long")
-    if await ctx.tx.rota.room_by_name(name) is not None:
-        raise UserError("adm.room_exists", name=name)
-    await _ask(ctx, ctx.t("adm.ask_room_add", name=name, site=site or "-"),
-               ["room+", name, site])
+    plan = await _run(ctx, lambda s: s.add_room(name, site, dry_run=True))
+    await _ask(ctx, ctx.t("adm.ask_room_add", name=plan.name, site=plan.site or "-"),
+               ["room+", plan.name, plan.site])
 
 
 async def ask_room_remove(ctx: Ctx, name: str) -> None:
-    room = await ctx.tx.rota.room_by_name(name)
-    if room is None or not room.active:
-        raise UserError("adm.unknown_room", name=name)
-    await _ask(ctx, ctx.t("adm.ask_room_remove", name=room.name), ["room-", room.id])
+    plan = await _run(ctx, lambda s: s.remove_room(name, dry_run=True))
+    await _ask(ctx, ctx.t("adm.ask_room_remove", name=plan.name), ["room-", plan.id])
+
+
+def _hhmm(text: str) -> str:
+    """``0930`` (as a button carries it) → ``09:30``."""
+    return f"{text[:2]}:{text[2:]}"
 
 
 async def apply(ctx: Ctx, payload: str) -> None:
-    """The confirmed change, validated again (the rota may have changed since)."""
+    """The confirmed change, checked again by the service (the rota may have
+    changed since the question)."""
     kind, *args = payload.split(SEP)
-    actor = _actor(ctx)
-    try:
-        if kind == "shift+" and len(args) == 5:
-            c = await _by_id(ctx, args[0])
-            start = time(int(args[2][:2]), int(args[2][2:]))
-            end = time(int(args[3][:2]), int(args[3][2:]))
-            s = await ctx.tx.rota.add_shift(c, int(args[1]), start, end, args[4])
-            await ctx.tx.audit.record(actor, "rota.shift_added", c.name,
-                                      f"{s.id[:8]} {s.weekday} {start:%H:%M}-{end:%H:%M} "
-                                      f"{s.kind}")
-        elif kind == "shift-" and len(args) == 1:
-            found = await ctx.tx.rota.shift(args[0])
-            if found is None:
-                raise UserError("adm.unknown_id", value=args[0][:8])
-            c = await _by_id(ctx, found.confidant_id)
-            await ctx.tx.rota.remove_shift(found)
-            await ctx.tx.audit.record(actor, "rota.shift_removed", c.name,
-                                      f"{found.id[:8]} {found.weekday} "
-                                      f"{found.start:%H:%M}-{found.end:%H:%M} {found.kind}")
-        elif kind == "absence+" and len(args) == 3:
-            c = await _by_id(ctx, args[0])
-            a = await ctx.tx.rota.add_absence(c, date.fromisoformat(args[1]),
-                                              date.fromisoformat(args[2]))
-            await ctx.tx.audit.record(actor, "absence.added", c.name,
-                                      f"{a.id[:8]} {args[1]}..{args[2]}")
-        elif kind == "absence-" and len(args) == 1:
-            absence = await ctx.tx.rota.absence(args[0])
-            if absence is None:
-                raise UserError("adm.unknown_id", value=args[0][:8])
-            c = await _by_id(ctx, absence.confidant_id)
-            await ctx.tx.rota.remove_absence(absence)
-            await ctx.tx.audit.record(actor, "absence.removed", c.name,
-                                      f"{absence.id[:8]} {absence.start_date.isoformat()}.."
-                                      f"{absence.end_date.isoformat()}")
-        elif kind == "room+" and len(args) == 2:
-            if await ctx.tx.rota.room_by_name(args[0]) is not None:
-                raise UserError("adm.room_exists", name=args[0])
-            await ctx.tx.rota.add_room(args[0], site=args[1])
-            await ctx.tx.audit.record(actor, "room.added", args[0], args[1])
-        elif kind == "room-" and len(args) == 1:
-            room = next((r for r in await ctx.tx.rota.rooms() if r.id == args[0]), None)
-            if room is None:
-                raise UserError("adm.unknown_room", name="?")
-            busy = await ctx.tx.appointments.future_in_room(room.id, ctx.now)
-            if busy:
-                raise UserError("adm.room_busy", name=room.name, count=busy)
-            room.active = False
-            await ctx.tx.audit.record(actor, "room.removed", room.name)
-        else:
-            raise UserError("button.stale")
-    except RotaError as err:
-        raise UserError(f"adm.rota_error.{err}") from err
+    warnings: tuple[Problem, ...] = ()
+    if kind == "shift+" and len(args) == 5 and args[1].isdigit():
+        change = await _run(ctx, lambda s: s.add_shift(args[0], int(args[1]), _hhmm(args[2]),
+                                                       _hhmm(args[3]), args[4]))
+        warnings = change.warnings
+    elif kind == "shift-" and len(args) == 1:
+        warnings = (await _run(ctx, lambda s: s.remove_shift(args[0]))).warnings
+    elif kind == "absence+" and len(args) == 3:
+        await _run(ctx, lambda s: s.add_absence(args[0], date.fromisoformat(args[1]),
+                                                date.fromisoformat(args[2])))
+    elif kind == "absence-" and len(args) == 1:
+        await _run(ctx, lambda s: s.remove_absence(args[0]))
+    elif kind == "room+" and len(args) == 2:
+        await _run(ctx, lambda s: s.add_room(args[0], args[1]))
+    elif kind == "room-" and len(args) == 1:
+        await _run(ctx, lambda s: s.remove_room(args[0]))
+    else:
+        raise UserError("button.stale")
     log.info("admin change applied kind=%s", kind)
-    await ctx.reply(ctx.t("adm.applied"))
+    await ctx.reply(ctx.t("adm.applied") + _warnings(ctx, warnings))
 
 
-async def _by_id(ctx: Ctx, confidant_id: str) -> Confidant:
-    c = await ctx.tx.confidants.by_id(confidant_id)
-    if c is None:
-        raise UserError("adm.unknown_confidant", name="?")
-    return c

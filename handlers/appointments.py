@@ -15,12 +15,13 @@ from datetime import UTC, date, datetime, timedelta
 from domain.messages import Media, OutboundKind
 from domain.parsing import ParseError, parse_date
 from domain.vocabulary import AppointmentStatus, CaseStatus, ShiftKind
-from handlers.core import Ctx, MenuRows, UserError
+from handlers.administration.problems import AdminError
+from handlers.administration.validation import check_absence
+from handlers.context import Ctx, MenuRows, UserError
 from handlers.ics import talk_ics
 from handlers.slots import Away, Busy, Slot, TalkHours, generate
 from store.appointments import SlotTaken
 from store.models import Appointment, Case, Confidant, Room
-from store.rota import RotaError
 
 log = logging.getLogger("confidant.appointments")
 
@@ -116,8 +117,8 @@ def _ics(ctx: Ctx, appt: Appointment, case: Case, room: Room | None, lang: str,
          cancelled: bool = False) -> Media:
     return talk_ics(uid=appt.id, code=case.code, starts_at=appt.starts_at, ends_at=appt.ends_at,
                     room=room.name if room else "", site=room.site if room else "",
-                    summary=ctx.t("appt.ics.summary", lang=lang, code=case.code),
-                    description=ctx.t("appt.ics.description", lang=lang, code=case.code),
+                    summary=ctx.t("appt.ics.summary", lang=lang),
+                    description=ctx.t("appt.ics.description", lang=lang),
                     now=ctx.now, cancelled=cancelled, sequence=1 if cancelled else 0)
 
 
@@ -125,6 +126,12 @@ def _case_for_confidant(case: Case, confidant: Confidant) -> Case | None:
     """Tag a message with the case only when the case is the confidant's own
     (Matrix puts tagged messages into the case room)."""
     return case if case.confidant_id == confidant.id else None
+
+
+def _about_for_confidant(case: Case, confidant: Confidant | None) -> list[Case]:
+    """A message that names a case not tagged with it is about it (see
+    `Outbound.about`), so a console history drops it with the case."""
+    return [] if confidant is not None and case.confidant_id == confidant.id else [case]
 
 
 # ------------------------------------------------------------- the slot menu
@@ -311,11 +318,12 @@ async def _confirm(ctx: Ctx, case: Case, appt: Appointment,
         old_room = await ctx.tx.appointments.room(replaced.room_id)
         await ctx.to_confidant(confidant, ctx.t("appt.moved_confidant", lang=lang, code=case.code,
                                                 old=ctx.when(replaced.starts_at, lang=lang),
-                                                **cd), case=tag,
+                                                **cd), case=tag, about=[] if tag else [case],
                                media=_ics(ctx, replaced, case, old_room, lang, cancelled=True))
     await ctx.to_confidant(confidant, ctx.t("appt.booked_confidant", lang=lang, code=case.code,
                                             **cd),
                            _confidant_buttons(ctx, appt, lang), case=tag,
+                           about=[] if tag else [case],
                            media=_ics(ctx, appt, case, room, lang))
 
 
@@ -332,7 +340,8 @@ async def _none_suits(ctx: Ctx, case: Case) -> None:
         targets = targets[:1] if case.chosen_confidant_id else targets
     for c in targets:
         await ctx.to_confidant(c, ctx.t("appt.none_suits_confidant", lang=ctx.confidant_lang(c),
-                                        code=case.code), case=_case_for_confidant(case, c))
+                                        code=case.code), case=_case_for_confidant(case, c),
+                               about=_about_for_confidant(case, c))
     await ctx.tx.audit.record("employee", "appointment.none_suits", case.code)
     await ctx.reply(ctx.t("appt.none_suits_done"), case=case)
 
@@ -356,10 +365,12 @@ async def _cancel(ctx: Ctx, case: Case, appt: Appointment, *, by_employee: bool)
                               **await _details(ctx, appt, ctx.lang)), case=case)
         await ctx.to_confidant(confidant, ctx.t("appt.cancelled_by_employee", lang=lang,
                                                 code=case.code, **cd),
-                               case=_case_for_confidant(case, confidant), media=media)
+                               case=_case_for_confidant(case, confidant),
+                               about=_about_for_confidant(case, confidant), media=media)
         return
     await ctx.reply(ctx.t("appt.cancelled_confidant", code=case.code, **cd),
-                    case=_case_for_confidant(case, confidant), media=media)
+                    case=_case_for_confidant(case, confidant),
+                    about=_about_for_confidant(case, confidant), media=media)
 
 
 # --------------------------------------------------------------- confidants
@@ -390,12 +401,13 @@ async def confidant_action(ctx: Ctx, arg: str) -> None:
                               when=ctx.when(appt.starts_at)),
                         [[(ctx.t("appt.cancel_yes"), f"appt:cancelok:{appt.id}"),
                           (ctx.t("appt.cancel_no"), f"appt:keep:{appt.id}")]],
-                        case=_case_for_confidant(case, ctx.confidant))  # type: ignore[arg-type]
+                        case=_case_for_confidant(case, ctx.confidant),  # type: ignore[arg-type]
+                        about=_about_for_confidant(case, ctx.confidant))
     elif sub == "keep":
         await ctx.reply(ctx.t("appt.kept"))
     elif sub in ("cancelok", "move"):
         await _cancel(ctx, case, appt, by_employee=False)
-        contact = await ctx.tx.contacts.by_id(case.contact_id) if case.contact_id else None
+        contact = await ctx.case_contact(case)
         if contact is None or case.status == CaseStatus.CLOSED:
             return
         d = await _details(ctx, appt, case.language)
@@ -427,15 +439,14 @@ async def _held(ctx: Ctx, appt: Appointment, case: Case) -> None:
     await ctx.tx.audit.record("confidant", "appointment.held", case.code)
     key = "appt.held_first" if first else "appt.held_done"
     await ctx.reply(ctx.t(key, code=case.code, when=ctx.when(appt.starts_at)),
-                    case=_case_for_confidant(case, ctx.confidant))  # type: ignore[arg-type]
+                    case=_case_for_confidant(case, ctx.confidant),  # type: ignore[arg-type]
+                    about=_about_for_confidant(case, ctx.confidant))
 
 
 async def confidant_offer(ctx: Ctx, case: Case) -> None:
     """``/offer``: the employee gets the confidant's next free slots as buttons."""
     assert ctx.confidant is not None
-    contact = await ctx.tx.contacts.by_id(case.contact_id) if case.contact_id else None
-    if contact is None:
-        raise UserError("case.gone", code=case.code)
+    contact = await ctx.contact_or_gone(case)
     if not await free_slots(ctx, [ctx.confidant]):
         raise UserError("appt.offer_none")
     week = await _first_week_with_slots(ctx, case) or 0
@@ -481,9 +492,10 @@ async def confidant_absence(ctx: Ctx, arg: str) -> None:
     if (end - start).days > MAX_ABSENCE_DAYS:
         raise UserError("appt.absence_too_long", days=MAX_ABSENCE_DAYS)
     try:
-        await ctx.tx.rota.add_absence(ctx.confidant, start, end)
-    except RotaError as err:
-        raise UserError(f"adm.rota_error.{err}") from err
+        check_absence(start, end)
+    except AdminError as err:
+        raise UserError(err.key) from None
+    await ctx.tx.rota.add_absence(ctx.confidant, start, end)
     await ctx.tx.audit.record(f"confidant:{ctx.confidant.name}", "absence.added",
                               ctx.confidant.name, f"{start.isoformat()}..{end.isoformat()}")
     tz = ctx.settings.tz
@@ -561,11 +573,9 @@ async def _remind(ctx: Ctx, appt: Appointment, which: str) -> None:
                                                 code=case.code,
                                                 **await _details(ctx, appt, lang)),
                                case=_case_for_confidant(case, confidant),
+                               about=_about_for_confidant(case, confidant),
                                kind=OutboundKind.NOTICE)
-    if case.contact_id and case.status != CaseStatus.CLOSED:
-        contact = await ctx.tx.contacts.by_id(case.contact_id)
-        if contact is not None:
-            await ctx.to_contact(contact, ctx.t(f"appt.remind_{which}_employee",
-                                                lang=case.language,
-                                                **await _details(ctx, appt, case.language)),
-                                 case=case)
+    if case.status != CaseStatus.CLOSED and (contact := await ctx.case_contact(case)):
+        await ctx.to_contact(contact, ctx.t(f"appt.remind_{which}_employee", lang=case.language,
+                                            **await _details(ctx, appt, case.language)),
+                             case=case)

@@ -7,7 +7,7 @@ and the confidants are told an entry exists, never what it says.
 
 from __future__ import annotations
 
-from handlers.core import MAX_TEXT, Ctx
+from handlers.context import MAX_TEXT, Ctx
 
 STEPS = ("what", "when", "where")
 

@@ -29,13 +29,20 @@ What is cleaned
       pictures are re-encoded from their pixels (no EXIF/GPS); embedded PDFs
       and Office/ODF files are cleaned the same way, two levels deep.
 
+What is refused
+    Old binary Office files (.doc/.xls/.ppt and their templates, told by the
+    OLE2 compound-file header whatever the name, or by a name or MIME type
+    that claims one) and RTF (``{\\rtf``): their summary information and
+    ``{\\info}`` group carry the author and company, and this module cannot
+    rewrite them safely.  They raise `DocumentRejected` with the reason
+    ``media.old_format``, so the employee hears how to send them instead.
+
 What is not cleaned (and is said so in docs/threat-model.md)
     Words in the document itself (a name typed in the text or in a comment's
     text, a signature line, a header), file attachments inside a PDF, embedded
     OLE objects (``.bin``), SharePoint/custom XML data parts, VBA projects,
     pictures other than JPEG and PNG, and file types this module does not know:
-    old binary Office (.doc/.xls/.ppt), RTF, plain text, other archives, audio.
-    Those pass through as before.
+    plain text, other archives, audio.  Those pass through as before.
 
 A file that is, or claims to be (by name or MIME type), a PDF/OOXML/ODF file
 but cannot be cleaned — corrupt, encrypted, too large once unpacked — raises
@@ -53,13 +60,14 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from handlers.doc_clean_base import NEUTRAL, DocumentRejected
+
 MAX_UNPACKED_BYTES = 120 * 1024 * 1024
 """Most bytes unpacked from one package, nested packages included (zip-bomb guard).
 Office files compress text about five to ten times; 20 MB in fits comfortably."""
 MAX_MEMBERS = 20_000
 MAX_NESTING = 2
 MAX_PICTURE_PIXELS = 40_000_000
-NEUTRAL = "Anonymous"
 
 PDF_EXTS = frozenset({"pdf"})
 OOXML_EXTS = frozenset({
@@ -74,14 +82,16 @@ _OOXML_MIME_PREFIXES = ("application/vnd.openxmlformats-officedocument.",
                         "application/vnd.ms-powerpoint.")
 _ODF_MIME_PREFIX = "application/vnd.oasis.opendocument."
 
-
-class DocumentRejected(Exception):
-    """The file is a document we must clean and could not: do not relay it.
-    ``reason`` is the message key for the employee."""
-
-    def __init__(self, detail: str, reason: str = "media.not_cleanable") -> None:
-        super().__init__(detail)
-        self.reason = reason
+OLD_FORMAT_EXTS = frozenset({
+    "doc", "dot", "xls", "xlt", "xla", "ppt", "pot", "pps", "rtf",
+})
+"""Old binary Office and RTF: metadata we cannot strip, so they are refused."""
+_OLD_FORMAT_MIMES = frozenset({
+    "application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint",
+    "application/rtf", "application/x-rtf", "text/rtf", "text/richtext",
+})
+_OLE2_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")
+"""The compound-file header of .doc, .xls, .ppt (and .msg, .vsd …)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +111,24 @@ def clean_document(data: bytes, filename: str = "", mime_type: str = "") -> Clea
     """Clean ``data`` if it is (or claims to be) a PDF, OOXML or ODF file.
 
     Returns None for any other kind of file, which is relayed unchanged.
-    Raises only `DocumentRejected`.
+    Raises only `DocumentRejected` (reason ``media.old_format`` for an old
+    binary Office or RTF file, see `is_old_format`).
     """
-    return _clean(data, extension(filename), mime_type.lower(), _Budget())
+    ext, mime = extension(filename), mime_type.lower()
+    if is_old_format(data, ext, mime):
+        raise DocumentRejected("old binary Office or RTF file", reason="media.old_format")
+    return _clean(data, ext, mime, _Budget())
+
+
+def is_old_format(data: bytes, ext: str = "", mime: str = "") -> bool:
+    """An old binary Office or RTF file, told by its content first (a renamed
+    ``.doc`` is still one); a name or MIME type that claims one counts too
+    unless the content is a PDF or a zip package we know how to clean."""
+    if data.startswith(_OLE2_MAGIC) or data[:64].lstrip()[:5].lower() == b"{\\rtf":
+        return True
+    if ext in OLD_FORMAT_EXTS or mime in _OLD_FORMAT_MIMES:
+        return b"%PDF-" not in data[:1024] and not data.startswith(b"PK\x03\x04")
+    return False
 
 
 # ------------------------------------------------------------------ detection

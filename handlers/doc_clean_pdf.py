@@ -16,7 +16,7 @@ from pypdf.generic import (
     TextStringObject,
 )
 
-from handlers.doc_clean import NEUTRAL, DocumentRejected
+from handlers.doc_clean_base import NEUTRAL, DocumentRejected
 
 # pypdf's diagnostics can quote bits of the document; logs carry no content.
 logging.getLogger("pypdf").setLevel(logging.CRITICAL + 1)

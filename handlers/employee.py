@@ -8,23 +8,22 @@ confidant: confidants only ever get the case code and the words typed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 from domain.messages import Media
 from domain.vocabulary import ACTIVE_CASE_STATUSES, CaseStatus, Control, Role, Theme
-from handlers import appointments, declare
-from handlers.confidant import (
+from handlers.context import MAX_TEXT, Ctx, legal_deadline, split_command, touch
+from handlers.help_out import while_off_shift
+from handlers.i18n import LANGUAGE_NAMES
+from handlers.notifications import (
     announce_case,
     announce_urgent,
     candidates,
     case_erased,
     cleaned_or_refused,
-    consent_answered,
     employee_stopped,
     relay_to_confidant,
 )
-from handlers.core import MAX_TEXT, Ctx, split_command, touch
-from handlers.i18n import LANGUAGE_NAMES
+from handlers.privacy_notice import privacy_notice
 from store.models import Case, Confidant
 
 log = logging.getLogger("confidant.employee")
@@ -33,60 +32,30 @@ log = logging.getLogger("confidant.employee")
 # ------------------------------------------------------------------ entry
 
 
-async def dispatch(ctx: Ctx) -> None:
-    """Route one event from an employee (or an admin acting as one)."""
+async def arrive(ctx: Ctx) -> None:
+    """Every event of an employee: their contact is created on first contact,
+    and where they write from now is remembered."""
     inb = ctx.inbound
-    first_contact = ctx.contact is None
     if ctx.contact is None:
         ctx.contact = await ctx.tx.contacts.create(inb.channel, inb.sender, inb.chat, ctx.lang,
                                                    ctx.now)
     else:
         await ctx.tx.contacts.update_chat(ctx.contact, inb.chat, ctx.now)
 
-    if inb.button is not None:
-        action = await ctx.button_action()
-        if action is None:
-            await ctx.reply(ctx.t("button.stale"), main_menu(ctx))
-            return
-        await run_action(ctx, action)
-        return
 
-    if first_contact or not ctx.contact.welcomed:
-        await welcome(ctx)
-        cmd = split_command(inb.text or "")
-        # A first message the channel could not pass on still gets its answer
-        # ("send it again"), or the person would think it arrived.
-        if inb.unsupported is None and (inb.text is None
-                                        or (cmd is not None and cmd[0] == "start")):
-            return
-
-    if (refusal := ctx.unsupported_key()) is not None:
-        await ctx.reply(ctx.t(refusal))
-        return
-
-    text = inb.text or ""
-    if (action := await ctx.number_action()) is not None:
-        await run_action(ctx, action)
-        return
-
-    cmd = split_command(text)
-    if cmd is not None:
-        name, arg = cmd
-        step = COMMANDS.get(name)
-        if step is None:
-            await ctx.reply(ctx.t("command.unknown"), main_menu(ctx))
-            return
-        await step(ctx, arg)
-        return
-
-    if ctx.contact.pending == "declare:name":
-        await declare.name_answer(ctx, text)
-        return
-    if ctx.contact.pending and ctx.contact.pending.startswith("declare:"):
-        await declare.answer(ctx, text)
-        return
-
-    await message(ctx, text, inb.media)
+async def greet(ctx: Ctx) -> bool:
+    """Someone not welcomed yet is welcomed first; True when that was all
+    the event asked for (``/start``, or nothing to read)."""
+    assert ctx.contact is not None
+    if ctx.contact.welcomed:
+        return False
+    await welcome(ctx)
+    inb = ctx.inbound
+    cmd = split_command(inb.text or "")
+    # A first message the channel could not pass on still gets its answer
+    # ("send it again"), or the person would think it arrived.
+    return inb.unsupported is None and (inb.text is None
+                                        or (cmd is not None and cmd[0] == "start"))
 
 
 def main_menu(ctx: Ctx) -> list[list[tuple[str, str]]]:
@@ -100,17 +69,6 @@ def main_menu(ctx: Ctx) -> list[list[tuple[str, str]]]:
     ]
 
 
-async def run_action(ctx: Ctx, action: str) -> None:
-    """A pressed button: the action string was written by the bot itself and
-    bound to this person, but every permission is still checked again."""
-    name, _, arg = action.partition(":")
-    step = ACTIONS.get(name)
-    if step is None:
-        await ctx.reply(ctx.t("button.stale"), main_menu(ctx))
-        return
-    await step(ctx, arg)
-
-
 # -------------------------------------------------------------- the basics
 
 
@@ -119,17 +77,13 @@ async def welcome(ctx: Ctx) -> None:
     assert ctx.contact is not None
     ctx.contact.welcomed = True
     await ctx.reply(ctx.t("welcome.first"))
-    await ctx.reply(privacy_text(ctx), main_menu(ctx))
+    await ctx.reply(await privacy_text(ctx), main_menu(ctx))
 
 
-def privacy_text(ctx: Ctx) -> str:
-    channel = ctx.inbound.channel
-    protection = ctx.t("privacy.e2e") if channel in ctx.settings.end_to_end_channels \
-        else ctx.t(f"privacy.channel.{channel}") if channel == "telegram" \
-        else ctx.t("privacy.e2e")
-    return ctx.t("privacy.notice", protection=protection,
-                 retention_days=ctx.settings.retention_days,
-                 idle_days=ctx.settings.idle_close_days)
+async def privacy_text(ctx: Ctx) -> str:
+    """The notice for this employee's conversation as it stands: computed from
+    their channel and the channels of the confidants who can read it."""
+    return await privacy_notice(ctx, await active_case(ctx))
 
 
 async def cmd_start(ctx: Ctx, arg: str = "") -> None:
@@ -145,7 +99,7 @@ async def cmd_help(ctx: Ctx, arg: str = "") -> None:
 
 
 async def cmd_privacy(ctx: Ctx, arg: str = "") -> None:
-    await ctx.reply(privacy_text(ctx), main_menu(ctx))
+    await ctx.reply(await privacy_text(ctx), main_menu(ctx))
 
 
 async def cmd_emergency(ctx: Ctx, arg: str = "") -> None:
@@ -275,7 +229,7 @@ async def open_case(ctx: Ctx, choice: str) -> None:
             return
     case = await ctx.tx.cases.create(ctx.contact, channel=ctx.inbound.channel, language=ctx.lang,
                                      chosen_confidant_id=chosen.id if chosen else None,
-                                     now=ctx.now, deadline=ctx.core.deadline(ctx.now))
+                                     now=ctx.now, deadline=legal_deadline(ctx.now))
     ctx.contact.active_case_id = case.id
     await ctx.tx.audit.record("employee", "case.opened", case.code)
     log.info("case opened case=%s channel=%s", case.code, case.channel)
@@ -329,7 +283,13 @@ async def message(ctx: Ctx, text: str, media: Media | None) -> None:
     if case.status == CaseStatus.OPEN and case.confidant_id:
         confidant = await ctx.tx.confidants.by_id(case.confidant_id)
         if confidant is not None:
-            await tell_if_off_duty(ctx, case, confidant)
+            if media is not None:
+                # Cleaned once here: a copy may wait for a colleague (help out).
+                media = await cleaned_or_refused(ctx, case, media)
+                if media is None and not text:
+                    return
+            if not await while_off_shift(ctx, case, confidant, text, media, urgent):
+                await tell_if_off_duty(ctx, case, confidant)
             await relay_to_confidant(ctx, case, confidant, text, media, urgent)
             return
     if media is not None:
@@ -427,6 +387,32 @@ async def answer_consent(ctx: Ctx, arg: str) -> None:
     await consent_answered(ctx, consent_id, answer == "yes")
 
 
+async def consent_answered(ctx: Ctx, consent_id: str, agreed: bool) -> None:
+    """The employee's yes or no, recorded with the time; the confidant is told."""
+    consent = await ctx.tx.cases.consent(consent_id)
+    case = await ctx.tx.cases.by_id(consent.case_id) if consent else None
+    if consent is None or case is None or ctx.contact is None or \
+            case.contact_id != ctx.contact.id:
+        await ctx.reply(ctx.t("button.stale"))
+        return
+    if consent.answered_at is not None:
+        await ctx.reply(ctx.t("consent.already"))
+        return
+    consent.answered_at = ctx.now
+    consent.agreed = agreed
+    await ctx.tx.audit.record("employee", "consent.answered", case.code,
+                              f"{consent.form}:{'yes' if agreed else 'no'}")
+    await ctx.reply(ctx.t("consent.thanks_yes" if agreed else "consent.thanks_no"), case=case)
+    if case.confidant_id:
+        c = await ctx.tx.confidants.by_id(case.confidant_id)
+        if c is not None:
+            lang = ctx.confidant_lang(c)
+            await ctx.to_confidant(c, ctx.t("consent.answer_yes" if agreed else
+                                            "consent.answer_no", lang=lang, code=case.code,
+                                            form=ctx.t(f"consent.form.{consent.form}", lang=lang),
+                                            when=ctx.when(ctx.now, lang=lang)), case=case)
+
+
 async def not_a_confidant(ctx: Ctx, arg: str = "") -> None:
     """Confidant commands typed by someone who is not one: a polite no."""
     await ctx.reply(ctx.t("role.not_confidant"), main_menu(ctx))
@@ -434,61 +420,3 @@ async def not_a_confidant(ctx: Ctx, arg: str = "") -> None:
 
 async def not_an_admin(ctx: Ctx, arg: str = "") -> None:
     await ctx.reply(ctx.t("role.not_admin"), main_menu(ctx))
-
-
-async def _appointment(ctx: Ctx, arg: str = "") -> None:
-    await appointments.employee_entry(ctx, arg)
-
-
-async def _lang(ctx: Ctx, arg: str) -> None:
-    await set_language(ctx, arg)
-
-
-async def _info(ctx: Ctx, arg: str) -> None:
-    await show_info(ctx, arg)
-
-
-Cmd = Callable[[Ctx, str], Awaitable[None]]
-
-COMMANDS: dict[str, Cmd] = {
-    "start": cmd_start,
-    "menu": cmd_menu,
-    "help": cmd_help,
-    "info": cmd_info,
-    "talk": cmd_talk,
-    "confidants": cmd_confidants,
-    "appointment": _appointment,
-    "stop": cmd_stop,
-    "forget": cmd_forget,
-    "language": cmd_language,
-    "privacy": cmd_privacy,
-    "emergency": cmd_emergency,
-    "declare": declare.start,
-    "confirmation": cmd_confirmation,
-    # confidant and admin words reach here only from people without the role
-    "claim": not_a_confidant, "cases": not_a_confidant, "heard": not_a_confidant,
-    "note": not_a_confidant, "consent": not_a_confidant, "offer": not_a_confidant,
-    "handover": not_a_confidant, "close": not_a_confidant, "duty": not_a_confidant,
-    "case": not_a_confidant, "absence": not_a_confidant,
-    "admin": not_an_admin,
-}
-
-ACTIONS: dict[str, Cmd] = {
-    "menu": cmd_menu,
-    "info": _info,
-    "talk": cmd_talk,
-    "open": open_case,
-    "confidants": cmd_confidants,
-    "appointment": _appointment,
-    "appt": appointments.employee_action,
-    "emergency": cmd_emergency,
-    "declare": declare.start,
-    "decl": declare.button,
-    "language": cmd_language,
-    "lang": _lang,
-    "privacy": cmd_privacy,
-    "forget": forget,
-    "consent": answer_consent,
-    "stop": cmd_stop,
-}
-

@@ -1,8 +1,11 @@
 """Calendar files (.ics) for the confidant's own agenda.
 
-The event names the case code and the room, never anything that could
-identify the employee: a calendar is often synchronised to places the bot
-does not control.
+A calendar is often synchronised to places the bot does not control, or
+shared with colleagues: the event's title and description are neutral (no
+"confidant", no case code), it names only the time and the room, and it is
+marked ``CLASS:CONFIDENTIAL`` so that a shared calendar shows it as busy
+time without its details.  The file name (``talk-<code>.ics``) stays in the
+chat, for the confidant to tell which case it belongs to.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Timed duties, run by `Core.tick`: each is a query on stored times, so a
-restart loses none and running twice does nothing twice."""
+"""Timed duties, run by the engine's tick through `handlers.router`: each is
+a query on stored times, so a restart loses none and running twice does
+nothing twice."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from datetime import timedelta
 
 from domain.messages import OutboundKind
 from domain.vocabulary import Control, Theme
-from handlers import appointments
-from handlers.confidant import announce_case, candidates
-from handlers.core import Ctx
+from handlers.context import Ctx
+from handlers.help_out import end_windows
+from handlers.notifications import announce_case, candidates, case_confidants
 
 log = logging.getLogger("confidant.timers")
 
@@ -19,12 +20,18 @@ EVENT_MEMORY = timedelta(days=30)
 
 
 async def run_due(ctx: Ctx) -> None:
+    """The case timers (the router runs the appointment reminders next, then
+    `housekeeping`)."""
     await announce_waiting(ctx)
     await escalate(ctx)
     await remind_deadlines(ctx)
     await close_idle(ctx)
+    await end_windows(ctx)
     await erase_expired(ctx)
-    await appointments.run_due(ctx)
+
+
+async def housekeeping(ctx: Ctx) -> None:
+    """Expired buttons, delivered messages and old event ids go."""
     await ctx.tx.buttons.purge_expired(ctx.now)
     await ctx.tx.outbox.purge_delivered(ctx.now - timedelta(days=1))
     await ctx.tx.events.forget_before(ctx.now - EVENT_MEMORY)
@@ -65,6 +72,7 @@ async def remind_deadlines(ctx: Ctx) -> None:
                                             deadline=ctx.when(case.deadline_at, lang=lang,
                                                               style="long")),
                                    case=case if case.confidant_id else None,
+                                   about=[] if case.confidant_id else [case],
                                    kind=OutboundKind.URGENT)
 
 
@@ -79,11 +87,8 @@ async def close_idle(ctx: Ctx) -> None:
                 await ctx.to_confidant(c, ctx.t("idle.to_confidant", lang=ctx.confidant_lang(c),
                                                 code=case.code, days=ctx.settings.idle_close_days),
                                        case=case, control=Control.CASE_CLOSE)
-        if case.contact_id:
-            contact = await ctx.tx.contacts.by_id(case.contact_id)
-            if contact is not None:
-                await ctx.to_contact(contact, ctx.t("idle.to_employee", lang=case.language,
-                                                    days=ctx.settings.idle_close_days), case=case)
+        await ctx.to_case_employee(case, lambda lang: ctx.t(
+            "idle.to_employee", lang=lang, days=ctx.settings.idle_close_days))
 
 
 async def erase_expired(ctx: Ctx) -> None:
@@ -91,13 +96,11 @@ async def erase_expired(ctx: Ctx) -> None:
     cutoff = ctx.now - timedelta(days=ctx.settings.retention_days)
     for case in await ctx.tx.cases.closed_before(cutoff):
         await ctx.tx.audit.record("system", "case.erased", case.code)
-        if case.confidant_id:
-            # Lets channels that keep a history (the web console) drop this case's.
-            c = await ctx.tx.confidants.by_id(case.confidant_id)
-            if c is not None:
-                await ctx.to_confidant(c, ctx.t("retention.to_confidant",
-                                                lang=ctx.confidant_lang(c), code=case.code,
-                                                days=ctx.settings.retention_days),
-                                       control=Control.CASE_ERASE, case_code=case.code)
+        # Lets channels that keep a history (the web console) drop this case's.
+        for c in await case_confidants(ctx, case):
+            await ctx.to_confidant(c, ctx.t("retention.to_confidant",
+                                            lang=ctx.confidant_lang(c), code=case.code,
+                                            days=ctx.settings.retention_days),
+                                   control=Control.CASE_ERASE, case_code=case.code)
         await ctx.tx.cases.erase(case, ctx.now)
     await ctx.tx.register.expire(ctx.now)

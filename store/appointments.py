@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.vocabulary import ACTIVE_CASE_STATUSES, AppointmentStatus
+from domain.vocabulary import AppointmentStatus
 from store.models import Appointment, Case, Room, new_id
 
 
@@ -122,13 +122,3 @@ class AppointmentRepo:
             Appointment.status == AppointmentStatus.BOOKED, Appointment.reminded_hour_at.is_(None),
             Appointment.starts_at > now,
             Appointment.starts_at <= now + timedelta(hours=1)))).all())
-
-    async def future_in_room(self, room_id: str, now: datetime) -> int:
-        return int(await self._s.scalar(select(func.count()).select_from(Appointment).where(
-            Appointment.room_id == room_id, Appointment.status == AppointmentStatus.BOOKED,
-            Appointment.starts_at > now)) or 0)
-
-    async def open_case_count(self) -> int:
-        """Cases not yet closed, for the anonymous report (a count, nothing more)."""
-        return int(await self._s.scalar(select(func.count()).select_from(Case).where(
-            Case.status.in_(ACTIVE_CASE_STATUSES))) or 0)

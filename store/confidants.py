@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 from time import monotonic
 
 from sqlalchemy import delete, select
@@ -13,9 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.ids import ChannelName
 from domain.messages import ChannelAddress
 from store.models import Confidant, ConfidantAddress, LoginToken, new_id
+from store.tokens import LOGIN_TOKEN_LIFETIME, new_secret, secret_hash, usable
 from store.vault import Vault
-
-LOGIN_TOKEN_LIFETIME = timedelta(hours=24)
 
 
 class ConfidantCache:
@@ -155,16 +152,15 @@ class ConfidantRepo:
             ConfidantAddress.confidant_id == confidant.id))
 
     async def new_login_token(self, confidant: Confidant, now: datetime) -> str:
-        token = secrets.token_urlsafe(24)
-        self._s.add(LoginToken(token_hash=hashlib.sha256(token.encode()).digest(),
-                               confidant_id=confidant.id, created_at=now,
+        token, hashed = new_secret()
+        self._s.add(LoginToken(token_hash=hashed, confidant_id=confidant.id, created_at=now,
                                expires_at=now + LOGIN_TOKEN_LIFETIME))
         return token
 
     async def redeem_login_token(self, token: str, now: datetime) -> Confidant | None:
         """One use only, and only before it expires."""
-        row = await self._s.get(LoginToken, hashlib.sha256(token.encode()).digest())
-        if row is None or row.used_at is not None or row.expires_at < now:
+        row = await self._s.get(LoginToken, secret_hash(token))
+        if row is None or not usable(row.expires_at, row.used_at, now):
             return None
         row.used_at = now
         c = await self._s.get(Confidant, row.confidant_id)

@@ -184,8 +184,17 @@ class Case(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     deadline_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     confirmation_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    helper_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """A colleague on duty answering an urgent message while the confidant is
+    off shift.  A plain id, not a foreign key: SQLite adds a foreign key to an
+    existing table only by copying it, and confidants are never deleted
+    (`ConfidantRepo.remove` deactivates)."""
+    help_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """End of that help (the assigned confidant's next shift start), set when
+    the colleagues on duty are asked; None when no help is open."""
     __table_args__ = (
         Index("ix_cases_status_closed_at", "status", "closed_at"),
+        Index("ix_cases_help_until", "help_until"),
         Index("ix_cases_status_last_activity_at", "status", "last_activity_at"),
     )
 
@@ -411,6 +420,43 @@ class LoginToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AdminAccount(Base):
+    """A person who may use the web admin console: HR or the prevention
+    service.  Added with ``confidant admin admin add`` (``source`` ``cli``) or
+    taken from a named ``[[admins]]`` entry of the config (``config``)."""
+
+    __tablename__ = "admin_accounts"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    source: Mapped[str] = mapped_column(String(8), default="cli")
+    created_by: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AdminLoginToken(Base):
+    """One-time login link for the web admin console; only its hash is kept."""
+
+    __tablename__ = "admin_login_tokens"
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    admin_id: Mapped[str] = mapped_column(ForeignKey("admin_accounts.id", ondelete="CASCADE"),
+                                          index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AdminSession(Base):
+    """A web admin console session opened with a login link; only the hash of
+    its cookie is kept, and it ends at ``expires_at`` or with the account."""
+
+    __tablename__ = "admin_sessions"
+    sid_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    admin_id: Mapped[str] = mapped_column(ForeignKey("admin_accounts.id", ondelete="CASCADE"),
+                                          index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class ChannelStateEntry(Base):

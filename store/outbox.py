@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -26,6 +26,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,7 +50,8 @@ def encode_outbound(out: Outbound) -> bytes:
 
     The shape is the one written before roles and controls had types (the
     recipient's role under ``extra``), so that a release and the one before
-    it each read the rows the other wrote."""
+    it each read the rows the other wrote; the cases a message is about are
+    under ``extra`` too, and only when there are any."""
     data: dict[str, Any] = {
         "text": out.text,
         "kind": out.kind.value,
@@ -57,6 +59,9 @@ def encode_outbound(out: Outbound) -> bytes:
         "control": out.control.value if out.control else None,
         "extra": {"role": out.role.value} if out.role else {},
     }
+    if out.about:
+        # Under ``extra``, which the release before reads past.
+        data["extra"]["about"] = list(out.about)
     if out.menu is not None:
         data["menu"] = [[[b.label, b.token] for b in row] for row in out.menu.rows]
     if out.media is not None:
@@ -77,6 +82,13 @@ def _member(kind: type[E], value: object) -> E | None:
         return None
 
 
+def _codes(value: object) -> tuple[CaseCode, ...]:
+    """The stored ``about`` list as case codes; anything else as none."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(CaseCode(code) for code in value if isinstance(code, str) and code)
+
+
 def decode_outbound(to: ChannelAddress, payload: bytes) -> Outbound:
     """Read a payload written by `encode_outbound`, of this release or an earlier one."""
     data = json.loads(payload)
@@ -94,10 +106,19 @@ def decode_outbound(to: ChannelAddress, payload: bytes) -> Outbound:
         to=to, text=data["text"], menu=menu, media=media, kind=OutboundKind(data["kind"]),
         case=CaseCode(data["case"]) if data.get("case") else None,
         control=_member(Control, data.get("control")), role=_member(Role, extra.get("role")),
+        about=_codes(extra.get("about")),
     )
 
 
 _FRESH_KEY = "outbox.fresh"
+_HELD_KEY = "outbox.send_order_locks"
+_SEND_ORDER_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def send_order_lock_key(recipient_hash: bytes) -> int:
+    """The 64-bit advisory-lock key of one recipient: the first eight bytes of
+    their keyed address hash, as PostgreSQL's signed bigint."""
+    return int.from_bytes(recipient_hash[:8], "big", signed=True)
 _EARLIER = _OUTBOX.alias("earlier")
 # SQLAlchemy does not correlate a subquery in RETURNING with the row being
 # inserted, so the new row's seq is named as the database sees it.
@@ -156,6 +177,7 @@ class OutboxRepo:
         hand it to the fast lane without asking again."""
         ref = new_id()
         recipient_hash = self._v.address_hash(out.to.channel, out.to.address)
+        await self._hold_send_order([recipient_hash])
         encoded = encode_outbound(out)
         due_at = max(now, not_before) if not_before else now
         recipient_enc = await self._v.seal(key_id, out.to.address, "outbox.recipient_enc", ref)
@@ -178,6 +200,46 @@ class OutboxRepo:
                                                recipient_hash),
                                     due_at, int(waiting), out.to, encoded))
         return ref
+
+    async def hold_send_order(self, recipients: Iterable[ChannelAddress]) -> None:
+        """Take the send-order locks of everyone a transaction is about to
+        write to, all at once and in key order (see `_hold_send_order`);
+        `enqueue` takes any that are missing itself."""
+        await self._hold_send_order(
+            [self._v.address_hash(to.channel, to.address) for to in recipients])
+
+    async def _hold_send_order(self, recipient_hashes: Collection[bytes]) -> None:
+        """Keep send order across concurrent transactions: the one place that
+        serialises the writers of each recipient's outbox rows.
+
+        A row's ``seq`` is drawn when it is inserted, but it becomes visible
+        when its transaction commits.  Were two transactions for one person
+        to commit out of order on PostgreSQL, the delivery worker would see
+        the younger row alone, take it for the head of the queue and send it
+        before the older one.  So a transaction that writes rows for a
+        recipient first takes a transaction-scoped advisory lock on them
+        (`send_order_lock_key`): the next writer waits for its commit, draws
+        a later ``seq`` and counts the committed rows as older.  Each lock is
+        taken once per transaction, and all of a transaction's recipients
+        named together are locked in key order, so two writers of the same
+        people do not wait on each other in a circle (should a later write
+        close one, PostgreSQL breaks it and the event is retried as
+        transient).
+
+        SQLite needs nothing: the store keeps one connection (`store.db`), so
+        one transaction runs at a time, and SQLite's single writer lock is
+        held from the first write to the commit; rows commit in ``seq`` order.
+        """
+        if self._s.get_bind().dialect.name != "postgresql":
+            return
+        transaction = self._s.sync_session.get_transaction()
+        mark, held = self._s.info.get(_HELD_KEY, (None, set()))
+        if mark is not transaction:  # a session may run one transaction after another
+            held = set()
+            self._s.info[_HELD_KEY] = (transaction, held)
+        for key in sorted({send_order_lock_key(h) for h in recipient_hashes} - held):
+            await self._s.execute(_SEND_ORDER_LOCK, {"key": key})
+            held.add(key)
 
     def _fresh(self) -> list[_Fresh]:
         """Rows this transaction inserted, shared by every repository on the

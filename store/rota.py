@@ -13,10 +13,6 @@ from domain.vocabulary import ShiftKind
 from store.models import Absence, Confidant, Room, Shift, new_id
 
 
-class RotaError(ValueError):
-    """A rota change that would make no sense (end before start, overlap…)."""
-
-
 class DutyCache:
     """Each confidant's weekly duty shifts and absences, kept for a moment.
 
@@ -64,22 +60,20 @@ class RotaRepo:
 
     async def add_shift(self, confidant: Confidant, weekday: int, start: time, end: time,
                         kind: str = ShiftKind.DUTY) -> Shift:
+        """Store a shift as given: whether it makes sense (end after start, no
+        overlap) is checked once, in `handlers.administration.validation`."""
         self._duty.clear()
-        if not 0 <= weekday <= 6:
-            raise RotaError("weekday")
-        if end <= start:
-            raise RotaError("end-before-start")
-        if kind not in tuple(ShiftKind):
-            raise RotaError("kind")
-        for other in await self.shifts(confidant.id):
-            if other.weekday == weekday and other.kind == kind and \
-                    start < other.end and other.start < end:
-                raise RotaError("overlap")
         s = Shift(id=new_id(), confidant_id=confidant.id, weekday=weekday, start=start, end=end,
                   kind=kind)
         self._s.add(s)
         await self._s.flush()
         return s
+
+    async def change_shift(self, shift: Shift, weekday: int, start: time, end: time,
+                           kind: str) -> None:
+        self._duty.clear()
+        shift.weekday, shift.start, shift.end, shift.kind = weekday, start, end, kind
+        await self._s.flush()
 
     async def shifts(self, confidant_id: str | None = None, kind: str | None = None) -> list[Shift]:
         q = select(Shift).order_by(Shift.weekday, Shift.start)
@@ -102,8 +96,6 @@ class RotaRepo:
 
     async def add_absence(self, confidant: Confidant, start: date, end: date) -> Absence:
         self._duty.clear()
-        if end < start:
-            raise RotaError("end-before-start")
         a = Absence(id=new_id(), confidant_id=confidant.id, start_date=start, end_date=end)
         self._s.add(a)
         await self._s.flush()

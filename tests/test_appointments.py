@@ -8,7 +8,7 @@ from pathlib import Path
 from icalendar import Calendar
 from sqlalchemy import select
 
-from handlers.core import CoreSettings
+from handlers.context import CoreSettings
 from store.models import Appointment, AuditEvent, Case
 from store.store import Store
 from tests.support.memory_channel import Harness, Person, make_harness
@@ -63,7 +63,14 @@ async def test_book_confirm_ics_and_anonymity(harness: Harness) -> None:
     assert len(events) == 1
     ev = events[0]
     assert ev.decoded("dtstart") == datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-    assert code in str(ev["description"]) and "Blue room" in str(ev["location"])
+    assert "Blue room" in str(ev["location"])
+    # A shared or synchronised calendar gives nothing away: no case code, no
+    # "confidant" in the title or the text, and the event is marked confidential.
+    for field in ("summary", "description"):
+        assert code not in str(ev[field]) and "confidant" not in str(ev[field]).lower(), field
+    assert str(ev["class"]) == "CONFIDENTIAL"
+    assert b"CLASS:CONFIDENTIAL" in note.media.data
+    assert code.encode() not in note.media.data.replace(f"talk-{code}".encode(), b"")
     assert b"emp-1" not in note.media.data
     [appt] = await _appointments(harness)
     assert appt.status == "booked" and appt.starts_at == datetime(2026, 11, 27, 9, tzinfo=UTC)

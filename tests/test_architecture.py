@@ -143,3 +143,90 @@ def test_channels_import_only_channels_and_domain() -> None:
     """A channel is a thin adapter: it knows the vocabulary and its own kind,
     not the conversation, the config or the app."""
     assert ours_outside("bot/channels", ("bot.channels", "domain")) == {}
+
+
+# ------------------------------------------------------------ the module graph
+
+def our_modules(root: Path = ROOT) -> dict[str, Path]:
+    """Every module of ours, by dotted name."""
+    return {module_name(p, root): p for folder in sorted(OURS)
+            for p in sorted((root / folder).rglob("*.py"))}
+
+
+def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    """Module → the modules of ours it imports (anywhere in the file).
+    ``from pkg import name`` counts as importing ``pkg.name`` when that is a
+    module, else ``pkg``; a package's ``__init__`` is the package itself."""
+    modules = our_modules(root)
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        graph[name] = {m for m in imported_modules(path, root) if m in modules} - {name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+STEP_MODULES = {"handlers.employee", "handlers.confidant", "handlers.admin",
+                "handlers.appointments", "handlers.declare", "handlers.timers"}
+"""What the router runs; they stand on `handlers.context` and shared helpers."""
+
+
+def test_the_web_admin_console_reaches_only_the_admin_service() -> None:
+    """The admin console's pages get the admin service and nothing else of
+    the store or the conversation: they cannot ask for a case, a message or
+    a note, because nothing they import could fetch one."""
+    assert ours_outside("bot/webadmin", ("bot.webadmin", "handlers.administration",
+                                         "handlers.i18n", "domain")) == {}
+
+
+def test_only_the_router_imports_the_steps() -> None:
+    """A step never calls another role's step or the router: so a change to
+    one role's steps cannot reach into another's, and the import graph
+    stays a tree a newcomer can read from the router down."""
+    offenders = {name: sorted(deps & STEP_MODULES)
+                 for name, deps in import_graph().items()
+                 if name != "handlers.router" and deps & STEP_MODULES}
+    assert offenders == {}
+
+
+def test_no_import_cycle_between_our_modules() -> None:
+    assert cycles(import_graph()) == []
+
+
+def test_cycle_finder_finds_a_cycle() -> None:
+    """Guard: a finder that never reports would make the test above pass vacuously."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
+    assert cycles(graph) == [["a", "b", "c"]]

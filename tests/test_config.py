@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import (
+    SECTIONS,
+    AdminEntry,
     Config,
     ConfigError,
     check_config,
@@ -26,7 +28,6 @@ from bot.config import (
     load_config,
     runtime_problems,
 )
-from bot.config_models import SECTIONS, AdminEntry
 from store.ping import ping
 from tests.support.postgres import PostgresServer
 
@@ -311,7 +312,7 @@ def test_admin_entry_needs_an_id() -> None:
         MINIMAL + '[[admins]]\ntelegram = 12345\n[[admins]]\n[[admins]]\nmatrix = "hr"\n'
     )
     assert problems == [
-        "config.toml: admins[1]: give telegram, matrix or web (at least one id)",
+        "config.toml: admins[1]: give name, telegram, matrix or web (at least one)",
         'config.toml: admins[2].matrix: expected a Matrix id like "@name:server"',
     ]
     config = load_config(write(MINIMAL + "[[admins]]\ntelegram = 12345\n"))
@@ -535,3 +536,26 @@ async def test_default_config_is_sqlite_and_web_in_the_data_dir(tmp_path: Path) 
     ]
     make_key(tmp_path / "data" / "master.key")
     assert await runtime_problems(config) == []
+
+
+def test_office_hours_are_read_and_checked() -> None:
+    """``[rota] office_hours`` is read like the admin commands read days and
+    times; a value they would not read is one line naming the key."""
+    config = load_config(write(MINIMAL + '[rota]\noffice_hours = "ma-do 8:30-17, vr 8:30-12"\n'))
+    assert [d for d, _, _ in config.rota.hours] == [0, 1, 2, 3, 4]
+    assert load_config(write(MINIMAL)).rota.office_hours == "mon-fri 09:00-17:00"
+    assert load_config(write(MINIMAL + '[rota]\noffice_hours = ""\n')).rota.hours == ()
+    assert one(static(MINIMAL + '[rota]\noffice_hours = "weekdays"\n'), "rota.office_hours") \
+        .endswith("'weekdays' is not office hours (write e.g. mon-fri 09:00-17:00)")
+    assert "the end must be after the start" in one(
+        static(MINIMAL + '[rota]\noffice_hours = "mon 17-9"\n'), "rota.office_hours")
+    assert one(static(MINIMAL + "[rota]\noffice_hours = 9\n"), "rota.office_hours") \
+        .endswith("expected a string (in quotes), got a number")
+    assert one(static(MINIMAL + "[rota]\nhours = 'x'\n"), "rota.hours").endswith("unknown key")
+
+
+def test_an_admin_may_be_only_a_name() -> None:
+    config = load_config(write(MINIMAL + '[[admins]]\nname = "Els Janssens"\n'))
+    assert config.admins[0].name == "Els Janssens"
+    assert one(static(MINIMAL + '[[admins]]\nname = " "\n'), "admins[0].name") \
+        .endswith("must be 1 to 80 characters")

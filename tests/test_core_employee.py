@@ -50,7 +50,7 @@ async def test_welcome_and_privacy_notice_in_english(harness: Harness) -> None:
     assert "case code, never who you are" in notice
     assert "/forget" in notice
     assert str(harness.core.settings.retention_days) in notice
-    assert "not end-to-end" not in notice
+    assert "end-to-end encrypted:" not in notice  # no promise without a known route
     assert emp.inbox[-1].menu is not None
     contact = await contact_row(harness, emp)
     assert contact is not None and contact.language == "en" and contact.welcomed
@@ -65,12 +65,12 @@ async def test_telegram_privacy_notice_says_not_end_to_end(harness: Harness) -> 
     web = harness.person("web-1", "en", channel="web")
     await tg.say("/start")
     await web.say("/start")
-    assert "not end-to-end" in tg.texts[1]
-    assert "Matrix or the web chat" in tg.texts[1]
-    assert "not end-to-end" not in web.texts[1]
+    assert "Telegram is not end-to-end encrypted" in tg.texts[1]
+    assert "Telegram" not in web.texts[1]
+    assert "web chat is not encrypted on the way" in web.texts[1]
     tg.clear()
     await tg.say("/privacy")
-    assert "not end-to-end" in tg.last
+    assert "Telegram is not end-to-end encrypted" in tg.last
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -82,7 +82,7 @@ async def test_language_from_hint_and_channel_warning_per_language(harness: Harn
     await web.say("/start")
     contact = await contact_row(harness, tg)
     assert contact is not None and contact.language == lang
-    # the Telegram notice differs from the end-to-end channel's one in every language
+    # the Telegram notice differs from the web chat's one in every language
     assert tg.texts[1] != web.texts[1]
     assert str(harness.core.settings.retention_days) in tg.texts[1]
     english = harness.person(f"tg-en-{lang}", "en", channel="telegram")

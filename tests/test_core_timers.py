@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from domain.messages import OutboundKind
-from handlers.core import CoreSettings
+from handlers.context import CoreSettings
 from store.crypto import load_master_key
 from store.models import CaseStatistic, DataKey
 from store.store import Store

@@ -119,6 +119,7 @@ async def test_messages_queued_behind_a_held_one_follow_it_in_order(harness: Har
     nobody calling for a pass."""
     _sara, emp, code = await claimed_case(harness)
     gated = gate_sends(harness)
+    harness.core.lane = harness.worker  # as the app attaches it while delivery runs
     worker = asyncio.create_task(harness.worker.run())
     try:
         await asyncio.sleep(0.05)

@@ -182,11 +182,39 @@ def test_real_limit_leaves_room_for_a_full_size_office_file() -> None:
     (b"Dear confidant, ...", "letter.txt", "text/plain"),
     (_zip({"holiday/1.txt": b"x"}), "photos.zip", "application/zip"),
     (b"OggS\0\2" + b"\0" * 100, "voice.ogg", "audio/ogg"),
-    # old binary Office is not cleaned (documented in the threat model)
-    (bytes.fromhex("d0cf11e0a1b11ae1") + b"\0" * 600, "old.doc", "application/msword"),
 ])
 def test_other_files_pass_through_untouched(data: bytes, name: str, mime: str) -> None:
     assert clean_document(data, name, mime) is None
+
+
+OLE2 = bytes.fromhex("d0cf11e0a1b11ae1") + b"\0" * 600
+RTF = b"{\\rtf1\\ansi{\\info{\\author Jan Peeters}{\\company Acme}}Dear confidant}"
+
+
+@pytest.mark.parametrize(("data", "name", "mime"), [
+    (OLE2, "old.doc", "application/msword"),
+    (OLE2, "budget.xls", "application/vnd.ms-excel"),
+    (OLE2, "slides.ppt", "application/vnd.ms-powerpoint"),
+    (OLE2, "renamed.txt", "text/plain"),  # told by its content, not its name
+    (OLE2, "", ""),
+    (RTF, "letter.rtf", "application/rtf"),
+    (RTF, "letter.txt", "text/plain"),
+    (b"\r\n" + RTF, "letter", "text/rtf"),
+    (b"not really a doc", "old.doc", ""),  # a name claiming the old format is enough
+    (b"words", "letter", "application/msword"),
+])
+def test_old_binary_office_and_rtf_are_refused(data: bytes, name: str, mime: str) -> None:
+    """Their summary information names the author and we cannot strip it: refused
+    with a reason of their own, so the employee hears how to send them instead."""
+    with pytest.raises(DocumentRejected) as err:
+        clean_document(data, name, mime)
+    assert err.value.reason == "media.old_format"
+
+
+def test_a_modern_file_named_like_an_old_one_is_cleaned() -> None:
+    """A .docx saved with an old name is still a package we can clean."""
+    cleaned = clean_document(docx_with_author(), "report.doc", "application/msword")
+    assert cleaned is not None and cleaned.ext == "docx"
 
 
 # ------------------------------------------------------------------ never anything else
@@ -198,7 +226,7 @@ def _outcome(data: bytes, name: str) -> None:
     try:
         result = clean_document(data, name)
     except DocumentRejected as err:
-        assert err.reason == "media.not_cleanable"
+        assert err.reason in ("media.not_cleanable", "media.old_format")
         return
     assert result is None or isinstance(result.data, bytes)
 

@@ -172,6 +172,26 @@ async def test_document_that_cannot_be_cleaned_reaches_nobody(harness: Harness,
     assert emp.last == refusal(lang)
 
 
+@pytest.mark.parametrize(("lang", "name", "data"), [
+    ("nl", "Jan_Peeters.doc", bytes.fromhex("d0cf11e0a1b11ae1") + b"\0" * 600),
+    ("fr", "budget.xls", bytes.fromhex("d0cf11e0a1b11ae1") + b"\0" * 600),
+    ("en", "letter.rtf", b"{\\rtf1{\\info{\\author Jan Peeters}}Dear confidant}"),
+])
+async def test_old_office_and_rtf_files_are_refused_kindly(harness: Harness, lang: str,
+                                                           name: str, data: bytes) -> None:
+    """Old binary Office and RTF files carry their author's name and cannot be
+    cleaned: nobody gets them, and the employee hears how to send them instead."""
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    emp = harness.person("emp-1", language=lang)
+    await open_case(emp, sara)
+    before = len(sara.inbox)
+    await emp.say("here it is", media=Media("document", data, filename=name))
+    assert media_received(sara) == []
+    assert "here it is" in sara.last and len(sara.inbox) == before + 1
+    assert Translator().t(lang, "media.old_format") in emp.texts
+    assert ".docx" in emp.last
+
+
 async def test_words_sent_with_an_uncleanable_document_still_arrive(harness: Harness) -> None:
     """Only the file is held back: the employee's own words (here, words of
     distress) reach the confidant as any message would."""

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-import bot.channels.telegram as telegram_module
+import bot.channels.telegram.channel as telegram_module
 from bot.channels.ratelimit import RateLimiter
 from handlers.i18n import Translator
 from store.crypto import load_master_key

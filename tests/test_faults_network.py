@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-import bot.channels.telegram as telegram_module
+import bot.channels.telegram.channel as telegram_module
 from bot.channels.ratelimit import RateLimiter
 from handlers.i18n import Translator
 from tests.support.app_runner import make_setup, running_app

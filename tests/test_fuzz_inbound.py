@@ -26,8 +26,8 @@ from sqlalchemy import func, select
 
 from domain.ids import ChannelName
 from domain.messages import Inbound, Media
-from handlers import confidant as confidant_steps
-from handlers import employee as employee_steps
+from handlers.router import CONFIDANT as confidant_steps
+from handlers.router import EMPLOYEE as employee_steps
 from store.models import (
     Absence,
     Appointment,
@@ -51,7 +51,7 @@ CONTROL = "".join(chr(c) for c in (*range(0, 32), 127, *range(0x80, 0xA0)))
 TRICKY = ("\u202e", "\u202d", "\u202a", "\u2066", "\u2067", "\u2069", "\u200f", "\u200e",
           "\u200b", "\ufeff", "\x1b[2J", "\x00", "\r\n", "\u0301" * 50, "🙂", "‮/claim")
 
-COMMAND_WORDS = sorted({*employee_steps.COMMANDS, *confidant_steps.COMMANDS, "admin",
+COMMAND_WORDS = sorted({*employee_steps.commands, *confidant_steps.commands, "admin",
                         "notes", "case", "start@confidant_bot", "CLAIM", "Close"})
 ADMIN_LINES = ("/admin", "/admin report", "/admin confidants", "/admin confidant remove Sara",
                "/admin room add Annex", "/admin room remove Annex", "/admin rota",

@@ -115,7 +115,7 @@ def _png() -> bytes:
 @pytest_asyncio.fixture
 async def world(tmp_path: Path, telegram_double: TelegramDouble,
                 monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
-    import bot.channels.telegram as telegram_module
+    import bot.channels.telegram.channel as telegram_module
 
     monkeypatch.setattr(telegram_module, "RateLimiter",
                         functools.partial(RateLimiter, per_chat_rate=50.0))

@@ -156,8 +156,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             await _frame(console, lambda f: SECRET in _text(f))
             assert app.worker is not None
             await app.worker.drain()
-            history = [*(await web._load_history(victim))["items"],
-                       *(await web._load_history(sara_address))["items"]]
+            history = [*(await web.histories.load(victim))["items"],
+                       *(await web.histories.load(sara_address))["items"]]
             stolen = sorted({b["token"] for i in history for row in i.get("buttons") or []
                              for b in row})
             assert stolen
@@ -275,8 +275,8 @@ def tab(draw: st.DrawFn, w: World) -> tuple[str, dict[str, str], Any, list[Any]]
 async def _protected(w: World) -> tuple[Any, ...]:
     case = await w.setup.case(w.code)
     assert case is not None
-    victim = (await w.web._load_history(w.victim))["items"]
-    sara = (await w.web._load_history(w.sara_address))["items"]
+    victim = (await w.web.histories.load(w.victim))["items"]
+    sara = (await w.web.histories.load(w.sara_address))["items"]
     return ((case.status, case.confidant_id, case.closed_at, case.theme, case.heard_at,
              case.urgent), len(victim), len(sara), len(await w.setup.cases()))
 

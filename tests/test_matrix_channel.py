@@ -26,9 +26,9 @@ from nio import (
 )
 from PIL import ExifTags, Image
 
-from bot.channels import matrix as matrix_mod
 from bot.channels.base import MemoryChannelState
 from bot.channels.matrix import MatrixChannel, MatrixSetupError
+from bot.channels.matrix import inbound as matrix_inbound
 from bot.notices import in_every_language
 from domain.ids import CaseCode, ChannelName
 from domain.messages import (
@@ -243,7 +243,7 @@ async def test_dm_text_menu_idempotency_and_ciphertext_only(
     assert (ch.name, ch.numbered_menus, ch.idempotent_sends) == ("matrix", True, True)
     emp = await peers("emp")
     room_id = await emp.dm(bot.user_id)
-    await eventually(lambda: room_id in (ch._client.rooms if ch._client else {}), what="bot joined")
+    await eventually(lambda: ch.room(room_id) is not None, what="bot joined")
 
     secret = "my manager shouts at me " + secrets.token_hex(4)
     await emp.say(room_id, secret)
@@ -303,7 +303,7 @@ async def test_unencrypted_dm_relays_nothing_until_encrypted(
         room_id, "m.room.encryption", {"algorithm": "m.megolm.v1.aes-sha2"}
     )
     await eventually(
-        lambda: ch._client and ch._client.rooms[room_id].encrypted, what="bot sees enc"
+        lambda: (room := ch.room(room_id)) is not None and room.encrypted, what="bot sees enc"
     )
     await eventually(lambda: emp.client.rooms[room_id].encrypted, what="peer sees enc")
     await emp.say(room_id, "now encrypted")
@@ -340,7 +340,7 @@ async def test_case_room_lifecycle_with_echoing_core(
 
     core.then = relay
     dm = await emp.dm(bot.user_id)
-    await eventually(lambda: ch._client and dm in ch._client.rooms, what="bot joined dm")
+    await eventually(lambda: ch.room(dm) is not None, what="bot joined dm")
     await emp.say(dm, "I need help")
     await eventually(lambda: core.texts() == ["I need help"], what="employee text")
 
@@ -398,6 +398,40 @@ async def test_case_room_lifecycle_with_echoing_core(
     assert b"Hello, I am listening" not in synapse.db_bytes()
 
 
+async def test_a_notice_about_a_case_opens_no_room_and_posts_in_none(
+    synapse: SynapseServer, bot: Bot, peers: Callable[[str], Awaitable[Peer]]
+) -> None:
+    """``about`` is for histories that drop a case's traces: on Matrix a
+    notice about a case (even marked urgent, which for a message of the case
+    would open its room) goes to the confidant's DM, whether the case has a
+    room or not, and creates none."""
+    ch = await bot.start(FakeCore())
+    conf = await peers("conf")
+    dm = await conf.dm(bot.user_id)
+    await eventually(lambda: ch.room(dm) is not None, what="bot joined the DM")
+    roomed, roomless = "K7F-3MQ", "Z9Q-2PL"
+    await ch.send(_confidant_out(conf.user_id, roomed, "[K7F-3MQ] words",
+                                 kind=OutboundKind.RELAY), "r1")
+    case_room = (await eventually(lambda: list(conf.client.invited_rooms),
+                                  what="invited to the case room"))[0]
+    await conf.join(case_room)
+    await eventually(lambda: "[K7F-3MQ] words" in conf.texts(case_room), what="relay read")
+
+    claim = Menu(rows=((Button("Claim", "tok"),),))
+    for n, code in enumerate((roomed, roomless)):
+        notice = Outbound(to=ChannelAddress(MX, conf.user_id), text=f"Urgent: {code} waits",
+                          kind=OutboundKind.URGENT, role=Role.CONFIDANT, menu=claim,
+                          about=(CaseCode(code),))
+        await ch.send(notice, f"about-{n}")
+    await eventually(lambda: len([t for t in conf.texts(dm) if t.startswith("Urgent:")]) == 2,
+                     what="both notices in the DM")
+    assert not any(t.startswith("Urgent:") for t in conf.texts(case_room))
+    assert list(conf.client.invited_rooms) == []
+    assert f"case:{roomless}" not in bot.state._data
+    joined = await synapse.admin_get(f"/_synapse/admin/v1/users/{bot.user_id}/joined_rooms")
+    assert set(joined["joined_rooms"]) == {dm, case_room}
+
+
 async def test_restart_restores_device_and_refuses_mismatch(
     synapse: SynapseServer, bot: Bot, peers: Callable[[str], Awaitable[Peer]], tmp_path: Path
 ) -> None:
@@ -406,7 +440,7 @@ async def test_restart_restores_device_and_refuses_mismatch(
     device = ch.device_id
     emp = await peers("emp")
     dm = await emp.dm(bot.user_id)
-    await eventually(lambda: ch._client and dm in ch._client.rooms, what="bot joined")
+    await eventually(lambda: ch.room(dm) is not None, what="bot joined")
     await ch.stop()
 
     ch2 = await bot.start(core)
@@ -471,7 +505,7 @@ async def test_failed_handler_is_retried_and_sync_survives_homeserver_restart(
     ch = await bot.start(core)
     emp = await peers("emp")
     dm = await emp.dm(bot.user_id)
-    await eventually(lambda: ch._client and dm in ch._client.rooms, what="bot joined")
+    await eventually(lambda: ch.room(dm) is not None, what="bot joined")
     core.fail_next = 1
     await emp.say(dm, "first try fails")
     await eventually(lambda: core.texts() == ["first try fails"], what="retried event")
@@ -505,7 +539,7 @@ async def test_encrypted_image_arrives_scrubbed(
     ch = await bot.start(core)
     emp = await peers("emp")
     dm = await emp.dm(bot.user_id)
-    await eventually(lambda: ch._client and dm in ch._client.rooms, what="bot joined")
+    await eventually(lambda: ch.room(dm) is not None, what="bot joined")
     original = _jpeg_with_gps()
     with Image.open(io.BytesIO(original)) as im:
         assert im.getexif().get_ifd(ExifTags.IFD.GPSInfo), "precondition: GPS present"
@@ -542,7 +576,7 @@ async def test_tofu_warns_about_a_new_device_and_unknown_room_is_unreachable(
     ch = await bot.start(core, trust="tofu")
     emp = await peers("emp")
     dm = await emp.dm(bot.user_id)
-    await eventually(lambda: ch._client and dm in ch._client.rooms, what="bot joined")
+    await eventually(lambda: ch.room(dm) is not None, what="bot joined")
     await ch.send(_employee_out(dm, "first contact"), "t1")
     await eventually(lambda: "first contact" in emp.texts(dm), what="first message")
     assert not any("new device" in t for t in emp.texts(dm))
@@ -579,12 +613,12 @@ async def test_refused_attachments_name_their_reason_for_the_core(
     reach the core as "too_large" and "undecryptable", so the employee is told
     the real reason (too big; please send it again) in their own language,
     not that such files cannot be passed on at all."""
-    monkeypatch.setattr(matrix_mod, "MAX_MEDIA_BYTES", 1000)
+    monkeypatch.setattr(matrix_inbound, "MAX_MEDIA_BYTES", 1000)
     core = FakeCore()
     ch = await bot.start(core)
     emp = await peers("emp")
     dm = await emp.dm(bot.user_id)
-    await eventually(lambda: ch._client and dm in ch._client.rooms, what="bot joined")
+    await eventually(lambda: ch.room(dm) is not None, what="bot joined")
 
     async def send_file(data: bytes, tamper: bool) -> None:
         upload, keys = await emp.client.upload(

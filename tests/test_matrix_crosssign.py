@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from nio import AsyncClient, AsyncClientConfig
 
-from bot.channels.matrix_crosssign import (
+from bot.channels.matrix.crosssign import (
     CrossSigningError,
     CrossSigningSeeds,
     ensure_cross_signing,

@@ -19,8 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot import metrics
 from bot.app import DRAIN_SECONDS, App, run_app
 from bot.channels.base import InboundHandler
-from bot.config import load_config
-from bot.config_models import Config
+from bot.config import Config, load_config
 from domain.ids import ChannelName
 from domain.messages import Inbound, Outbound, SendResult, Unreachable
 from store.crypto import create_key_file, load_master_key

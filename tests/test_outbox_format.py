@@ -62,3 +62,24 @@ def test_an_unknown_value_is_delivered_as_a_plain_message() -> None:
     payload = (b'{"text": "hi", "kind": "notice", "case": null, "control": "case-freeze", '
                b'"extra": {"role": "auditor"}}')
     assert decode_outbound(TELEGRAM, payload) == Outbound(to=TELEGRAM, text="hi")
+
+
+def test_the_cases_a_message_is_about_ride_under_extra() -> None:
+    """Only tagged rows get the new key, under ``extra``, which the release
+    before reads past: it delivers the notice as it did before tagging."""
+    plain = Outbound(to=WEB, text="New case K7F-3MQ", role=Role.CONFIDANT,
+                     menu=Menu(rows=((Button("Claim K7F-3MQ", "tok1"),),)))
+    tagged = Outbound(to=WEB, text=plain.text, role=Role.CONFIDANT, menu=plain.menu,
+                      about=(CaseCode("K7F-3MQ"), CaseCode("Z9Q-2PL")))
+    assert encode_outbound(tagged) == encode_outbound(plain).replace(
+        b'"extra": {"role": "confidant"}',
+        b'"extra": {"role": "confidant", "about": ["K7F-3MQ", "Z9Q-2PL"]}')
+    assert decode_outbound(WEB, encode_outbound(tagged)) == tagged
+    assert decode_outbound(WEB, encode_outbound(plain)).about == ()
+
+
+@pytest.mark.parametrize("about", [b'"K7F-3MQ"', b"[1, null]", b"{}"])
+def test_a_malformed_about_is_read_as_none(about: bytes) -> None:
+    payload = b'{"text": "hi", "kind": "notice", "case": null, "control": null, ' \
+              b'"extra": {"about": ' + about + b"}}"
+    assert decode_outbound(TELEGRAM, payload) == Outbound(to=TELEGRAM, text="hi")

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-import bot.channels.telegram as telegram_module
+import bot.channels.telegram.channel as telegram_module
 from bot.channels.ratelimit import RateLimiter
 from handlers.i18n import Translator
 from tests.support.app_runner import make_setup, running_app

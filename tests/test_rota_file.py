@@ -7,9 +7,9 @@ from datetime import date, time
 
 import pytest
 
-from bot.rota_file import RotaFileError, parse_rota
 from domain.parsing import ParseError, parse_time, parse_week
 from domain.parsing import parse_weekday as parse_day
+from handlers.administration.rota_file import RotaFileError, parse_rota
 from store.store import Tx
 from tests.test_cli import CliEnv, cli_env
 

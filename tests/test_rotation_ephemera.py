@@ -38,7 +38,7 @@ async def test_rotation_keeps_waiting_messages_and_drops_stale_handles(
         assert {r.recipient_hash for r in heads} == {new.address_hash("memory", "conf-sara")}
         assert await tx.buttons.resolve(new.address_hash("memory", "emp-rot"),
                                         old_menu_token, h.clock.now()) is None
-    h.core.store = rotated
+    h.core.store = h.worker.store = rotated
     h.clock.current = h.clock.current.replace(year=h.clock.current.year + 1)
     await h.worker.drain()
     assert [o.text for o in sara.inbox[-2:]] == [f"[{code}] waiting one",

@@ -19,11 +19,11 @@ import pytest
 
 from bot.channels.base import MemoryChannelState
 from bot.channels.web import STATIC_DIR, WebChannel
-from bot.channels.web_resume import lockout_seconds, normalize_passphrase
-from bot.channels.web_security import CSP
+from bot.channels.web.receipts import lockout_seconds, normalize_passphrase
+from bot.channels.web.security import CSP
 from domain.ids import CaseCode, ChannelName
 from domain.messages import Button, ChannelAddress, Inbound, Menu, Outbound, OutboundKind
-from domain.vocabulary import Role
+from domain.vocabulary import Control, Role
 
 CONFIDANT = "confidant-alice-web"
 USER_AGENT = "SecretAgentBrowser/9.9"
@@ -875,10 +875,12 @@ async def test_an_erased_case_leaves_no_overview_naming_it(env: Env) -> None:
     assert (await tab.next())["item"]["text"].startswith("Your cases")
 
     notice = Outbound(to=_to(CONFIDANT), text="Case K7F-3MQ was erased at the employee's request.",
-                      case=CaseCode("K7F-3MQ"), kind=OutboundKind.NOTICE, control="case-erase")
+                      case=CaseCode("K7F-3MQ"), kind=OutboundKind.NOTICE,
+                      control=Control.CASE_ERASE)
     await env.channel.send(notice, "erase-1")
     # The open tab is told first, so it drops the case and the overview before the notice.
-    assert await tab.next() == {"type": "case-erased", "case": "K7F-3MQ"}
+    erased = await tab.next()
+    assert (erased["type"], erased["case"]) == ("case-erased", "K7F-3MQ")
     assert (await tab.next())["item"]["text"] == notice.text
     await tab.ws.close()
 
@@ -886,3 +888,70 @@ async def test_an_erased_case_leaves_no_overview_naming_it(env: Env) -> None:
     assert [i["text"] for i in history if "K7F-3MQ" in json.dumps(i)] == [notice.text]
     assert not any(i.get("opening") for i in history)
     assert [i["text"] for i in history if i["from"] == "relay"] == ["Words on Z9Q-2PL."]
+
+
+async def test_an_erased_case_leaves_no_line_naming_it(env: Env) -> None:
+    """Notices about the case (new case with its Claim button, "taken by", a
+    case list, a refusal) and the confidant's own words naming it go with it,
+    from the history and from the open tab; the notice of the erasure is
+    shown, and gone after the next page load.  The other case stays whole."""
+    sid, _ = _cookie_from(await env.login("good-token"), env.channel.cookie_name)
+    cookie = f"{env.channel.cookie_name}={sid}"
+    gone, other = CaseCode("K7F-3MQ"), CaseCode("Z9Q-2PL")
+    sent = [
+        Outbound(to=_to(CONFIDANT), text="New case K7F-3MQ (Dutch, web).", about=(gone,),
+                 menu=Menu(rows=((Button("Claim K7F-3MQ", "tok-k"),),)), role=Role.CONFIDANT),
+        Outbound(to=_to(CONFIDANT), text="New case Z9Q-2PL (Dutch, web).", about=(other,),
+                 menu=Menu(rows=((Button("Claim Z9Q-2PL", "tok-z"),),)), role=Role.CONFIDANT),
+        Outbound(to=_to(CONFIDANT), text="Case K7F-3MQ was taken by Ann.", about=(gone,),
+                 role=Role.CONFIDANT),
+        Outbound(to=_to(CONFIDANT), text="Your cases: K7F-3MQ, Z9Q-2PL", about=(gone, other),
+                 role=Role.CONFIDANT),
+        Outbound(to=_to(CONFIDANT), text="[Z9Q-2PL] Words on Z9Q.", case=other,
+                 kind=OutboundKind.RELAY, role=Role.CONFIDANT),
+    ]
+    for n, out in enumerate(sent):
+        await env.channel.send(out, f"sent-{n}")
+    tab = await _console_load(env, cookie, fresh=False)
+    own = [("/claim k7f3mq", None), ("Claim K7F-3MQ", None), ("about K7F-3MQX", None),
+           ("K7F-3MQ is on my mind", "Z9Q-2PL")]
+    for n, (text, case) in enumerate(own):
+        frame: dict[str, Any] = {"type": "message", "id": f"c0ffee00-0000-4000-8000-00000000010{n}",
+                                 "text": text}
+        if case:
+            frame["case"] = case
+        await tab.ws.send_json(frame)
+        assert (await tab.next())["type"] == "ack"
+    shown = [i["id"] for i in (await _console_load(env, cookie, fresh=False)).ready["history"]]
+
+    notice = Outbound(to=_to(CONFIDANT), text="Case K7F-3MQ was erased.", case=gone,
+                      control=Control.CASE_ERASE, role=Role.CONFIDANT)
+    await env.channel.send(notice, "erase-1")
+    erased = await tab.next()
+    assert erased["type"] == "case-erased" and erased["case"] == "K7F-3MQ"
+    assert len(erased["drop"]) == 5 and set(erased["drop"]) <= set(shown)
+    assert (await tab.next())["item"]["text"] == notice.text
+    await tab.ws.close()
+
+    remaining = ["New case Z9Q-2PL (Dutch, web).", "[Z9Q-2PL] Words on Z9Q.", "about K7F-3MQX",
+                 "K7F-3MQ is on my mind"]
+    # A reconnect still shows the notice (a dropped connection must not lose
+    # it); the next page load, after it was seen live, no longer does.
+    again = await _console_load(env, cookie, fresh=False)
+    assert [i["text"] for i in again.ready["history"]] == [*remaining, notice.text]
+    await again.ws.close()
+    loaded = await _console_load(env, cookie)
+    assert [i["text"] for i in loaded.ready["history"]] == remaining
+    await loaded.ws.close()
+
+    # Erased while no tab is open: the next page load shows it, once.
+    second = Outbound(to=_to(CONFIDANT), text="Case Z9Q-2PL was erased.", case=other,
+                      control=Control.CASE_ERASE, role=Role.CONFIDANT)
+    await env.channel.send(second, "erase-2")
+    left = ["about K7F-3MQX"]
+    for fresh in (False, True):
+        tab = await _console_load(env, cookie, fresh=fresh)
+        assert [i["text"] for i in tab.ready["history"]] == [*left, second.text]
+        await tab.ws.close()
+    tab = await _console_load(env, cookie)
+    assert [i["text"] for i in tab.ready["history"]] == left

@@ -84,3 +84,31 @@ async def test_an_erased_case_takes_the_overview_naming_it_off_every_tab(
         await expect(notice).to_have_count(1, timeout=TIMEOUT)
         await expect(tab.locator("li.from-bot", has_text=en("cases.title"))).to_have_count(0)
     assert live.problems == []
+
+
+async def test_after_an_erasure_no_line_in_the_console_names_the_case(
+    browser: Browser, live: Live  # noqa: F811 - the fixture imported above
+) -> None:
+    """The new-case notice with its Claim button, the confidant's own press
+    of it, the case's messages: all go with the erasure, on the open page
+    and after a reload; the notice of the erasure is the one line left
+    naming the code, and a reload takes it too."""
+    employee, code, _ = await _employee_opens_case(browser, live)
+    console = await _console_claims(browser, live, code)
+    lines = console.locator("#log li")
+    await expect(console.locator("li.from-me", has_text=code)).to_have_count(1)
+
+    await employee.fill("#compose-text", "/forget")
+    await employee.keyboard.press("Enter")
+    await employee.get_by_role("button", name=nl("forget.yes")).last.click()
+    erased = en("forget.to_confidant", code=code)
+    await expect(lines.filter(has_text=erased)).to_have_count(1, timeout=TIMEOUT)
+    await expect(lines.filter(has_text=code)).to_have_count(1)
+    await expect(console.locator("#case-list button", has_text=code)).to_have_count(0)
+
+    await console.reload()
+    await expect(console.locator("li.from-bot", has_text=en("cases.none"))).to_have_count(
+        1, timeout=TIMEOUT)
+    await expect(lines.filter(has_text=code)).to_have_count(0)
+    assert code not in await console.locator("body").inner_text()
+    assert live.problems == []

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.delivery import DeliveryWorker
+from bot.intake import Intake
 from domain.ids import ChannelName
 from domain.messages import Inbound, Outbound, SendResult
-from handlers.core import Core, CoreSettings
+from handlers.context import CoreSettings, Ctx
 from handlers.info import InfoLibrary
 from store.crypto import load_master_key
 from store.store import Store
@@ -83,19 +84,21 @@ class RecordingChannel:
 
 async def main(spec: dict[str, Any]) -> None:
     store = Store.open(spec["db"], load_master_key(Path(spec["key"])))
-    core = Core(store, CoreSettings(org_name="Acme", numbered_channels=frozenset()),
+    core = Intake(store, CoreSettings(org_name="Acme", numbered_channels=frozenset()),
                 InfoLibrary.load())
     channel = RecordingChannel(Path(spec["record"]), bool(spec["idempotent"]), spec["crash"])
-    worker = DeliveryWorker(core, {MEMORY: channel})
+    worker = DeliveryWorker(store, {MEMORY: channel}, clock=core.clock,
+                            wake=core.outbox_changed, unreachable=core.unreachable)
     if spec["crash"] == "before-commit":
-        flush = core._flush
+        flush = Ctx.flush
 
-        async def flush_then_die(ctx: Any) -> None:
-            await flush(ctx)
+        async def flush_then_die(ctx: Any) -> int:
+            written = await flush(ctx)
             await ctx.tx.session.flush()
             _die()
+            return written
 
-        core._flush = flush_then_die  # type: ignore[method-assign]
+        Ctx.flush = flush_then_die  # type: ignore[method-assign]
     for sender, event_id, text in spec["events"]:
         await core.handle(Inbound(MEMORY, sender, sender, event_id, text=text))
     await worker.drain()

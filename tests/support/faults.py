@@ -37,7 +37,7 @@ from tests.support.telegram_double import FakeUser, Injection, TelegramDouble
 _PACED_MAIN = (
     "import faulthandler, functools, signal, sys\n"
     "faulthandler.register(signal.SIGUSR1, all_threads=True)\n"
-    "import bot.channels.telegram as tg\n"
+    "import bot.channels.telegram.channel as tg\n"
     "from bot.channels.ratelimit import RateLimiter\n"
     "tg.RateLimiter = functools.partial(RateLimiter, per_chat_rate={chat}, per_chat_burst=5,"
     " overall_rate={overall}, overall_burst=60)\n"

@@ -18,16 +18,17 @@ from pathlib import Path
 import pytest_asyncio
 
 from bot.delivery import DeliveryWorker
+from bot.intake import Intake
 from domain.ids import ChannelName
 from domain.messages import Inbound, Media, Outbound, SendResult, Unreachable
-from handlers.core import Core, CoreSettings
+from handlers.context import CoreSettings
 from handlers.info import InfoLibrary
 from store.crypto import Crypto, create_key_file, load_master_key
 from store.migrate import upgrade
 from store.store import Store
 
 MEMORY = ChannelName("memory")
-CHANNEL_NAMES = (MEMORY, ChannelName("telegram"), ChannelName("web"))
+CHANNEL_NAMES = (MEMORY, ChannelName("telegram"), ChannelName("web"), ChannelName("matrix"))
 """Channel names the harness's one `MemoryChannel` answers to."""
 
 
@@ -154,8 +155,10 @@ class Harness:
         self.store = store
         self.clock = clock
         self.channel = MemoryChannel()
-        self.core = Core(store, settings, InfoLibrary.load(), clock)
-        self.worker = DeliveryWorker(self.core, {name: self.channel for name in CHANNEL_NAMES})
+        self.core = Intake(store, settings, InfoLibrary.load(), clock)
+        self.worker = DeliveryWorker(store, {name: self.channel for name in CHANNEL_NAMES},
+                                     clock=clock, wake=self.core.outbox_changed,
+                                     unreachable=self.core.unreachable)
 
     def person(self, pid: str, language: str | None = "en",
                channel: str = MEMORY) -> Person:
@@ -164,15 +167,19 @@ class Harness:
         return Person(self, pid, language, channel=ChannelName(channel))
 
     async def add_confidant(self, name: str, pid: str, languages: str = "en",
-                            always_on_duty: bool = True, bio: str = "") -> Person:
+                            always_on_duty: bool = True, bio: str = "",
+                            channels: tuple[str, ...] = (MEMORY,)) -> Person:
+        """A confidant reached on ``channels`` (the same id on each); the returned
+        person speaks on the first."""
         async with self.store.tx() as tx:
             c = await tx.confidants.add(name, bio=bio, languages=languages.split(","),
                                         attested_by="test", now=self.clock.now())
-            await tx.confidants.set_address(c, MEMORY, pid)
+            for channel in channels:
+                await tx.confidants.set_address(c, channel, pid)
             if always_on_duty:
                 for day in range(7):
                     await tx.rota.add_shift(c, day, time(0, 0), time(23, 59))
-        return Person(self, pid, languages.split(",")[0])
+        return Person(self, pid, languages.split(",")[0], channel=ChannelName(channels[0]))
 
     async def tick(self) -> None:
         await self.core.tick()

@@ -1,0 +1,176 @@
+"""The way in: one inbound event in, its effects and outbox rows out, all in
+one transaction, retried until it is recorded.
+
+`Intake.handle` is what every channel calls.  It records the event as
+handled, lets `handlers.router` decide the sender's role and run the
+matching step, and commits the event together with every message it caused.
+A platform event delivered twice has its effect once; a crash before the
+commit leaves nothing half-done, and the platform re-delivers.  Messages
+that can go out at once are handed to the delivery worker's fast lane
+(`FastLane`) right after the commit.  Clock ticks (timers) and delivery
+failures come in here too, each in a transaction of its own.
+
+The conversation itself (who may do what, what is said) is ``handlers/``;
+this module only owns transactions, retries and the hand-over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from domain.messages import Inbound, Outbound
+from handlers import router
+from handlers.context import Clock, CoreSettings, SystemClock, UserError
+from handlers.i18n import Translator
+from handlers.info import InfoLibrary
+from store.db import is_conflict, is_transient
+from store.outbox import DueMessage
+from store.store import Store, Tx
+
+log = logging.getLogger("confidant.intake")
+
+
+class FastLane(Protocol):
+    """The delivery worker's way in for messages that can go out at once."""
+
+    def claim(self, rows: list[tuple[DueMessage, Outbound, int]]
+              ) -> list[tuple[DueMessage, Outbound]]:
+        """Reserve rows (each with the count of older messages waiting for
+        its recipient) before their transaction commits; returns those taken."""
+        ...
+
+    def unclaim(self, rows: list[tuple[DueMessage, Outbound]]) -> None:
+        """The transaction did not commit: forget the reservation."""
+        ...
+
+    def hand_over(self, rows: list[tuple[DueMessage, Outbound]]) -> None:
+        """The transaction committed: send the reserved rows now."""
+        ...
+
+
+class Intake:
+    """Runs the conversation (`handlers.router`) for every channel, one
+    transaction per event."""
+
+    def __init__(self, store: Store, settings: CoreSettings, info: InfoLibrary,
+                 clock: Clock | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.info = info
+        self.clock: Clock = clock or SystemClock()
+        self.tr = Translator(settings.default_language, settings.languages, settings.timezone,
+                             settings.org_name)
+        self.outbox_changed = asyncio.Event()
+        """Set whenever the outbox may hold work for the delivery worker's passes."""
+        self.lane: FastLane | None = None
+        """The running delivery worker's fast lane (the app attaches it when
+        delivery starts): takes messages straight after their commit."""
+
+    # ---------------------------------------------------------------- inbound
+
+    async def handle(self, inbound: Inbound) -> None:
+        """Record one platform event and everything it causes, exactly once.
+
+        Retries on a busy or briefly unavailable database, so the channel
+        only sees an exception when the event truly could not be recorded
+        (and must then be re-delivered by the platform).
+        """
+        delay = 0.05
+        raced = False
+        refusal: UserError | None = None
+        for attempt in range(12):
+            try:
+                await self._handle_once(inbound, refusal)
+                break
+            except UserError as err:
+                # A refusal must change nothing: the step's transaction is
+                # gone; a fresh one records the event and the polite answer.
+                refusal = err
+                continue
+            except Exception as exc:
+                if is_conflict(exc) and not raced:
+                    # The same event handled concurrently (two deliveries racing):
+                    # the loser's commit hits the handled-events key; once more,
+                    # it finds the event seen and does nothing.
+                    raced = True
+                    log.info("concurrent duplicate event, checking again channel=%s",
+                             inbound.channel)
+                    continue
+                if is_transient(exc) and attempt < 11:
+                    log.warning("database busy, retrying event (attempt %d)", attempt + 1)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                raise
+
+    async def _handle_once(self, inbound: Inbound, refusal: UserError | None = None) -> None:
+        """One attempt: the event's transaction, then its messages on their way.
+
+        Messages that can go out at once (due, nothing older pending for the
+        recipient) are claimed by the fast lane before the commit, so no
+        delivery pass can pick them up as well, and handed to it after the
+        commit; everything else wakes the delivery worker.
+        """
+        lane = self.lane
+        claimed: list[tuple[DueMessage, Outbound]] = []
+        wake = True
+        try:
+            async with self.store.tx() as tx:
+                written = await self._record_event(tx, inbound, refusal)
+                if written is None:  # seen before: nothing changed
+                    wake = False
+                elif lane is not None and written:
+                    rows, fresh = await tx.outbox.fresh_rows(self.clock.now())
+                    claimed = lane.claim(rows)
+                    wake = fresh != written or len(claimed) != written
+        except BaseException:
+            if lane is not None and claimed:
+                lane.unclaim(claimed)
+            self.outbox_changed.set()  # a commit that failed late may still have landed
+            raise
+        if lane is not None and claimed:
+            lane.hand_over(claimed)
+        if wake:
+            self.outbox_changed.set()
+
+    async def _record_event(self, tx: Tx, inbound: Inbound,
+                            refusal: UserError | None = None) -> int | None:
+        """Run the event's step in ``tx`` (or, after a refusal, only answer
+        it); returns how many outbox rows it wrote, or None for an event
+        handled before.  A `UserError` raised by a step leaves ``tx`` to roll
+        back whole."""
+        now = self.clock.now()
+        if not await tx.events.claim(inbound.channel, inbound.event_id, now):
+            log.info("duplicate event ignored channel=%s", inbound.channel)
+            return None
+        ctx = await router.open_context(self, tx, inbound, now)
+        if refusal is not None:
+            await router.refuse(ctx, refusal)
+        else:
+            await router.dispatch(ctx)
+        return await ctx.flush()
+
+    # --------------------------------------------------------------- delivery
+
+    async def unreachable(self, out: Outbound) -> None:
+        """A recipient can never be reached: mark the case and tell the other side."""
+        async with self.store.tx() as tx:
+            ctx = router.system_context(self, tx, self.clock.now(), out.to.channel, "system")
+            await tx.outbox.fail_pending_for(
+                tx.vault.address_hash(out.to.channel, out.to.address), ctx.now)
+            await router.unreachable(ctx, out)
+            await ctx.flush()
+        self.outbox_changed.set()
+
+    # ----------------------------------------------------------------- timers
+
+    async def tick(self) -> None:
+        """Run every timed duty that is due; safe to call at any moment and
+        after any restart, because each duty is a query on stored times."""
+        async with self.store.tx() as tx:
+            ctx = router.system_context(self, tx, self.clock.now(), "system", "tick")
+            await router.run_timers(ctx)
+            await ctx.flush()
+        self.outbox_changed.set()

@@ -1,0 +1,88 @@
+"""The common ground of the admin service's parts: settings, the transaction,
+the actor, lookups that refuse in the admin's words, and the reading of
+typed days, times and dates (always `domain.parsing`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from domain.parsing import OfficeHours, parse_date, parse_time, parse_weekday
+from handlers.administration.problems import AdminError, parsed
+from handlers.administration.validation import DEFAULT_OFFICE_HOURS
+from store.admin import AdminTx
+from store.models import Confidant
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    """What the service needs from the configuration."""
+
+    timezone: str = "Europe/Brussels"
+    office_hours: OfficeHours = DEFAULT_OFFICE_HOURS
+    default_language: str = "nl"
+    configured_admins: tuple[str, ...] = ()
+    """Names of the ``[[admins]]`` entries that may use the web admin console."""
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+Day = int | str
+"""A weekday: 0 (Monday) … 6, or as typed (``mon``, ``1``, ``maandag``)."""
+Clock = time | str
+Calendar = date | str
+
+
+def day_of(value: Day) -> int:
+    """A weekday number from a number or from what was typed."""
+    if isinstance(value, int):
+        if not 0 <= value <= 6:
+            raise AdminError("adm.rota_error.weekday", "unknown weekday", "day")
+        return value
+    return parsed(parse_weekday, value, "day")
+
+
+def time_of(value: Clock, what: str) -> time:
+    return value if isinstance(value, time) else parsed(parse_time, value, what)
+
+
+def day_in(value: Calendar, what: str) -> date:
+    """A date, or one typed in any form `parse_date` reads."""
+    return value if isinstance(value, date) else parsed(parse_date, value, what)
+
+
+class ServiceBase:
+    """One admin's operations over one `AdminTx` (see `handlers.administration.service`)."""
+
+    def __init__(self, tx: AdminTx, actor: str, now: datetime,
+                 settings: AdminSettings | None = None) -> None:
+        self.tx = tx
+        self.actor = actor
+        self.now = now
+        self.settings = settings or AdminSettings()
+
+    @property
+    def today(self) -> date:
+        return self.now.astimezone(self.settings.tz).date()
+
+    async def audit(self, kind: str, subject: str = "", detail: str = "") -> None:
+        await self.tx.record(self.actor, kind, subject, detail)
+
+    # ------------------------------------------------------------ lookups
+
+    async def _confidant(self, ref: str) -> Confidant:
+        """An active confidant by id or name (case-insensitive when unique)."""
+        ref = ref.strip()
+        c = await self.tx.confidant_by_id(ref) or await self.tx.confidant_by_name(ref)
+        if c is None or not c.active:
+            raise AdminError("adm.unknown_confidant", f"no confidant named '{ref}' (see: "
+                             "confidant admin confidant list)", "confidant", name=ref)
+        return c
+
+    async def _names(self) -> dict[str, str]:
+        return {c.id: c.name for c in await self.tx.confidants(active_only=False)}
+
+
