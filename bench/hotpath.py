@@ -15,7 +15,8 @@ total and per step, and the SQL statements and commits per relay that
 SQLAlchemy saw (the plain statements of `store.driver` do not pass it).
 Under ``valgrind --tool=callgrind --instr-atstart=no`` with ``--callgrind``
 it switches instrumentation on for the measured relays only, so that two
-runs with different ``--n`` give instructions per relay by difference.
+runs with different ``--n`` give instructions per relay by difference;
+``--profile FILE`` writes a cProfile of the measured relays.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import cProfile
 import functools
 import os
 import subprocess
@@ -36,8 +38,9 @@ from typing import Any
 from sqlalchemy import event
 
 import bot.delivery
-import handlers.core
-import handlers.employee
+import bot.intake
+import handlers.context
+import handlers.router
 import store.contacts
 import store.events
 import store.outbox
@@ -46,9 +49,10 @@ from domain.messages import Inbound
 from tests.support.memory_channel import make_harness, open_case
 
 STEPS: list[tuple[Any, str]] = [
-    (handlers.core.Core, "handle"), (handlers.core.Core, "_record_event"),
-    (handlers.core.Core, "_context"), (handlers.core.Core, "_flush"),
-    (handlers.employee, "dispatch"), (store.contacts.ContactRepo, "find"),
+    (bot.intake.Intake, "handle"), (bot.intake.Intake, "_record_event"),
+    (handlers.router, "open_context"), (handlers.router, "dispatch"),
+    (handlers.context.Ctx, "flush"),
+    (store.contacts.ContactRepo, "find"),
     (store.events.EventRepo, "claim"), (store.outbox.OutboxRepo, "enqueue"),
     (store.outbox.OutboxRepo, "mark_sent"), (bot.delivery.DeliveryWorker, "_fast"),
     (bot.delivery.DeliveryWorker, "_record"), (bot.delivery.DeliveryWorker, "_send"),
@@ -104,7 +108,7 @@ class Split:
         store.store.Store.tx = timed  # type: ignore[method-assign]
 
 
-async def measure(n: int, db: str | None, callgrind: bool) -> None:
+async def measure(n: int, db: str | None, callgrind: bool, profile: Path | None = None) -> None:
     """Set up one claimed case, warm up, then time ``n`` relays."""
     split = Split()
     for owner, name in STEPS:
@@ -116,6 +120,7 @@ async def measure(n: int, db: str | None, callgrind: bool) -> None:
         sara = await h.add_confidant("Sara", "conf-sara")
         emp = h.person("emp-1")
         await open_case(emp, sara)
+        h.core.lane = h.worker  # as the app attaches it while delivery runs
         worker = asyncio.create_task(h.worker.run())
         statements: collections.Counter[str] = collections.Counter()
 
@@ -142,10 +147,16 @@ async def measure(n: int, db: str | None, callgrind: bool) -> None:
             if callgrind:
                 subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], check=False,
                                capture_output=True)
+            profiler = cProfile.Profile(time.thread_time) if profile else None
+            if profiler:
+                profiler.enable()
             start = time.process_time_ns()
             for i in range(1000, 1000 + n):
                 await relay(i)
             total = time.process_time_ns() - start
+            if profiler:
+                profiler.disable()
+                profiler.dump_stats(profile)
             if callgrind:
                 subprocess.run(["callgrind_control", "-i", "off", str(os.getpid())], check=False,
                                capture_output=True)
@@ -171,8 +182,10 @@ def main() -> None:
     p.add_argument("--db", help="database URL (default: a SQLite file)")
     p.add_argument("--callgrind", action="store_true",
                    help="toggle callgrind instrumentation around the measured relays")
+    p.add_argument("--profile", type=Path,
+                   help="cProfile the measured relays into this file (pstats format)")
     a = p.parse_args()
-    asyncio.run(measure(a.n, a.db, a.callgrind))
+    asyncio.run(measure(a.n, a.db, a.callgrind, a.profile))
 
 
 if __name__ == "__main__":

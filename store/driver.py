@@ -67,11 +67,12 @@ class Inline:
 async def inline(session: AsyncSession) -> Inline | None:
     """The plain-SQL way into this session's transaction, or None when the
     store is not SQLite on `store.sqlite_inline` (PostgreSQL, memory)."""
-    if _INLINE_KEY not in session.info:
+    transaction = session.sync_session.get_transaction()
+    mark, found = session.info.get(_INLINE_KEY, (None, None))
+    if mark is None or mark is not transaction:  # a session may run one after another
         conn = await session.connection()
         raw = await conn.get_raw_connection()
         driver = raw.driver_connection
-        session.info[_INLINE_KEY] = (Inline(session, driver)
-                                     if isinstance(driver, InlineConnection) else None)
-    found: Inline | None = session.info[_INLINE_KEY]
+        found = Inline(session, driver) if isinstance(driver, InlineConnection) else None
+        session.info[_INLINE_KEY] = (session.sync_session.get_transaction(), found)
     return found
