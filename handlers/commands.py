@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from handlers.aliases import localise
 from handlers.i18n import Translator
 
 EMPLOYEE_COMMANDS = ("start", "info", "talk", "confidants", "appointment", "stop", "forget",
@@ -9,6 +10,8 @@ EMPLOYEE_COMMANDS = ("start", "info", "talk", "confidants", "appointment", "stop
 
 
 def command_menu(tr: Translator) -> dict[str, list[tuple[str, str]]]:
-    """``{lang: [(command, description), …]}`` for Telegram's setMyCommands."""
-    return {lang: [(name, tr.t(lang, f"commands.{name}")) for name in EMPLOYEE_COMMANDS]
+    """``{lang: [(command, description), …]}`` for Telegram's setMyCommands, each
+    command in the words of that language's readers (`handlers.aliases`)."""
+    return {lang: [(localise(lang, name), tr.t(lang, f"commands.{name}"))
+                   for name in EMPLOYEE_COMMANDS]
             for lang in tr.languages}

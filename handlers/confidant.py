@@ -12,6 +12,7 @@ import logging
 from domain.messages import Media, OutboundKind
 from domain.vocabulary import CLOSE_THEMES, CaseStatus, ConsentForm, Control, Theme
 from handlers.context import MAX_TEXT, Ctx, UserError, touch
+from handlers.help_out import accept, copy_answer, helped_before, helping
 from handlers.i18n import LANGUAGE_NAMES
 from handlers.notifications import candidates, relay_to_confidant
 from store.cases import normalise_code
@@ -28,8 +29,10 @@ def me(ctx: Ctx) -> Confidant:
     return ctx.confidant
 
 
-async def my_case(ctx: Ctx, code: str | None = None) -> Case:
-    """The case this event is about, only if it is assigned to the sender.
+async def my_case(ctx: Ctx, code: str | None = None, *, answering: bool = False) -> Case:
+    """The case this event is about, only if it is assigned to the sender,
+    or, for words to its employee (``answering``), if the sender helps out
+    with it now (`handlers.help_out`).
 
     Order: an explicit code; the platform's context (a Matrix case room); the
     relayed message being replied to; the confidant's current case; their
@@ -49,8 +52,14 @@ async def my_case(ctx: Ctx, code: str | None = None) -> Case:
         case = await ctx.tx.cases.by_id(case_id) if case_id else None
     if case is None and not code and confidant.current_case_id:
         case = await ctx.tx.cases.by_id(confidant.current_case_id)
+        if case is not None and answering and helped_before(case, confidant) \
+                and not helping(case, confidant, ctx.now):
+            # Words meant for the helped employee must not fall through to
+            # another case of the former helper's.
+            raise UserError("urgent.over", code=case.code)
         if case is not None and (case.status != CaseStatus.OPEN
-                                 or case.confidant_id != confidant.id):
+                                 or case.confidant_id != confidant.id) \
+                and not (answering and helping(case, confidant, ctx.now)):
             case = None
     if case is None and not code:
         mine = await ctx.tx.cases.open_for_confidant(confidant.id)
@@ -62,6 +71,10 @@ async def my_case(ctx: Ctx, code: str | None = None) -> Case:
             raise UserError("case.which")
     if case is None:
         raise UserError("case.which")
+    if answering and helping(case, confidant, ctx.now):
+        return case
+    if answering and helped_before(case, confidant):
+        raise UserError("urgent.over", code=case.code)
     if case.confidant_id != confidant.id or case.status != CaseStatus.OPEN:
         log.info("refused action on a case not assigned to the sender case=%s", case.code)
         raise UserError("case.not_yours", code=case.code)
@@ -159,7 +172,7 @@ async def cmd_case(ctx: Ctx, arg: str = "") -> None:
     """``/case CODE``: where plain messages go from now on."""
     if not arg.strip():
         raise UserError("case.usage")
-    case = await my_case(ctx, arg.strip())
+    case = await my_case(ctx, arg.strip(), answering=True)  # a helper may choose it too
     me(ctx).current_case_id = case.id
     await ctx.reply(ctx.t("case.selected", code=case.code), case=case)
 
@@ -186,13 +199,20 @@ async def relay_from_confidant(ctx: Ctx, text: str, media: Media | None) -> None
         return
     if len(text) > MAX_TEXT:
         raise UserError("message.too_long", limit=MAX_TEXT)
-    case = await my_case(ctx)
+    case = await my_case(ctx, answering=True)
     contact = await ctx.contact_or_gone(case)
     confidant = me(ctx)
     touch(case, ctx.now)
     body = ctx.t("relay.to_employee", lang=case.language, name=confidant.name, text=text) \
         if text else ctx.t("relay.media_from", lang=case.language, name=confidant.name)
     await ctx.to_contact(contact, body, case=case, media=media, kind=OutboundKind.RELAY)
+    if case.confidant_id != confidant.id:
+        await copy_answer(ctx, case, confidant, text, media)
+
+
+async def help_action(ctx: Ctx, case_id: str) -> None:
+    """The "help out" button of an urgent message off shift."""
+    await accept(ctx, case_id)
 
 
 async def cmd_heard(ctx: Ctx, arg: str = "") -> None:

@@ -12,6 +12,7 @@ import logging
 from domain.messages import Media
 from domain.vocabulary import ACTIVE_CASE_STATUSES, CaseStatus, Control, Role, Theme
 from handlers.context import MAX_TEXT, Ctx, legal_deadline, split_command, touch
+from handlers.help_out import while_off_shift
 from handlers.i18n import LANGUAGE_NAMES
 from handlers.notifications import (
     announce_case,
@@ -282,7 +283,13 @@ async def message(ctx: Ctx, text: str, media: Media | None) -> None:
     if case.status == CaseStatus.OPEN and case.confidant_id:
         confidant = await ctx.tx.confidants.by_id(case.confidant_id)
         if confidant is not None:
-            await tell_if_off_duty(ctx, case, confidant)
+            if media is not None:
+                # Cleaned once here: a copy may wait for a colleague (help out).
+                media = await cleaned_or_refused(ctx, case, media)
+                if media is None and not text:
+                    return
+            if not await while_off_shift(ctx, case, confidant, text, media, urgent):
+                await tell_if_off_duty(ctx, case, confidant)
             await relay_to_confidant(ctx, case, confidant, text, media, urgent)
             return
     if media is not None:

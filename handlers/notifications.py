@@ -113,7 +113,11 @@ async def cleaned_or_refused(ctx: Ctx, case: Case, media: Media) -> Media | None
 
 
 async def relay_to_confidant(ctx: Ctx, case: Case, confidant: Confidant, text: str,
-                             media: Media | None, urgent: bool) -> None:
+                             media: Media | None, urgent: bool, *, helping: bool = False) -> None:
+    """The employee's words (or file) for a confidant, marked urgent when
+    they are.  A colleague ``helping`` out gets them as a notice about the
+    case, not of it: outside its Matrix room, which is the assigned
+    confidant's, who must not be woken by what is said there off shift."""
     if media is not None:
         # A held file was cleaned when it was held; cleaning it again at the
         # claim is the second line of defence, kept because it is cheap (it
@@ -128,8 +132,11 @@ async def relay_to_confidant(ctx: Ctx, case: Case, confidant: Confidant, text: s
     key = "relay.urgent" if urgent else "relay.to_confidant"
     body = ctx.t(key, lang=lang, code=case.code, text=text) if text else \
         ctx.t("relay.media", lang=lang, code=case.code)
-    await ctx.to_confidant(confidant, body, case=case, media=media,
-                           kind=OutboundKind.URGENT if urgent else OutboundKind.RELAY)
+    kind = OutboundKind.URGENT if urgent else OutboundKind.RELAY
+    if helping:
+        await ctx.to_confidant(confidant, body, about=[case], media=media, kind=kind)
+        return
+    await ctx.to_confidant(confidant, body, case=case, media=media, kind=kind)
 
 
 async def _tell_employee(ctx: Ctx, case: Case, key: str) -> None:
@@ -141,15 +148,25 @@ async def _tell_employee(ctx: Ctx, case: Case, key: str) -> None:
 
 
 async def _told_of(ctx: Ctx, case: Case) -> list[Confidant]:
-    """Who knows of the case: its confidant, or, while unclaimed, everyone it
-    was announced to (so nobody tries to claim a case that is gone)."""
+    """Who knows of the case: its confidant and a colleague who helped out
+    (`handlers.help_out`), or, while unclaimed, everyone it was announced
+    to (so nobody tries to claim a case that is gone)."""
     if case.confidant_id:
-        c = await ctx.tx.confidants.by_id(case.confidant_id)
-        return [c] if c is not None else []
+        return await case_confidants(ctx, case)
     if case.announced_at is None:
         return []
     return await candidates(ctx, case) if case.escalated_at is None \
         else await ctx.tx.confidants.all()
+
+
+async def case_confidants(ctx: Ctx, case: Case) -> list[Confidant]:
+    """The case's confidant, and the colleague who helped out with it, if any."""
+    found = []
+    for cid in dict.fromkeys(filter(None, (case.confidant_id, case.helper_id))):
+        c = await ctx.tx.confidants.by_id(cid)
+        if c is not None:
+            found.append(c)
+    return found
 
 
 async def employee_stopped(ctx: Ctx, case: Case) -> None:

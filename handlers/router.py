@@ -18,6 +18,7 @@ from domain.ids import ChannelName
 from domain.messages import Inbound, Outbound
 from domain.vocabulary import Role
 from handlers import admin, appointments, confidant, declare, employee, timers
+from handlers.aliases import resolve
 from handlers.context import Conversation, Ctx, UserError, sanitised, split_command
 from handlers.notifications import recipient_unreachable
 from store.models import Case
@@ -141,7 +142,7 @@ async def serve(ctx: Ctx, desk: Desk) -> None:
         return
     cmd = split_command(inb.text or "")
     if cmd is not None:
-        name, arg = cmd
+        name, arg = resolve(*cmd)  # /toestemming tussenkomst is /consent supervisor
         step = desk.commands.get(name)
         if step is None:
             await desk.unknown(ctx)
@@ -309,6 +310,7 @@ CONFIDANT = Desk(
     },
     actions={
         "claim": confidant.claim_action,
+        "help": confidant.help_action,
         "select": confidant.select_action,
         "close": confidant.close_action,
         "appt": appointments.confidant_action,

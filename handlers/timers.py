@@ -10,7 +10,8 @@ from datetime import timedelta
 from domain.messages import OutboundKind
 from domain.vocabulary import Control, Theme
 from handlers.context import Ctx
-from handlers.notifications import announce_case, candidates
+from handlers.help_out import end_windows
+from handlers.notifications import announce_case, candidates, case_confidants
 
 log = logging.getLogger("confidant.timers")
 
@@ -25,6 +26,7 @@ async def run_due(ctx: Ctx) -> None:
     await escalate(ctx)
     await remind_deadlines(ctx)
     await close_idle(ctx)
+    await end_windows(ctx)
     await erase_expired(ctx)
 
 
@@ -94,13 +96,11 @@ async def erase_expired(ctx: Ctx) -> None:
     cutoff = ctx.now - timedelta(days=ctx.settings.retention_days)
     for case in await ctx.tx.cases.closed_before(cutoff):
         await ctx.tx.audit.record("system", "case.erased", case.code)
-        if case.confidant_id:
-            # Lets channels that keep a history (the web console) drop this case's.
-            c = await ctx.tx.confidants.by_id(case.confidant_id)
-            if c is not None:
-                await ctx.to_confidant(c, ctx.t("retention.to_confidant",
-                                                lang=ctx.confidant_lang(c), code=case.code,
-                                                days=ctx.settings.retention_days),
-                                       control=Control.CASE_ERASE, case_code=case.code)
+        # Lets channels that keep a history (the web console) drop this case's.
+        for c in await case_confidants(ctx, case):
+            await ctx.to_confidant(c, ctx.t("retention.to_confidant",
+                                            lang=ctx.confidant_lang(c), code=case.code,
+                                            days=ctx.settings.retention_days),
+                                   control=Control.CASE_ERASE, case_code=case.code)
         await ctx.tx.cases.erase(case, ctx.now)
     await ctx.tx.register.expire(ctx.now)

@@ -79,9 +79,25 @@ class CaseRepo:
         await self._s.refresh(case)
         return bool(getattr(result, "rowcount", 0))
 
+    async def take_help(self, case: Case, confidant_id: str, now: datetime) -> bool:
+        """First colleague to help out wins: the update only matches while the
+        case is open, its help window is, and nobody helps yet."""
+        result = await self._s.execute(
+            update(Case).where(Case.id == case.id, Case.status == CaseStatus.OPEN,
+                               Case.helper_id.is_(None), Case.help_until > now)
+            .values(helper_id=confidant_id)
+            .execution_options(synchronize_session=False))
+        await self._s.refresh(case)
+        return bool(getattr(result, "rowcount", 0))
+
+    async def drop_held_messages(self, case: Case) -> None:
+        """Held copies nobody will read (a help window that ended unanswered)."""
+        await self._s.execute(delete(CaseMessage).where(CaseMessage.case_id == case.id))
+
     async def hold_message(self, case: Case, text: str, media: Media | None, urgent: bool,
                            now: datetime) -> None:
-        """Keep a message (and its file) sealed until the case is claimed."""
+        """Keep a message (and its file) sealed until the case is claimed, or,
+        in an open case, until a colleague helps out (`take_help`)."""
         seq = int(await self._s.scalar(select(func.coalesce(func.max(CaseMessage.seq), 0))
                                        .where(CaseMessage.case_id == case.id)) or 0) + 1
         body: dict[str, str] = {"text": text}
@@ -162,7 +178,7 @@ class CaseRepo:
         await self._v.shred(case.data_key_id)
         await self._s.execute(delete(Case).where(Case.id == case.id))
 
-    # --- timers: every query below is indexed on (status, time) ---------------
+    # --- timers: every query below is indexed on (status, time) or its time ----
 
     async def unclaimed_since(self, cutoff: datetime) -> list[Case]:
         return list((await self._s.scalars(select(Case).where(
@@ -181,6 +197,11 @@ class CaseRepo:
     async def idle_since(self, cutoff: datetime) -> list[Case]:
         return list((await self._s.scalars(select(Case).where(
             Case.status.in_(ACTIVE_CASE_STATUSES), Case.last_activity_at < cutoff))).all())
+
+    async def help_ending(self, now: datetime) -> list[Case]:
+        """Cases whose help window is over (their confidant's shift has started)."""
+        return list((await self._s.scalars(select(Case).where(
+            Case.help_until.is_not(None), Case.help_until <= now))).all())
 
     async def closed_before(self, cutoff: datetime) -> list[Case]:
         return list((await self._s.scalars(select(Case).where(

@@ -140,8 +140,17 @@ class Case(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     deadline_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     confirmation_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    helper_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """A colleague on duty answering an urgent message while the confidant is
+    off shift.  A plain id, not a foreign key: SQLite adds a foreign key to an
+    existing table only by copying it, and confidants are never deleted
+    (`ConfidantRepo.remove` deactivates)."""
+    help_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """End of that help (the assigned confidant's next shift start), set when
+    the colleagues on duty are asked; None when no help is open."""
     __table_args__ = (
         Index("ix_cases_status_closed_at", "status", "closed_at"),
+        Index("ix_cases_help_until", "help_until"),
         Index("ix_cases_status_last_activity_at", "status", "last_activity_at"),
     )
 

@@ -304,14 +304,14 @@ def test_a_mistyped_number_is_caught(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("lang", "page_id", "needles"),
     [
-        ("nl", "confidant-hearing", ["10 kalenderdagen", "/confirmation"]),
-        ("fr", "confidant-hearing", ["10 jours calendrier", "/confirmation"]),
+        ("nl", "confidant-hearing", ["10 kalenderdagen", "/bevestiging"]),
+        ("fr", "confidant-hearing", ["10 jours calendrier", "/attestation"]),
         ("en", "confidant-hearing", ["10 calendar days", "/confirmation"]),
         ("nl", "confidant-informal", ["1.", "2.", "3.", "informele psychosociale interventie"]),
         ("fr", "confidant-informal", ["1.", "2.", "3.", "intervention psychosociale informelle"]),
         ("en", "confidant-informal", ["1.", "2.", "3.", "informal psychosocial intervention"]),
-        ("nl", "violence-third-parties", ["register van feiten van derden", "/declare", "5 jaar"]),
-        ("fr", "violence-third-parties", ["registre de faits de tiers", "/declare", "5 ans"]),
+        ("nl", "violence-third-parties", ["register van feiten van derden", "/melden", "5 jaar"]),
+        ("fr", "violence-third-parties", ["registre de faits de tiers", "/declarer", "5 ans"]),
         ("en", "violence-third-parties", ["register of acts by third parties", "/declare"]),
         ("nl", "confidant-secrecy", ["beroepsgeheim"]),
         ("fr", "confidant-secrecy", ["secret professionnel"]),
@@ -715,3 +715,42 @@ def test_broken_shipped_file_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     assert err.value.file == "handlers/content/fr.toml"
     assert err.value.key == "pages.conflicts"
     assert "missing" in err.value.problem
+
+
+# ---------------------------------------------------------------- one word per concept
+
+
+def every_text(lang: str) -> str:
+    """All a reader of ``lang`` can be shown: pages, urgent help and UI strings."""
+    from handlers.i18n import load_strings
+
+    lib = InfoLibrary.load()
+    parts = [f"{p.title}\n{p.body}" for p in walk(lib, lang)] + [lib.emergency_text(lang)]
+    return "\n".join(parts + list(load_strings(lang).values()))
+
+
+@pytest.mark.parametrize(("lang", "wrong"), [
+    ("fr", "comportement sexuel indésirable"),  # the legal term is harcèlement sexuel au travail
+    ("fr", "le violer"),  # not said of breaching secrecy
+    ("fr", "vous pouvez attendre une réponse"),
+    ("nl", "pesterijen"),  # pesten throughout
+    ("nl", "verzetten"),  # verplaatsen throughout
+    ("nl", "ten laatste binnen"),
+    ("en", "at the latest within"),
+])
+def test_words_the_review_replaced_are_gone(lang: str, wrong: str) -> None:
+    assert wrong not in every_text(lang).lower()
+
+
+def test_one_legal_term_for_sexual_harassment_in_french(library: InfoLibrary) -> None:
+    from handlers.i18n import load_strings
+
+    page = library.page("fr", "sexual")
+    assert page is not None and page.title == "Harcèlement sexuel au travail"
+    assert page.body.startswith("Le harcèlement sexuel au travail")
+    assert load_strings("fr")["theme.sexual"] == "harcèlement sexuel au travail"
+    assert "vous recevrez une réponse à partir du" in load_strings("fr")["case.off_duty"].lower()
+
+
+def test_english_names_the_federal_term_once() -> None:
+    assert every_text("en").count("confidential counsellor") == 1

@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from nio import RoomCreateResponse, RoomPreset, RoomPutStateError
 
+from handlers.aliases import localise
 from handlers.i18n import LANGUAGE_NAMES, Translator
 from tests.support.app_runner import BotProcess, running_app
 from tests.support.matrix_app import (
@@ -52,6 +53,14 @@ async def peers(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[PeerFac
     yield make
     for peer in made:
         await peer.close()
+
+
+CLAIM_WORDS = tuple(f"/{localise(lang, 'claim')}" for lang in ("nl", "fr", "en"))
+"""/claim as each confidant reads it (/opnemen in Dutch, /prendre in French)."""
+
+
+def claimable(text: str, code: str) -> bool:
+    return any(f"{word} {code}" in text for word in CLAIM_WORDS)
 
 
 def starts(prefix: str) -> Callable[[str], bool]:
@@ -131,7 +140,7 @@ async def conversation(sc: Scene, lang: str) -> None:
 
     # Both confidants hear of the case in their own DM with the bot (no case room yet).
     def notified(text: str) -> bool:
-        return code in text and f"/claim {code}" in text
+        return code in text and claimable(text, code)
 
     note = await anna.wait_text(notified, what="anna notified")
     anna_dm = await anna.wait_room_with(notified)
@@ -308,8 +317,8 @@ async def test_telegram_employee_with_matrix_confidant_both_ways(
             user.id, lambda r: str(r.get("text", "")).startswith(
                 before(TR.t("en", "case.opened", code="@"))), timeout=10)
         code = CASE_CODE.findall(opened["text"])[0]
-        note = await anna.wait_text(lambda t: f"/claim {code}" in t, what="notified")
-        anna_dm = await anna.wait_room_with(lambda t: f"/claim {code}" in t)
+        note = await anna.wait_text(lambda t: claimable(t, code), what="notified")
+        anna_dm = await anna.wait_room_with(lambda t: claimable(t, code))
         await anna.say(anna_dm, f"/claim {code}")
         case_room = await eventually(room_named(anna, code), what="case room")
         assert note and case_room != anna_dm
@@ -346,7 +355,7 @@ async def test_bot_sigkill_and_homeserver_restart_lose_and_duplicate_nothing(
         await emp.say(dm, numbered_choice(menu, TR.t("en", "talk.first_available")))
         opened = await emp.wait_text(starts(before(TR.t("en", "case.opened", code="@"))), dm)
         code = CASE_CODE.findall(opened)[0]
-        anna_dm = await anna.wait_room_with(lambda t: f"/claim {code}" in t)
+        anna_dm = await anna.wait_room_with(lambda t: claimable(t, code))
         await anna.say(anna_dm, f"/claim {code}")
         case_room = await eventually(room_named(anna, code), what="case room")
         await emp.wait_text(equals(TR.t("en", "claim.to_employee", name="Anna")), dm)

@@ -27,6 +27,7 @@ from PIL import Image
 
 from bot.app import App
 from bot.channels.ratelimit import RateLimiter
+from handlers.aliases import localise
 from handlers.i18n import Translator
 from handlers.info import InfoLibrary
 from tests.support.app_runner import BotProcess, BotSetup, make_setup, running_app
@@ -38,6 +39,14 @@ CODE = re.compile(r"\b[A-Z0-9]{3}-[A-Z0-9]{3}\b")
 TR = Translator("nl", LANGS, "Europe/Brussels", ORG)
 INFO = InfoLibrary.load(None, LANGS)
 WAIT = 20.0
+
+
+CLAIM_WORDS = tuple(f"/{localise(lang, 'claim')} " for lang in ("nl", "fr", "en"))
+"""/claim as each confidant reads it (/opnemen in Dutch, /prendre in French)."""
+
+
+def claim_word(text: str) -> bool:
+    return any(word in text for word in CLAIM_WORDS)
 
 
 def t(lang: str, key: str, **values: object) -> str:
@@ -168,7 +177,7 @@ async def start_and_open(p: People, emp: FakeUser, lang: str) -> str:
 
 async def claim(p: People, conf: FakeUser, conf_lang: str, code: str, emp: FakeUser) -> None:
     """The confidant presses the claim button of the case's notification."""
-    note = await expect(conf, lambda s: code in s and "/claim" in s, 0)
+    note = await expect(conf, lambda s: code in s and claim_word(s), 0)
     n_emp = mark(emp)
     n_conf = mark(conf)
     await conf.press(t(conf_lang, "notify.claim_button", code=code), note)
@@ -228,7 +237,7 @@ async def test_full_conversation(bot: tuple[App, BotSetup], people: People,
     code = CODE.search(opened["text"]).group(0)  # type: ignore[union-attr]
     assert opened["text"] == t(lang, "case.opened", code=code)
     for c in (conf, bystander):
-        await expect(c, lambda s: code in s and "/claim" in s, 0)
+        await expect(c, lambda s: code in s and claim_word(s), 0)
 
     # The claimer presses the claim button; the other one is told it is taken.
     n_emp, n_by = mark(emp), mark(bystander)
@@ -329,8 +338,8 @@ async def test_forged_callbacks_change_nothing(bot: tuple[App, BotSetup],
     await p.bram.send_command("start")
     await expect(p.bram, t("nl", "privacy.you.telegram"), n)
     code = await start_and_open(p, p.alice, "en")
-    note = await expect(p.carla, lambda s: code in s and "/claim" in s, 0)
-    await expect(p.dirk, lambda s: code in s and "/claim" in s, 0)  # both told before we look
+    note = await expect(p.carla, lambda s: code in s and claim_word(s), 0)
+    await expect(p.dirk, lambda s: code in s and claim_word(s), 0)  # both told before we look
     claim_token = note["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
     alice_menu = next(r for r in p.double.sent_to(p.alice.id) if r.get("reply_markup"))
     alice_token = alice_menu["reply_markup"]["inline_keyboard"][0][0]["callback_data"]

@@ -21,6 +21,7 @@ import pytest
 
 import handlers
 from domain.vocabulary import CLOSE_THEMES, SUPPORTED_LANGUAGES, ConsentForm, ShiftKind
+from handlers.aliases import localise, resolve
 from handlers.commands import EMPLOYEE_COMMANDS
 from handlers.declare import STEPS
 from handlers.i18n import Translator, load_strings
@@ -171,15 +172,29 @@ def test_every_string_formats(lang: str) -> None:
     assert not broken, f"{lang}: {broken}"
 
 
+def commands_meant(text: str) -> set[str]:
+    """The English commands the command words in ``text`` stand for."""
+    return {resolve(word[1:], "")[0] for word in COMMAND.findall(text)}
+
+
 @pytest.mark.parametrize("lang", OTHER_LANGS)
-def test_command_names_untranslated(lang: str) -> None:
-    """/talk must stay /talk: the bot only understands the English command names."""
+def test_command_words_mean_the_same_commands(lang: str) -> None:
+    """/talk may read /praten or /parler, but each text must name the same
+    commands as its English original, in words the bot understands."""
     en, tr = load_strings("en"), load_strings(lang)
-    wrong = [f"{key}: en {sorted(set(COMMAND.findall(en[key])))} vs {lang} "
-             f"{sorted(set(COMMAND.findall(tr[key])))}"
-             for key in en if key in tr
-             and set(COMMAND.findall(en[key])) != set(COMMAND.findall(tr[key]))]
+    wrong = [f"{key}: en {sorted(commands_meant(en[key]))} vs {lang} "
+             f"{sorted(commands_meant(tr[key]))}"
+             for key in en if key in tr and commands_meant(en[key]) != commands_meant(tr[key])]
     assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("lang", OTHER_LANGS)
+def test_command_words_are_the_readers_own(lang: str) -> None:
+    """Where the reader's language has its own word for a command, the texts use it."""
+    english = [f"{key}: {word}" for key, text in load_strings(lang).items()
+               for word in COMMAND.findall(text)
+               if localise(lang, word[1:]) != word[1:]]
+    assert not english, english
 
 
 @pytest.mark.parametrize("lang", OTHER_LANGS)
@@ -219,8 +234,8 @@ CONFIDANT_WORD = {"nl": "vertrouwenspersoon", "fr": "personne de confiance", "en
 FORGET_KEEPS = {"nl": ("register", "5 jaar", "chat-apps", "anonieme tellingen"),
                 "fr": ("registre", "5 ans", "applications de chat", "comptages anonymes"),
                 "en": ("register", "5 years", "chat apps", "anonymous counters")}
-DECLARE_BEFORE = {"nl": ("preventiedienst", "geen klacht", "/forget"),
-                  "fr": ("service de prévention", "pas une plainte", "/forget"),
+DECLARE_BEFORE = {"nl": ("preventiedienst", "geen klacht", "/vergeten"),
+                  "fr": ("service de prévention", "pas une plainte", "/oublier"),
                   "en": ("prevention service", "not a complaint", "/forget")}
 USUALLY = {"nl": "meestal", "fr": "en général", "en": "usually"}
 AT_THE_LATEST = {"nl": "ten laatste", "fr": "au plus tard", "en": "at the latest"}

@@ -6,7 +6,9 @@ drawn in the week grid with the mouse and one added with the keyboard alone,
 an overlap refused with the service's reason, an absence and a room; an
 employee in another browser context then finds a confidant on duty.  The
 figures page draws exactly the cells ``confidant report`` hides.  One
-browser for the whole module; screenshots go to docs/screenshots/."""
+browser for the whole module.  Screenshots go to test-artifacts/, or where
+``CONFIDANT_SCREENSHOTS`` says: ``CONFIDANT_SCREENSHOTS=docs/screenshots``
+refreshes the ones the README shows."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import io
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +37,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 TIMEOUT = 15_000
 REPO = Path(__file__).resolve().parent.parent
-SHOTS = REPO / "docs" / "screenshots"
+SHOTS = REPO / os.environ.get("CONFIDANT_SCREENSHOTS", "test-artifacts")
 BRUSSELS = ZoneInfo("Europe/Brussels")
 
 
@@ -95,8 +97,8 @@ async def live(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Live]:
             await browser.close()
 
 
-async def draw(page: Page, name: str, day: str, start: str, end: str) -> None:
-    """Drag with the mouse across a confidant's day, from one time to another."""
+async def day_line(page: Page, name: str, day: str) -> tuple[Callable[[str], float], float]:
+    """Where a time of day lies on a confidant's day in the grid (x), and its middle (y)."""
     span = await page.evaluate("JSON.parse(document.getElementById('rota-data').textContent).range")
     track = page.locator(f'tr[data-name="{name}"] td[data-day="{day}"] .track')
     box = await track.bounding_box()
@@ -107,7 +109,12 @@ async def draw(page: Page, name: str, day: str, start: str, end: str) -> None:
         share = (hours + minutes / 60 - span[0]) / (span[1] - span[0])
         return box["x"] + box["width"] * share
 
-    y = box["y"] + box["height"] / 2
+    return x, box["y"] + box["height"] / 2
+
+
+async def draw(page: Page, name: str, day: str, start: str, end: str) -> None:
+    """Drag with the mouse across a confidant's day, from one time to another."""
+    x, y = await day_line(page, name, day)
     await page.mouse.move(x(start) + 1, y)
     await page.mouse.down()
     await page.mouse.move((x(start) + x(end)) / 2, y, steps=4)
@@ -198,6 +205,17 @@ async def test_an_admin_sets_up_a_rota_and_an_employee_finds_a_confidant_on_duty
     await dialog.locator("#shift-save").click()
     await expect(admin.locator(".flash.ok")).to_have_text("Shift changed.")
     await expect(bars.nth(1)).to_have_attribute("data-end", "16:30")
+    # … and stretched back to 17:00 by dragging its right end.
+    x, _ = await day_line(admin, "An Peeters", "mon")
+    box = await bars.nth(1).bounding_box()
+    assert box is not None
+    grip, y = box["x"] + box["width"] - 2, box["y"] + box["height"] / 2
+    await admin.mouse.move(grip, y)
+    await admin.mouse.down()
+    await admin.mouse.move(grip + x("17:00") - x("16:30"), y, steps=4)  # half an hour on
+    await admin.mouse.up()
+    await expect(bars.nth(1)).to_have_attribute("data-end", "17:00")
+    await expect(bars.nth(1)).to_have_attribute("data-start", "13:00")
     await expect(admin.locator("#coverage-gaps li").first).to_be_visible()
     await admin.screenshot(path=str(SHOTS / "admin-rota.png"), full_page=True)
 

@@ -309,3 +309,121 @@ async def test_a_dst_week_has_its_true_day_lengths(site: Site) -> None:
         page = await r.text()
     assert "Mon 23 Mar" in page and "Sun 29 Mar" in page
     assert 'href="/admin/rota?week=2026-W12"' in page and 'href="/admin/rota?week=2026-W14"' in page
+
+
+async def test_a_confidant_needs_the_attestation_and_can_be_changed_and_deactivated(
+        site: Site) -> None:
+    cookie = await site.login()
+    csrf = await site.csrf(cookie)
+    headers = {"Cookie": cookie, "Origin": site.base, "Accept-Language": "en"}
+    new = {"csrf": csrf, "name": "Lotte Maes", "languages": ["nl", "fr"], "bio": "Brugge",
+           "web": "1"}
+    async with site.http.post(site.base + "/admin/confidants", data=new, headers=headers) as r:
+        page = await r.text()
+    assert r.status == 400 and "Tick the attestation" in page
+    assert 'value="Lotte Maes"' in page  # the form keeps what was typed
+    async with site.console.kit.open_service("admin:cli:test") as svc:
+        assert [c.name for c in await svc.confidants()] == ["Sara Peeters"]
+    async with site.http.post(site.base + "/admin/confidants", data={**new, "attest": "1"},
+                              headers=headers, allow_redirects=False) as r:
+        assert r.status == 303
+    async with site.console.kit.open_service("admin:cli:test") as svc:
+        lotte = await svc.confidant("Lotte Maes")
+    assert lotte.languages == ("nl", "fr") and lotte.channels == ("web",)
+    assert lotte.attested_by == "Hanne"
+    async with site.http.post(site.base + f"/admin/confidants/{lotte.id}",
+                              data={"csrf": csrf, "bio": "Brugge en Oostende", "languages": "nl",
+                                    "web": "1"}, headers=headers, allow_redirects=False) as r:
+        assert r.status == 303
+    async with site.http.post(site.base + f"/admin/confidants/{lotte.id}/link",
+                              data={"csrf": csrf}, headers=headers) as r:
+        page = await r.text()
+    link = re.search(r"http://127\.0\.0\.1:\d+/console/login\?token=[\w-]+", page)
+    assert r.status == 200 and link, page
+    async with site.http.post(site.base + f"/admin/confidants/{lotte.id}/deactivate",
+                              data={"csrf": csrf}, headers=headers, allow_redirects=False) as r:
+        assert r.status == 303
+    async with site.console.kit.open_service("admin:cli:test") as svc:
+        assert [c.name for c in await svc.confidants()] == ["Sara Peeters"]
+        [gone] = [c for c in await svc.confidants(include_inactive=True) if not c.active]
+        assert gone.bio == "Brugge en Oostende" and gone.languages == ("nl",)
+        kinds = [e.kind for e in await svc.tx.audit_events() if e.actor == "admin:web:Hanne"]
+    assert {"confidant.added", "confidant.changed", "console.token_issued",
+            "confidant.removed"} <= set(kinds)
+
+
+async def test_absences_rooms_and_the_rota_file(site: Site) -> None:
+    cookie = await site.login()
+    csrf = await site.csrf(cookie)
+    headers = {"Cookie": cookie, "Origin": site.base, "Accept-Language": "fr"}
+    async with site.console.kit.open_service("admin:cli:test") as svc:
+        [sara] = await svc.confidants()
+    async with site.http.post(site.base + "/admin/absences", headers=headers, data={
+            "csrf": csrf, "confidant": sara.id, "from": "24/12/2026", "to": "2026-12-20"}) as r:
+        assert r.status == 400 and "La fin doit venir après le début." in await r.text()
+    async with site.http.post(site.base + "/admin/absences", headers=headers, data={
+            "csrf": csrf, "confidant": sara.id, "from": "24/12/2026", "to": "2027-01-02"},
+            allow_redirects=False) as r:
+        assert r.status == 303 and r.headers["Location"].startswith("/admin/absences?month=2026-12")
+    async with site.http.get(site.base + "/admin/absences?month=2026-12", headers=headers) as r:
+        page = await r.text()
+    assert page.count('class="away"') == 10  # 24 December to 2 January, in the calendar
+    async with site.http.post(site.base + "/admin/rooms", headers=headers, allow_redirects=False,
+                              data={"csrf": csrf, "name": "Salle 3", "site": "Namur",
+                                    "notes": "Rez-de-chaussée"}) as r:
+        assert r.status == 303
+    async with site.http.post(site.base + "/admin/rooms", headers=headers,
+                              data={"csrf": csrf, "name": "Salle 3"}) as r:
+        assert r.status == 400  # a second room of that name
+    async with site.http.get(site.base + "/admin/rota-file/export", headers=headers) as r:
+        exported = await r.text()
+        assert r.headers["Content-Disposition"] == 'attachment; filename="rota.toml"'
+    assert 'name = "Sara Peeters"' in exported and "Salle 3" in exported
+
+    async def upload(text: str) -> tuple[int, str]:
+        form = aiohttp.FormData()
+        form.add_field("csrf", csrf)
+        form.add_field("file", text.encode(), filename="rota.toml",
+                       content_type="application/toml")
+        async with site.http.post(site.base + "/admin/rota-file", data=form,
+                                  headers=headers) as r:
+            return r.status, await r.text()
+
+    broken = exported.replace('day = "mon"', 'day = "funday"', 1)
+    status, page = await upload(broken)
+    assert status == 400 and "Non importé, rien n&#39;a été modifié" in page
+    async with site.console.kit.open_service("admin:cli:test") as svc:
+        assert len(await svc.shifts()) == 7
+    fewer = exported.replace('day = "sun"', 'day = "sat"', 1)  # sat then holds two, overlapping
+    status, page = await upload(fewer)
+    assert status == 400
+    one_day = re.sub(r"\[\[confidant\.shift\]\][^\[]*", "", exported)
+    one_day = one_day.replace('name = "Sara Peeters"\n',
+                              'name = "Sara Peeters"\n\n[[confidant.shift]]\nday = "wo"\n'
+                              'start = "9"\nend = "12:30"\n', 1)
+    status, page = await upload(one_day)
+    assert status == 200 and "Horaire importé : 1 personne(s) de confiance, 1 plage(s)" in page
+    async with site.console.kit.open_service("admin:cli:test") as svc:
+        [shift] = await svc.shifts()
+    assert (shift.weekday, shift.start, shift.end) == (2, time(9), time(12, 30))
+
+
+async def test_pages_in_each_language(site: Site) -> None:
+    cookie = await site.login()
+    words = {"nl": ("Weekrooster", "Vertrouwenspersonen", "Anonieme cijfers"),
+             "fr": ("Horaire de la semaine", "Personnes de confiance", "Chiffres anonymes"),
+             "en": ("Weekly rota", "Confidants", "Anonymous figures")}
+    for lang, (rota, people, figures) in words.items():
+        for path, word in (("/admin/rota", rota), ("/admin/confidants", people),
+                           ("/admin/figures", figures)):
+            async with site.http.get(site.base + path + f"?lang={lang}",
+                                     headers={"Cookie": cookie}) as r:
+                page = await r.text()
+            assert r.status == 200 and f'<html lang="{lang}">' in page and word in page
+    # The choice sticks (a cookie), and the browser's language is the default.
+    async with site.http.get(site.base + "/admin/rota?lang=fr", headers={"Cookie": cookie}) as r:
+        lang_cookie = r.cookies["confidant_admin_lang"].value
+    assert lang_cookie == "fr"
+    async with site.http.get(site.base + "/admin/rooms", headers={
+            "Cookie": f"{cookie}; confidant_admin_lang=fr", "Accept-Language": "en"}) as r:
+        assert "Locaux discrets" in await r.text()

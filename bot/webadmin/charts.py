@@ -24,8 +24,10 @@ MONTHS_HEIGHT = 220
 BAR_AREA = 160
 """Pixels of the tallest bar in the month chart."""
 ROW_HEIGHT = 26
-LABEL_WIDTH = 190
-SHARE_WIDTH = 560
+LABEL_WIDTH = 230
+SHARE_WIDTH = 470
+LABEL_CHARS = 32
+"""Longer row names are cut with "…" in the chart (the table and the tooltip have them whole)."""
 
 
 @dataclass(frozen=True)
@@ -98,14 +100,15 @@ def shares_chart(view: View, data: ReportData, dimension: str, chart_id: str,
     bars = []
     for i, cell in enumerate(cells):
         label = labels.get(cell.value, cell.value)
-        length = 0.0 if cell.count is None else (SHARE_WIDTH - LABEL_WIDTH - 110) * cell.count / top
+        length = 0.0 if cell.count is None else (SHARE_WIDTH - LABEL_WIDTH - 90) * cell.count / top
         figure = str(cell.shown)
         if cell.count is not None and total.count:
             share = format_decimal(round(100 * cell.count / total.count), locale=view.lang)
             figure = view.t("figures.share", count=cell.count, share=share)
         text = (view.t("figures.bar", label=label, value=figure) if cell.count is not None
                 else _spoken(view, label, cell))
-        bars.append(Bar(key=cell_key(cell), label=label, shown=str(cell.shown),
+        short = label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1].rstrip() + "…"
+        bars.append(Bar(key=cell_key(cell), label=short, shown=str(cell.shown),
                         hidden=cell.hidden, x=LABEL_WIDTH, y=10 + ROW_HEIGHT * i,
                         length=length, figure=figure, text=text))
     return Chart(id=chart_id, title=title, width=SHARE_WIDTH,

@@ -1,6 +1,7 @@
 /* The rota week grid: lays each confidant's day out as a time line, draws a
    shift by dragging across a day (mouse or pen; a tap or a click opens the
-   form), and opens the add/change form in a dialog.  Every change is the
+   form), moves a shift along its day or stretches it by its right end, and
+   opens the add/change form in a dialog.  Every change is the
    same form post as without a script; the server's answer (saved, or
    refused with the admin service's reason) is shown as it comes. */
 import { pageData, post } from "./admin.js";
@@ -176,6 +177,67 @@ async function submitDrawn(d) {
   window.setTimeout(() => d.draft.remove(), 8000);
 }
 
+// Moving a shift along its day, or stretching it by its right end.
+let move = null;
+let swallowClick = false;
+
+function startMove(event, bar) {
+  const box = bar.getBoundingClientRect();
+  move = {
+    bar, track: bar.closest(".track"), x: event.clientX,
+    mode: box.right - event.clientX <= 8 ? "end" : "both",
+    start: minutes(bar.dataset.start), end: minutes(bar.dataset.end), delta: 0,
+  };
+  bar.setPointerCapture(event.pointerId);
+}
+
+function moved(m) {
+  const start = m.mode === "both" ? m.start + m.delta : m.start;
+  return [start, m.end + m.delta];
+}
+
+async function finishMove(m) {
+  if (Math.abs(m.delta) < SNAP) {
+    place(m.bar, m.start, m.end);
+    return; // a plain click: the click handler opens the dialog
+  }
+  swallowClick = true;
+  const [a, b] = moved(m);
+  const fields = new URLSearchParams({ csrf: data.csrf, week: data.week, start: clock(a), end: clock(b) });
+  const result = await post("/admin/rota/shifts/" + m.bar.dataset.id, fields);
+  if (result.ok) {
+    done("changed");
+    return;
+  }
+  place(m.bar, m.start, m.end);
+  say(result.error);
+}
+
+function setUpMoving() {
+  table.addEventListener("dragstart", (event) => {
+    if (event.target.closest && event.target.closest("a.shift")) event.preventDefault();
+  });
+  table.addEventListener("pointerdown", (event) => {
+    const bar = event.target.closest("a.shift");
+    if (!bar || event.button !== 0 || event.pointerType === "touch") return;
+    startMove(event, bar);
+  });
+  table.addEventListener("pointermove", (event) => {
+    if (!move) return;
+    const box = move.track.getBoundingClientRect();
+    move.delta = Math.round(((event.clientX - move.x) / box.width) * span / SNAP) * SNAP;
+    const [a, b] = moved(move);
+    if (b - a >= SNAP && a >= 0 && b <= 24 * 60) place(move.bar, a, b);
+    else move.delta = 0;
+  });
+  table.addEventListener("pointerup", () => {
+    if (!move) return;
+    const m = move;
+    move = null;
+    finishMove(m);
+  });
+}
+
 function setUpDrawing() {
   table.addEventListener("pointerdown", (event) => {
     const track = event.target.closest(".track");
@@ -211,6 +273,10 @@ function setUpDrawing() {
     const link = event.target.closest("a.shift, a.add");
     if (link) {
       event.preventDefault();
+      if (swallowClick) {
+        swallowClick = false; // the end of a move, not a click
+        return;
+      }
       const spot = where(link);
       if (link.classList.contains("shift")) {
         openDialog("edit", { ...spot, id: link.dataset.id, start: link.dataset.start, end: link.dataset.end, kind: link.dataset.kind });
@@ -231,6 +297,7 @@ if (table && data && body) {
   layOut();
   setUpDialog();
   setUpDrawing();
+  setUpMoving();
   const query = new URLSearchParams(window.location.search);
   if (formError.textContent.trim() || query.has("edit") || query.has("confidant")) {
     editForm.dataset.mode = query.has("edit") || !removeForm.hidden ? "edit" : "add";
