@@ -245,7 +245,8 @@ async def test_quick_exit_clears_the_session(browser: Browser, live: Live) -> No
     employee, code, _ = await _employee_opens_case(browser, live)
     assert await employee.evaluate("sessionStorage.getItem('confidant.identity')")
     await employee.click("#quick-exit")
-    await employee.wait_for_url("**/weather", timeout=TIMEOUT)
+    await employee.wait_for_url(re.compile(r"/weather\?l=nl$"), timeout=TIMEOUT)
+    await expect(employee.locator("h1")).to_have_text("Het weer")
     assert await employee.evaluate("sessionStorage.length") == 0
     # Coming back in the same tab starts afresh: no trace of the conversation.
     await employee.goto(live.employee_url)
