@@ -42,9 +42,15 @@ DRAIN_SECONDS = 10.0
 
 def channel_settings(settings: CoreSettings, channels: Mapping[str, Channel]) -> CoreSettings:
     """``settings`` with what follows from the channels' declared traits
-    (`bot.channels.base.Channel`): which of them show numbered menus."""
-    return replace(settings, numbered_channels=frozenset(
-        name for name, channel in channels.items() if channel.numbered_menus))
+    (`bot.channels.base.Channel`): which of them show numbered menus, and
+    over which of them the privacy notice may promise end-to-end encryption."""
+    return replace(
+        settings,
+        numbered_channels=frozenset(
+            name for name, channel in channels.items() if channel.numbered_menus),
+        end_to_end_channels=frozenset(
+            name for name, channel in channels.items() if channel.end_to_end),
+    )
 
 
 def core_settings(config: Config) -> CoreSettings:

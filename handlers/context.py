@@ -59,6 +59,10 @@ class CoreSettings:
     numbered_channels: frozenset[str] = frozenset()
     """Channels that show menus as numbered lists answered with a number
     (the app fills it from the channels' declared traits)."""
+    end_to_end_channels: frozenset[str] = frozenset({"matrix"})
+    """Channels that declare themselves end-to-end encrypted (the app fills it
+    from the channels' traits; the default is what the shipped channels
+    declare): the privacy notice promises end-to-end only over these."""
     channels: frozenset[str] = frozenset({"telegram", "matrix", "web"})
     """The channels the bot runs: a confidant's address elsewhere receives nothing,
     so the privacy notice leaves it out (`handlers.privacy_notice`)."""

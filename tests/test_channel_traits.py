@@ -65,9 +65,27 @@ def test_numbered_menus_follow_the_declared_traits() -> None:
 
 
 def test_end_to_end_is_claimed_only_where_the_privacy_notice_promises_it() -> None:
-    """The notice says "end-to-end" only for Matrix; a channel that declared
-    itself end-to-end without the notice knowing (or the reverse) fails here."""
+    """The notice's sentences about end-to-end are written for Matrix; a
+    shipped channel that declared itself end-to-end without the notice
+    knowing (or the reverse) fails here."""
     assert {name for name, cls in SHIPPED.items() if cls.end_to_end} == {privacy_notice.MATRIX}
+    assert CoreSettings().end_to_end_channels == {privacy_notice.MATRIX}
+
+
+def test_the_notice_promises_end_to_end_only_over_declared_channels() -> None:
+    """The verdict follows the traits the app derives: Matrix to Matrix is
+    end-to-end only while the Matrix channel declares it."""
+    derived = channel_settings(CoreSettings(), SHIPPED)  # type: ignore[arg-type]
+    assert derived.end_to_end_channels == {"matrix"}
+    declared = privacy_notice.Route("matrix", frozenset({"matrix"}), False, True,
+                                    end_to_end_channels=derived.end_to_end_channels)
+    assert declared.end_to_end
+    assert "privacy.e2e_yes" in privacy_notice.encryption_keys(declared)
+    undeclared = channel_settings(CoreSettings(), {"matrix": TraitChannel("matrix", True)})  # type: ignore[dict-item]
+    route = privacy_notice.Route("matrix", frozenset({"matrix"}), False, True,
+                                 end_to_end_channels=undeclared.end_to_end_channels)
+    assert not route.end_to_end
+    assert "privacy.e2e_no" in privacy_notice.encryption_keys(route)
 
 
 async def test_the_running_app_reads_a_number_as_a_menu_choice_only_where_declared(
