@@ -192,7 +192,14 @@ async def employee_stopped(ctx: Ctx, case: Case) -> None:
 
 
 async def case_erased(ctx: Ctx, case: Case) -> None:
-    for c in await _told_of(ctx, case):
+    """Everyone who holds a line naming the case hears of the erasure, so a
+    console can drop those lines: its confidant and helper, and also the
+    colleagues it was announced to (their "new case" and "taken by" lines
+    name the code even after someone else claimed it)."""
+    told = {c.id: c for c in await _told_of(ctx, case)}
+    for c in await announced_to(ctx, case):
+        told.setdefault(c.id, c)
+    for c in told.values():
         # Sealed with the system key: the case key is shredded right after.
         await ctx.to_confidant(c, ctx.t("forget.to_confidant", lang=ctx.confidant_lang(c),
                                         code=case.code), control=Control.CASE_ERASE,
