@@ -57,6 +57,7 @@ class _Stub:
 
     name = ChannelName("telegram")
     numbered_menus = False
+    end_to_end = False
     idempotent_sends = False
 
     async def start(self, on_inbound: InboundHandler) -> None:

@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot import metrics
@@ -37,6 +38,19 @@ log = logging.getLogger("confidant.app")
 
 TICK_SECONDS = 30.0
 DRAIN_SECONDS = 10.0
+
+
+def channel_settings(settings: CoreSettings, channels: Mapping[str, Channel]) -> CoreSettings:
+    """``settings`` with what follows from the channels' declared traits
+    (`bot.channels.base.Channel`): which of them show numbered menus, and
+    over which of them the privacy notice may promise end-to-end encryption."""
+    return replace(
+        settings,
+        numbered_channels=frozenset(
+            name for name, channel in channels.items() if channel.numbered_menus),
+        end_to_end_channels=frozenset(
+            name for name, channel in channels.items() if channel.end_to_end),
+    )
 
 
 def core_settings(config: Config) -> CoreSettings:
@@ -100,9 +114,12 @@ class App:
             await keyring.check_master(tx.session, store.crypto)
         info = InfoLibrary.load(cfg.organisation.content_override,
                                 tuple(cfg.organisation.languages))
-        intake = Intake(store, core_settings(cfg), info)
+        settings = core_settings(cfg)
+        intake = Intake(store, settings, info)
         self.intake = intake
         self.channels = self._build_channels(store, intake)
+        # What the conversation must know of a channel, the channel declares.
+        intake.settings = channel_settings(settings, self.channels)
         self.worker = DeliveryWorker(store, self.channels, clock=intake.clock,
                                      wake=intake.outbox_changed,
                                      unreachable=intake.unreachable)
@@ -113,7 +130,9 @@ class App:
             except ChannelError as err:
                 raise ConfigError([str(err)]) from None
             self.started.add(name)
-            log.info("channel started channel=%s", name)
+            log.info("channel started channel=%s numbered_menus=%s end_to_end=%s "
+                     "idempotent_sends=%s", name, channel.numbered_menus, channel.end_to_end,
+                     channel.idempotent_sends)
         # Delivery starts once every channel can send: a pending message is
         # not pushed into a retry (and a growing backoff) by our own start-up.
         # From then on the intake hands fresh messages straight to it.

@@ -2,7 +2,8 @@
 
 SQLite and the key file in ./confidant-data, the web chat on
 127.0.0.1:8080, a demo confidant who is on duty around the clock, a room for
-talks, and a fresh one-time console link printed at every start.
+talks, a demo admin account for the admin console, and fresh one-time login
+links (confidant console, admin console) printed at every start.
 ``CONFIDANT_DEMO_LISTEN=127.0.0.1:8181`` moves the web chat when 8080 is taken.
 """
 
@@ -11,17 +12,23 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
 
 from bot.app import run_app
+from bot.cli_common import admin_settings
 from bot.config import Config, ConfigError, default_config, split_listen
 from domain.vocabulary import Language, ShiftKind
+from handlers.administration.service import AdminService
+from store.admin import admin_tx
 from store.crypto import create_key_file, load_master_key
 from store.migrate import upgrade
 from store.store import Store
 
 DEMO_NAME = "Demo Confidant"
+DEMO_ADMIN = "Demo Admin"
+DEMO_ACTOR = "admin:demo"
 LISTEN_ENV = "CONFIDANT_DEMO_LISTEN"
 
 
@@ -42,8 +49,17 @@ def demo_config(data_dir: Path) -> Config:
     return config.model_copy(update={"web": web})
 
 
-async def prepare_demo(data_dir: Path) -> tuple[str, str]:
-    """Create what the demo needs (idempotent); returns the two URLs to print."""
+@dataclass(frozen=True)
+class DemoLinks:
+    """What the demo prints: the employee page and two one-time login links."""
+
+    employee: str
+    console: str
+    admin: str
+
+
+async def prepare_demo(data_dir: Path) -> DemoLinks:
+    """Create what the demo needs (idempotent); returns the addresses to print."""
     config = demo_config(data_dir)
     create_key_file(config.store.key_file)
     await upgrade(config.store.url)
@@ -64,27 +80,40 @@ async def prepare_demo(data_dir: Path) -> tuple[str, str]:
                                             ShiftKind.TALKS)
                 await tx.rota.add_room("Demo room", site="Head office",
                                        notes="Second floor, away from the open-plan office")
-                await tx.audit.record("admin:demo", "demo.created", DEMO_NAME)
+                await tx.audit.record(DEMO_ACTOR, "demo.created", DEMO_NAME)
             token = await tx.confidants.new_login_token(confidant, now)
+        # The admin account goes through the admin service, as `confidant
+        # admin admin add` and `confidant admin token --admin` would.
+        async with admin_tx(store) as atx:
+            service = AdminService(atx, DEMO_ACTOR, now, admin_settings(config))
+            if all(a.name != DEMO_ADMIN for a in await service.admins()):
+                await service.add_admin(DEMO_ADMIN)
+            _, admin_token = await service.admin_token(DEMO_ADMIN)
     finally:
         await store.close()
     host, port = config.web.host_port
     base = f"http://{host}:{port}"
-    return f"{base}/", f"{base}/console/login?token={token}"
+    return DemoLinks(employee=f"{base}/", console=f"{base}/console/login?token={token}",
+                     admin=f"{base}/admin/login?token={admin_token}")
 
 
 async def run_demo(data_dir: Path) -> None:
-    """Prepare, print the two addresses once the web chat listens, run until SIGTERM."""
-    employee_url, console_url = await prepare_demo(data_dir)
+    """Prepare, print the addresses once the web chat listens, run until SIGTERM."""
+    links = await prepare_demo(data_dir)
     config = demo_config(data_dir)
     ready = asyncio.Event()
 
     async def announce() -> None:
         await ready.wait()
         print("Confidant demo is running (Ctrl+C to stop).", flush=True)
-        print(f"  Employee chat:      {employee_url}", flush=True)
-        print(f"  Confidant console:  {console_url}", flush=True)
-        print("Open the two addresses in two browser tabs and talk to yourself.", flush=True)
+        print(f"  Employee chat:      {links.employee}", flush=True)
+        print(f"  Confidant console:  {links.console}", flush=True)
+        print(f"  Admin console:      {links.admin}", flush=True)
+        print("Open the employee chat and the confidant console in two browser tabs and talk "
+              "to yourself;", flush=True)
+        print(f"the admin console (as {DEMO_ADMIN}) sets up confidants, rota, absences and "
+              "rooms.", flush=True)
+        print("Each login link works once: restart the demo for new ones.", flush=True)
 
     waiter = asyncio.create_task(announce())
     try:

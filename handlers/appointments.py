@@ -10,199 +10,41 @@ anything about the employee.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from domain.messages import Media, OutboundKind
 from domain.parsing import ParseError, parse_date
-from domain.vocabulary import AppointmentStatus, CaseStatus, ShiftKind
+from domain.vocabulary import AppointmentStatus, CaseStatus
 from handlers.administration.problems import AdminError
 from handlers.administration.validation import check_absence
 from handlers.context import Ctx, MenuRows, UserError
-from handlers.ics import talk_ics
-from handlers.slots import Away, Busy, Slot, TalkHours, generate
+from handlers.talks import (
+    about_for_confidant,
+    buffer_time,
+    case_for_confidant,
+    confidants_for,
+    details,
+    employee_case,
+    first_week_with_slots,
+    free_slots,
+    ics,
+    place,
+    show_slots,
+    slot_menu,
+)
 from store.appointments import SlotTaken
-from store.models import Appointment, Case, Confidant, Room
+from store.models import Appointment, Case
 
 log = logging.getLogger("confidant.appointments")
 
-PAGE = 5
-"""Slots shown per message: enough to choose, few enough to read on a phone."""
-MIN_LEAD = timedelta(hours=2)
-"""No talk sooner than this: the confidant needs time to see the booking."""
 MAX_ABSENCE_DAYS = 366
-
-
-# ------------------------------------------------------------------ helpers
-
-
-def _buffer(ctx: Ctx) -> timedelta:
-    return timedelta(minutes=ctx.settings.buffer_minutes)
-
-
-async def _employee_case(ctx: Ctx) -> Case | None:
-    """The employee's active conversation (appointments always hang on one)."""
-    if ctx.contact is None or ctx.contact.active_case_id is None:
-        return None
-    case = await ctx.tx.cases.by_id(ctx.contact.active_case_id)
-    if case is None or case.status == CaseStatus.CLOSED or case.contact_id != ctx.contact.id:
-        return None
-    return case
-
-
-async def _confidants_for(ctx: Ctx, case: Case) -> list[Confidant]:
-    """Whose talk hours count: the case's confidant, the chosen one, or everyone
-    when the employee asked for the first available."""
-    for cid in (case.confidant_id, case.chosen_confidant_id):
-        if cid:
-            c = await ctx.tx.confidants.by_id(cid)
-            return [c] if c is not None and c.active else []
-    return await ctx.tx.confidants.all()
-
-
-def _days(ctx: Ctx) -> tuple[date, int]:
-    today = ctx.now.astimezone(ctx.settings.tz).date()
-    return today, max(1, ctx.settings.days_ahead)
-
-
-async def free_slots(ctx: Ctx, confidants: list[Confidant], first_day: date | None = None,
-                     days: int | None = None) -> list[Slot]:
-    """Bookable slots of these confidants from ``first_day`` for ``days`` days."""
-    today, horizon = _days(ctx)
-    first_day = first_day or today
-    days = horizon if days is None else days
-    tz = ctx.settings.tz
-    hours: list[TalkHours] = []
-    away: list[Away] = []
-    for c in confidants:
-        hours += [TalkHours(c.id, s.weekday, s.start, s.end)
-                  for s in await ctx.tx.rota.shifts(c.id, ShiftKind.TALKS)]
-        away += [Away(c.id, a.start_date, a.end_date)
-                 for a in await ctx.tx.rota.absences(c.id)]
-    rooms = [r.id for r in await ctx.tx.rota.rooms()]
-    if not hours or not rooms:
-        return []
-    start = datetime.combine(first_day, datetime.min.time(), tzinfo=tz).astimezone(UTC)
-    busy = [Busy(a.confidant_id, a.room_id, a.starts_at, a.ends_at)
-            for a in await ctx.tx.appointments.booked_between(
-                start - timedelta(days=1), start + timedelta(days=days + 1))]
-    return generate(hours, away, busy, rooms, tz=tz, start_day=first_day, days=days,
-                    slot_minutes=ctx.settings.slot_minutes,
-                    buffer_minutes=ctx.settings.buffer_minutes,
-                    not_before=ctx.now + MIN_LEAD)
-
-
-async def _names(ctx: Ctx) -> tuple[dict[str, Confidant], dict[str, Room]]:
-    confidants = {c.id: c for c in await ctx.tx.confidants.all(active_only=False)}
-    rooms = {r.id: r for r in await ctx.tx.rota.rooms(active_only=False)}
-    return confidants, rooms
-
-
-def _place(room: Room | None) -> str:
-    if room is None:
-        return "?"
-    return f"{room.name} ({room.site})" if room.site else room.name
-
-
-async def _details(ctx: Ctx, appt: Appointment, lang: str) -> dict[str, str]:
-    confidant = await ctx.tx.confidants.by_id(appt.confidant_id)
-    room = await ctx.tx.appointments.room(appt.room_id)
-    return {"when": ctx.when(appt.starts_at, lang=lang, style="long"),
-            "name": confidant.name if confidant else "?",
-            "room": room.name if room else "?", "place": _place(room),
-            "site": room.site if room and room.site else "-",
-            "minutes": str(int((appt.ends_at - appt.starts_at).total_seconds() // 60))}
-
-
-def _ics(ctx: Ctx, appt: Appointment, case: Case, room: Room | None, lang: str,
-         cancelled: bool = False) -> Media:
-    return talk_ics(uid=appt.id, code=case.code, starts_at=appt.starts_at, ends_at=appt.ends_at,
-                    room=room.name if room else "", site=room.site if room else "",
-                    summary=ctx.t("appt.ics.summary", lang=lang),
-                    description=ctx.t("appt.ics.description", lang=lang),
-                    now=ctx.now, cancelled=cancelled, sequence=1 if cancelled else 0)
-
-
-def _case_for_confidant(case: Case, confidant: Confidant) -> Case | None:
-    """Tag a message with the case only when the case is the confidant's own
-    (Matrix puts tagged messages into the case room)."""
-    return case if case.confidant_id == confidant.id else None
-
-
-def _about_for_confidant(case: Case, confidant: Confidant | None) -> list[Case]:
-    """A message that names a case not tagged with it is about it (see
-    `Outbound.about`), so a console history drops it with the case."""
-    return [] if confidant is not None and case.confidant_id == confidant.id else [case]
-
-
-# ------------------------------------------------------------- the slot menu
-
-
-async def slot_menu(ctx: Ctx, case: Case, week: int, page: int, lang: str
-                    ) -> tuple[str, MenuRows]:
-    """Text and buttons for one page of slots in week ``week`` (0 = the next 7 days)."""
-    today, horizon = _days(ctx)
-    confidants = await _confidants_for(ctx, case)
-    first = today + timedelta(days=7 * week)
-    weeks = (horizon + 6) // 7
-    slots = await free_slots(ctx, confidants, first, min(7, horizon - 7 * week))
-    names, rooms = await _names(ctx)
-    many = len(confidants) > 1
-    rows: list[list[tuple[str, str]]] = []
-    for s in slots[page * PAGE:(page + 1) * PAGE]:
-        label = ctx.when(s.starts_at, lang=lang)
-        if many:
-            label += f" · {names[s.confidant_id].name}"
-        label += f" · {rooms[s.room_id].name}"
-        rows.append([(label, f"appt:pick:{s.key}")])
-    nav: list[tuple[str, str]] = []
-    if len(slots) > (page + 1) * PAGE:
-        nav.append((ctx.t("appt.more", lang=lang), f"appt:more:{week}:{page + 1}"))
-    if week + 1 < weeks:
-        nav.append((ctx.t("appt.next_week", lang=lang), f"appt:more:{week + 1}:0"))
-    if nav:
-        rows.append(nav)
-    rows.append([(ctx.t("appt.none_suits", lang=lang), "appt:none")])
-    end = first + timedelta(days=min(7, horizon - 7 * week) - 1)
-    span = {"start": ctx.core.tr.day(lang, datetime.combine(first, datetime.min.time(),
-                                                             tzinfo=ctx.settings.tz)),
-            "end": ctx.core.tr.day(lang, datetime.combine(end, datetime.min.time(),
-                                                           tzinfo=ctx.settings.tz))}
-    if not slots:
-        text = ctx.t("appt.no_slots_week", lang=lang, **span)
-    elif len(confidants) == 1:
-        text = ctx.t("appt.choose_with", lang=lang, name=confidants[0].name, **span)
-    else:
-        text = ctx.t("appt.choose_any", lang=lang, **span)
-    return text, rows
-
-
-async def _first_week_with_slots(ctx: Ctx, case: Case) -> int | None:
-    confidants = await _confidants_for(ctx, case)
-    slots = await free_slots(ctx, confidants)
-    if not slots:
-        return None
-    today, _ = _days(ctx)
-    return (slots[0].starts_at.astimezone(ctx.settings.tz).date() - today).days // 7
-
-
-async def _show_slots(ctx: Ctx, case: Case, week: int | None = None, page: int = 0,
-                      intro: str | None = None) -> None:
-    if week is None:
-        week = await _first_week_with_slots(ctx, case)
-        if week is None:
-            await ctx.reply(ctx.t("appt.no_slots"), [[(ctx.t("appt.none_suits"), "appt:none")]],
-                            case=case)
-            return
-    text, rows = await slot_menu(ctx, case, week, page, ctx.lang)
-    await ctx.reply(f"{intro}\n\n{text}" if intro else text, rows, case=case)
-
 
 # ---------------------------------------------------------------- employees
 
 
 async def employee_entry(ctx: Ctx, arg: str = "") -> None:
     """``/appointment``: the talk already booked (move, cancel) or the next slots."""
-    case = await _employee_case(ctx)
+    case = await employee_case(ctx)
     if case is None:
         await ctx.reply(ctx.t("appt.no_case"), [[(ctx.t("menu.talk"), "talk")],
                                                 [(ctx.t("menu.back"), "menu")]])
@@ -210,18 +52,18 @@ async def employee_entry(ctx: Ctx, arg: str = "") -> None:
     booked = [a for a in await ctx.tx.appointments.for_case(case.id) if a.starts_at > ctx.now]
     if booked:
         appt = booked[0]
-        await ctx.reply(ctx.t("appt.current", **await _details(ctx, appt, ctx.lang)),
+        await ctx.reply(ctx.t("appt.current", **await details(ctx, appt, ctx.lang)),
                         [[(ctx.t("appt.move"), f"appt:move:{appt.id}"),
                           (ctx.t("appt.cancel"), f"appt:cancel:{appt.id}")],
                          [(ctx.t("menu.back"), "menu")]], case=case)
         return
-    await _show_slots(ctx, case)
+    await show_slots(ctx, case)
 
 
 async def employee_action(ctx: Ctx, arg: str) -> None:
     """A pressed ``appt:…`` button; the case is always the sender's own active one."""
     sub, _, rest = arg.partition(":")
-    case = await _employee_case(ctx)
+    case = await employee_case(ctx)
     if case is None:
         await ctx.reply(ctx.t("appt.no_case"), [[(ctx.t("menu.talk"), "talk")]])
         return
@@ -229,14 +71,14 @@ async def employee_action(ctx: Ctx, arg: str) -> None:
         week, _, page = rest.partition(":")
         if not (week.isdigit() and page.isdigit()):
             raise UserError("button.stale")
-        await _show_slots(ctx, case, int(week), int(page))
+        await show_slots(ctx, case, int(week), int(page))
     elif sub == "pick":
         await _pick(ctx, case, rest)
     elif sub == "none":
         await _none_suits(ctx, case)
     elif sub == "move":
         await _own_appointment(ctx, case, rest)
-        await _show_slots(ctx, case, intro=ctx.t("appt.move_intro"))
+        await show_slots(ctx, case, intro=ctx.t("appt.move_intro"))
     elif sub == "cancel":
         await _own_appointment(ctx, case, rest)
         await ctx.reply(ctx.t("appt.cancel_confirm"),
@@ -265,7 +107,7 @@ async def _pick(ctx: Ctx, case: Case, key: str) -> None:
         starts_at = datetime.fromtimestamp(int(epoch), UTC)
     except ValueError as exc:
         raise UserError("button.stale") from exc
-    confidants = await _confidants_for(ctx, case)
+    confidants = await confidants_for(ctx, case)
     if confidant_id not in {c.id for c in confidants}:
         raise UserError("appt.gone")
     local_day = starts_at.astimezone(ctx.settings.tz).date()
@@ -284,11 +126,11 @@ async def _pick(ctx: Ctx, case: Case, key: str) -> None:
             raise SlotTaken
         appt = await ctx.tx.appointments.book(
             case, confidant_id=slot.confidant_id, room_id=slot.room_id,
-            starts_at=slot.starts_at, ends_at=slot.ends_at, buffer=_buffer(ctx), now=ctx.now,
+            starts_at=slot.starts_at, ends_at=slot.ends_at, buffer=buffer_time(ctx), now=ctx.now,
             replacing=replacing)
     except SlotTaken:
         log.info("slot taken case=%s", case.code)
-        await _show_slots(ctx, case, intro=ctx.t("appt.taken"))
+        await show_slots(ctx, case, intro=ctx.t("appt.taken"))
         return
     await ctx.tx.audit.record("employee", "appointment.moved" if replacing else
                               "appointment.booked", case.code)
@@ -300,7 +142,7 @@ async def _confirm(ctx: Ctx, case: Case, appt: Appointment,
                    replaced: Appointment | None = None) -> None:
     """Both sides hear of the booking in their own language; the confidant gets
     an .ics, the employee what meeting in person means for anonymity."""
-    d = await _details(ctx, appt, case.language)
+    d = await details(ctx, appt, case.language)
     key = "appt.moved_employee" if replaced else "appt.booked_employee"
     await ctx.reply(ctx.t(key, lang=case.language, **d) + "\n\n" +
                     ctx.t("appt.in_person_notice", lang=case.language),
@@ -312,19 +154,19 @@ async def _confirm(ctx: Ctx, case: Case, appt: Appointment,
         return
     lang = ctx.confidant_lang(confidant)
     room = await ctx.tx.appointments.room(appt.room_id)
-    cd = await _details(ctx, appt, lang)
-    tag = _case_for_confidant(case, confidant)
+    cd = await details(ctx, appt, lang)
+    tag = case_for_confidant(case, confidant)
     if replaced is not None:
         old_room = await ctx.tx.appointments.room(replaced.room_id)
         await ctx.to_confidant(confidant, ctx.t("appt.moved_confidant", lang=lang, code=case.code,
                                                 old=ctx.when(replaced.starts_at, lang=lang),
                                                 **cd), case=tag, about=[] if tag else [case],
-                               media=_ics(ctx, replaced, case, old_room, lang, cancelled=True))
+                               media=ics(ctx, replaced, case, old_room, lang, cancelled=True))
     await ctx.to_confidant(confidant, ctx.t("appt.booked_confidant", lang=lang, code=case.code,
                                             **cd),
                            _confidant_buttons(ctx, appt, lang), case=tag,
                            about=[] if tag else [case],
-                           media=_ics(ctx, appt, case, room, lang))
+                           media=ics(ctx, appt, case, room, lang))
 
 
 def _confidant_buttons(ctx: Ctx, appt: Appointment, lang: str) -> MenuRows:
@@ -335,13 +177,13 @@ def _confidant_buttons(ctx: Ctx, appt: Appointment, lang: str) -> MenuRows:
 
 async def _none_suits(ctx: Ctx, case: Case) -> None:
     """No time fits: the confidant is told so they can propose another one."""
-    targets = await _confidants_for(ctx, case)
+    targets = await confidants_for(ctx, case)
     if case.confidant_id is None:
         targets = targets[:1] if case.chosen_confidant_id else targets
     for c in targets:
         await ctx.to_confidant(c, ctx.t("appt.none_suits_confidant", lang=ctx.confidant_lang(c),
-                                        code=case.code), case=_case_for_confidant(case, c),
-                               about=_about_for_confidant(case, c))
+                                        code=case.code), case=case_for_confidant(case, c),
+                               about=about_for_confidant(case, c))
     await ctx.tx.audit.record("employee", "appointment.none_suits", case.code)
     await ctx.reply(ctx.t("appt.none_suits_done"), case=case)
 
@@ -358,19 +200,19 @@ async def _cancel(ctx: Ctx, case: Case, appt: Appointment, *, by_employee: bool)
         return
     lang = ctx.confidant_lang(confidant)
     room = await ctx.tx.appointments.room(appt.room_id)
-    media = _ics(ctx, appt, case, room, lang, cancelled=True)
-    cd = await _details(ctx, appt, lang)
+    media = ics(ctx, appt, case, room, lang, cancelled=True)
+    cd = await details(ctx, appt, lang)
     if by_employee:
         await ctx.reply(ctx.t("appt.cancelled_employee",
-                              **await _details(ctx, appt, ctx.lang)), case=case)
+                              **await details(ctx, appt, ctx.lang)), case=case)
         await ctx.to_confidant(confidant, ctx.t("appt.cancelled_by_employee", lang=lang,
                                                 code=case.code, **cd),
-                               case=_case_for_confidant(case, confidant),
-                               about=_about_for_confidant(case, confidant), media=media)
+                               case=case_for_confidant(case, confidant),
+                               about=about_for_confidant(case, confidant), media=media)
         return
     await ctx.reply(ctx.t("appt.cancelled_confidant", code=case.code, **cd),
-                    case=_case_for_confidant(case, confidant),
-                    about=_about_for_confidant(case, confidant), media=media)
+                    case=case_for_confidant(case, confidant),
+                    about=about_for_confidant(case, confidant), media=media)
 
 
 # --------------------------------------------------------------- confidants
@@ -401,8 +243,8 @@ async def confidant_action(ctx: Ctx, arg: str) -> None:
                               when=ctx.when(appt.starts_at)),
                         [[(ctx.t("appt.cancel_yes"), f"appt:cancelok:{appt.id}"),
                           (ctx.t("appt.cancel_no"), f"appt:keep:{appt.id}")]],
-                        case=_case_for_confidant(case, ctx.confidant),  # type: ignore[arg-type]
-                        about=_about_for_confidant(case, ctx.confidant))
+                        case=case_for_confidant(case, ctx.confidant),  # type: ignore[arg-type]
+                        about=about_for_confidant(case, ctx.confidant))
     elif sub == "keep":
         await ctx.reply(ctx.t("appt.kept"))
     elif sub in ("cancelok", "move"):
@@ -410,12 +252,12 @@ async def confidant_action(ctx: Ctx, arg: str) -> None:
         contact = await ctx.case_contact(case)
         if contact is None or case.status == CaseStatus.CLOSED:
             return
-        d = await _details(ctx, appt, case.language)
+        d = await details(ctx, appt, case.language)
         if sub == "cancelok":
             await ctx.to_contact(contact, ctx.t("appt.cancelled_by_confidant",
                                                 lang=case.language, **d), case=case)
             return
-        text, rows = await slot_menu(ctx, case, await _first_week_with_slots(ctx, case) or 0, 0,
+        text, rows = await slot_menu(ctx, case, await first_week_with_slots(ctx, case) or 0, 0,
                                      case.language)
         await ctx.to_contact(contact, ctx.t("appt.moved_by_confidant", lang=case.language, **d)
                              + "\n\n" + text, rows, case=case)
@@ -439,8 +281,8 @@ async def _held(ctx: Ctx, appt: Appointment, case: Case) -> None:
     await ctx.tx.audit.record("confidant", "appointment.held", case.code)
     key = "appt.held_first" if first else "appt.held_done"
     await ctx.reply(ctx.t(key, code=case.code, when=ctx.when(appt.starts_at)),
-                    case=_case_for_confidant(case, ctx.confidant),  # type: ignore[arg-type]
-                    about=_about_for_confidant(case, ctx.confidant))
+                    case=case_for_confidant(case, ctx.confidant),  # type: ignore[arg-type]
+                    about=about_for_confidant(case, ctx.confidant))
 
 
 async def confidant_offer(ctx: Ctx, case: Case) -> None:
@@ -449,7 +291,7 @@ async def confidant_offer(ctx: Ctx, case: Case) -> None:
     contact = await ctx.contact_or_gone(case)
     if not await free_slots(ctx, [ctx.confidant]):
         raise UserError("appt.offer_none")
-    week = await _first_week_with_slots(ctx, case) or 0
+    week = await first_week_with_slots(ctx, case) or 0
     text, rows = await slot_menu(ctx, case, week, 0, case.language)
     await ctx.to_contact(contact, ctx.t("appt.offer_employee", lang=case.language,
                                         name=ctx.confidant.name) + "\n\n" + text, rows, case=case)
@@ -539,7 +381,7 @@ async def confidant_duty(ctx: Ctx, arg: str = "") -> None:
         for a in talks:
             case = await ctx.tx.cases.by_id(a.case_id)
             code = case.code if case else "?"
-            lines.append(f"• {ctx.when(a.starts_at)} — {code} — {_place(rooms.get(a.room_id))}")
+            lines.append(f"• {ctx.when(a.starts_at)} — {code} — {place(rooms.get(a.room_id))}")
             rows.append([(f"{code} {ctx.when(a.starts_at)}: {ctx.t('appt.cancel')}",
                           f"appt:cancel:{a.id}")])
     await ctx.reply("\n".join(lines), rows or None)
@@ -571,11 +413,11 @@ async def _remind(ctx: Ctx, appt: Appointment, which: str) -> None:
         lang = ctx.confidant_lang(confidant)
         await ctx.to_confidant(confidant, ctx.t(f"appt.remind_{which}_confidant", lang=lang,
                                                 code=case.code,
-                                                **await _details(ctx, appt, lang)),
-                               case=_case_for_confidant(case, confidant),
-                               about=_about_for_confidant(case, confidant),
+                                                **await details(ctx, appt, lang)),
+                               case=case_for_confidant(case, confidant),
+                               about=about_for_confidant(case, confidant),
                                kind=OutboundKind.NOTICE)
     if case.status != CaseStatus.CLOSED and (contact := await ctx.case_contact(case)):
         await ctx.to_contact(contact, ctx.t(f"appt.remind_{which}_employee", lang=case.language,
-                                            **await _details(ctx, appt, case.language)),
+                                            **await details(ctx, appt, case.language)),
                              case=case)

@@ -56,8 +56,13 @@ class CoreSettings:
     retention_days: int = 90
     admins: frozenset[tuple[str, str]] = frozenset()
     """(channel, platform user id) pairs of administrators."""
-    numbered_channels: frozenset[str] = frozenset({"matrix"})
-    """Channels that show menus as numbered lists answered with a number."""
+    numbered_channels: frozenset[str] = frozenset()
+    """Channels that show menus as numbered lists answered with a number
+    (the app fills it from the channels' declared traits)."""
+    end_to_end_channels: frozenset[str] = frozenset({"matrix"})
+    """Channels that declare themselves end-to-end encrypted (the app fills it
+    from the channels' traits; the default is what the shipped channels
+    declare): the privacy notice promises end-to-end only over these."""
     channels: frozenset[str] = frozenset({"telegram", "matrix", "web"})
     """The channels the bot runs: a confidant's address elsewhere receives nothing,
     so the privacy notice leaves it out (`handlers.privacy_notice`)."""

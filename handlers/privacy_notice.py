@@ -61,12 +61,16 @@ class Route:
     """Whether the web channel (chat and console) is served over HTTPS."""
     matrix_offered: bool = False
     """Whether the organisation runs the Matrix channel (so it can be suggested)."""
+    end_to_end_channels: frozenset[str] = frozenset({MATRIX})
+    """Channels that declare themselves end-to-end (`CoreSettings.end_to_end_channels`)."""
 
     @property
     def end_to_end(self) -> bool:
         """True only when nothing on the way is readable by a platform: the
-        employee and every confidant who can read the case are on Matrix."""
-        return self.employee == MATRIX and bool(self.readers) and self.readers <= {MATRIX}
+        employee and every confidant who can read the case are on a channel
+        that declares itself end-to-end (of the shipped ones, Matrix alone)."""
+        e2e = self.end_to_end_channels
+        return self.employee in e2e and bool(self.readers) and self.readers <= e2e
 
 
 async def readers_of(ctx: Ctx, case: Case | None) -> list[Confidant]:
@@ -90,7 +94,8 @@ async def route_of(ctx: Ctx, case: Case | None) -> Route:
     for confidant in await readers_of(ctx, case):
         readers.update(ch for ch in await ctx.tx.confidants.channels(confidant) if ch in running)
     return Route(employee=ctx.inbound.channel, readers=frozenset(readers),
-                 web_https=ctx.settings.web_https, matrix_offered=MATRIX in running)
+                 web_https=ctx.settings.web_https, matrix_offered=MATRIX in running,
+                 end_to_end_channels=ctx.settings.end_to_end_channels)
 
 
 def _your_side(route: Route) -> str | None:

@@ -5,76 +5,32 @@ data key from `DataKey` and associated data ``"<table>.<column>:<row id>"``,
 so a ciphertext copied to another row does not open.  Columns ending in
 ``_hash`` hold HMAC-SHA256 lookups of platform addresses, never addresses.
 Row ids are random strings made in Python so the associated data is known
-before the insert.
+before the insert.  The base, the ids and the UTC column type are in
+`store.model_base`.
 """
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Text,
     Time,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.vocabulary import AppointmentStatus, Language, ShiftKind
-
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-def new_id() -> str:
-    """A random 128-bit row id: unguessable, and says nothing about order or count."""
-    return secrets.token_hex(16)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on both backends (SQLite drops tzinfo)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
+from store.model_base import Base, UTCDateTime, new_id, utcnow
 
 
 class DataKey(Base):
@@ -209,6 +165,17 @@ class CaseMessage(Base):
     body_enc: Mapped[bytes] = mapped_column(LargeBinary)
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CaseAnnouncement(Base):
+    """Who was told of a waiting case (new case, urgent word, escalation), so
+    "taken by" goes to them and not to a colleague who never heard of it."""
+
+    __tablename__ = "case_announcements"
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    confidant_id: Mapped[str] = mapped_column(ForeignKey("confidants.id", ondelete="CASCADE"),
+                                              primary_key=True)
 
 
 class Note(Base):

@@ -1,6 +1,7 @@
 """``confidant demo`` as a new user runs it: a separate process in an empty
-folder prints two addresses; Chromium opens them, the employee and the demo
-confidant talk both ways; SIGTERM ends it cleanly with exit code 0.
+folder prints three addresses; Chromium opens them, the employee and the demo
+confidant talk both ways, and the admin console's link logs the demo admin in
+(once); SIGTERM ends it cleanly with exit code 0.
 
 The demo's usual 127.0.0.1:8080 may be taken on a developer's machine, so
 the test moves it with ``CONFIDANT_DEMO_LISTEN`` to a free loopback port.
@@ -17,14 +18,20 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from bot.cli_common import admin_settings
 from bot.config import ConfigError
-from bot.demo import DEMO_NAME, LISTEN_ENV, demo_config
+from bot.demo import DEMO_ADMIN, DEMO_NAME, LISTEN_ENV, demo_config, prepare_demo
+from handlers.administration.service import AdminService
 from handlers.i18n import Translator
+from store.admin import admin_tx
+from store.crypto import load_master_key
+from store.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 20_000
@@ -57,6 +64,7 @@ class Demo:
     folder: Path
     employee_url: str
     console_url: str
+    admin_url: str
     stdout: str
     stderr_path: Path
 
@@ -66,7 +74,7 @@ class Demo:
 
 @pytest.fixture
 async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
-    """The demo process in an empty folder, up and printing its two URLs."""
+    """The demo process in an empty folder, up and printing its three URLs."""
     port = _free_port()
     env = {**os.environ, LISTEN_ENV: f"127.0.0.1:{port}", "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": str(REPO)}
@@ -81,7 +89,7 @@ async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
     printed: list[str] = []
     try:
         async with asyncio.timeout(START_SECONDS):
-            while not any("console" in line.lower() and "http" in line for line in printed):
+            while not any(line.startswith("Each login link") for line in printed):
                 line = await proc.stdout.readline()
                 if not line:
                     raise AssertionError(
@@ -90,9 +98,10 @@ async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
                     )
                 printed.append(line.decode())
         urls = re.findall(r"http://\S+", "".join(printed))
-        assert len(urls) == 2, printed
-        employee_url, console_url = urls
-        yield Demo(proc, tmp_path, employee_url, console_url, "".join(printed), stderr_path)
+        assert len(urls) == 3, printed
+        employee_url, console_url, admin_url = urls
+        yield Demo(proc, tmp_path, employee_url, console_url, admin_url, "".join(printed),
+                   stderr_path)
     finally:
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -107,12 +116,13 @@ async def _page(browser: Browser, locale: str, problems: list[str]) -> Page:
     return page
 
 
-async def test_demo_runs_and_the_two_sides_talk(
+async def test_demo_runs_the_two_sides_talk_and_the_admin_logs_in(
     demo: Demo, browser: Browser, artifacts: Path
 ) -> None:
     port = demo.employee_url.split(":")[2].split("/")[0]
     assert demo.employee_url == f"http://127.0.0.1:{port}/"
     assert demo.console_url.startswith(f"http://127.0.0.1:{port}/console/login?token=")
+    assert demo.admin_url.startswith(f"http://127.0.0.1:{port}/admin/login?token=")
     assert (demo.folder / "confidant-data" / "confidant.db").is_file()
     key_file = demo.folder / "confidant-data" / "master.key"
     assert key_file.stat().st_mode & 0o077 == 0
@@ -150,7 +160,22 @@ async def test_demo_runs_and_the_two_sides_talk(
     )
     await employee.screenshot(path=str(artifacts / "demo-employee.png"))
     await console.screenshot(path=str(artifacts / "demo-console.png"))
-    assert problems == []
+
+    # The admin console link: its login page, then the rota with the demo confidant.
+    admin = await _page(browser, "en-GB", problems)
+    await admin.goto(demo.admin_url)
+    await expect(admin.locator("h1")).to_have_text("Log in to the admin console")
+    await admin.get_by_role("button", name="Log in").click()
+    await expect(admin.locator("h1")).to_have_text("Weekly rota", timeout=TIMEOUT)
+    await expect(admin.locator(".who")).to_have_text(f"Signed in as {DEMO_ADMIN}")
+    await expect(admin.locator(f'tr[data-name="{DEMO_NAME}"] a.shift').first).to_be_visible()
+    await admin.screenshot(path=str(artifacts / "demo-admin.png"))
+    # The link worked once; opened again (in a fresh browser) it logs nobody in.
+    again = await _page(browser, "en-GB", problems)
+    await again.goto(demo.admin_url)
+    await again.get_by_role("button", name="Log in").click()
+    await expect(again.locator("h1")).to_have_text("This login link does not work")
+    assert [p for p in problems if "status of 403" not in p] == []
 
     demo.proc.send_signal(signal.SIGTERM)
     async with asyncio.timeout(30):
@@ -158,6 +183,27 @@ async def test_demo_runs_and_the_two_sides_talk(
     assert code_at_exit == 0, demo.log()
     for words in ("workload", "I am here", "helps already"):
         assert words not in demo.log()
+
+
+async def test_a_restarted_demo_gives_a_new_admin_link_for_the_same_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(LISTEN_ENV, raising=False)
+    first = await prepare_demo(tmp_path)
+    second = await prepare_demo(tmp_path)
+    assert first.admin != second.admin
+    assert first.console != second.console
+    config = demo_config(tmp_path)
+    store = Store.open(config.store.url, load_master_key(config.store.key_file))
+    try:
+        async with admin_tx(store) as tx:
+            service = AdminService(tx, "test", datetime.now(UTC), admin_settings(config))
+            assert [a.name for a in await service.admins()] == [DEMO_ADMIN]
+            for link in (first.admin, second.admin):  # both unused, both good
+                logged_in = await service.login(link.split("token=", 1)[1])
+                assert logged_in is not None and logged_in[0].name == DEMO_ADMIN
+    finally:
+        await store.close()
 
 
 def test_demo_listens_on_8080_unless_told_otherwise(

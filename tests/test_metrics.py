@@ -59,6 +59,7 @@ class GatedChannel:
 
     name = ChannelName("memory")
     numbered_menus = False
+    end_to_end = False
     idempotent_sends = True
 
     def __init__(self) -> None:

@@ -191,6 +191,26 @@ async def test_pages_are_html_with_escaped_organisation(env: Env) -> None:
         assert r.status == 404
 
 
+@pytest.mark.parametrize(("query", "accept", "lang", "title"), [
+    ("?l=fr", "nl-BE,nl;q=0.9", "fr", "La météo"),  # the tab's language wins
+    ("", "nl-BE,nl;q=0.9,en;q=0.8", "nl", "Het weer"),  # else the browser's
+    ("", "de-DE,de;q=0.9,en;q=0.5", "en", "Weather"),  # first one offered
+    ("?l=de", "", "nl", "Het weer"),  # not offered: the organisation's default
+    ("?l=%3Cb%3E", "", "nl", "Het weer"),
+])
+async def test_quick_exit_page_in_the_readers_language(env: Env, query: str, accept: str,
+                                                       lang: str, title: str) -> None:
+    """The neutral page is whole without script, in the language the person read."""
+    headers = {"Accept-Language": accept} if accept else {}
+    async with env.http.get(env.base + "/weather" + query, headers=headers) as r:
+        assert r.status == 200 and r.content_type == "text/html"
+        body = await r.text()
+    assert f'<html lang="{lang}">' in body
+    assert f"<title>{title}</title>" in body and f"<h1>{title}</h1>" in body
+    assert "{{" not in body and "<script" not in body
+    assert "confidant" not in body.lower() and "vertrouwens" not in body.lower()
+
+
 async def test_no_external_urls_in_served_assets(env: Env) -> None:
     files = sorted(p.name for p in STATIC_DIR.iterdir())
     assert {"index.html", "console.html", "common.js", "style.css", "i18n.json"} <= set(files)

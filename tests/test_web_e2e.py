@@ -90,7 +90,7 @@ class Live:
 async def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Live]:
     """The real App on a free loopback port, with its JSON logs captured."""
     monkeypatch.setenv(LISTEN_ENV, f"127.0.0.1:{free_port()}")
-    employee_url, console_url = await prepare_demo(tmp_path)
+    links = await prepare_demo(tmp_path)
     config = demo_config(tmp_path)
 
     root = logging.getLogger()
@@ -106,7 +106,7 @@ async def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
 
     app = App(config)
     await app.start()
-    state = Live(app, tmp_path, employee_url, console_url, logs)
+    state = Live(app, tmp_path, links.employee, links.console, logs)
     try:
         yield state
     finally:
@@ -245,7 +245,8 @@ async def test_quick_exit_clears_the_session(browser: Browser, live: Live) -> No
     employee, code, _ = await _employee_opens_case(browser, live)
     assert await employee.evaluate("sessionStorage.getItem('confidant.identity')")
     await employee.click("#quick-exit")
-    await employee.wait_for_url("**/weather", timeout=TIMEOUT)
+    await employee.wait_for_url(re.compile(r"/weather\?l=nl$"), timeout=TIMEOUT)
+    await expect(employee.locator("h1")).to_have_text("Het weer")
     assert await employee.evaluate("sessionStorage.length") == 0
     # Coming back in the same tab starts afresh: no trace of the conversation.
     await employee.goto(live.employee_url)

@@ -49,14 +49,24 @@ class ChannelState(Protocol):
 
 
 class Channel(Protocol):
-    """What the app wiring and the delivery worker need from a channel."""
+    """What the app wiring and the delivery worker need from a channel.
+
+    A channel declares its traits; the app derives the conversation's
+    settings from them (`bot.app.channel_settings`), so nothing elsewhere
+    keeps a list of which channel does what."""
 
     name: ChannelName
     numbered_menus: bool
-    """True when menus are shown as numbered lists answered by a number."""
+    """True when menus are shown as numbered lists answered by a number
+    (the conversation then reads a bare number as a menu choice)."""
+    end_to_end: bool
+    """True when the platform carries messages end-to-end encrypted between
+    the person's device and the bot (Matrix), so no server in between reads
+    them; the privacy notice promises end-to-end only over such channels."""
     idempotent_sends: bool
     """True when a re-sent message with the same idempotency key is not
-    duplicated by the platform (Matrix transaction ids)."""
+    duplicated by the platform (Matrix transaction ids, web message refs):
+    a crash between a send and its record then costs no duplicate."""
 
     async def start(self, on_inbound: InboundHandler) -> None:
         """Connect and begin handing events to ``on_inbound``; returns once running."""

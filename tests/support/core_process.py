@@ -48,6 +48,7 @@ class RecordingChannel:
 
     name = MEMORY
     numbered_menus = False
+    end_to_end = False
 
     def __init__(self, record: Path, idempotent: bool, crash: str) -> None:
         self.record = record

@@ -35,6 +35,7 @@ CHANNEL_NAMES = (MEMORY, ChannelName("telegram"), ChannelName("web"), ChannelNam
 class MemoryChannel:
     name = MEMORY
     numbered_menus = False
+    end_to_end = False
     idempotent_sends = True
 
     def __init__(self) -> None:

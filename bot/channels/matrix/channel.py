@@ -35,6 +35,7 @@ class MatrixChannel:
 
     name = MATRIX
     numbered_menus = True
+    end_to_end = True
     idempotent_sends = True
 
     def __init__(

@@ -50,6 +50,7 @@ class TelegramChannel:
 
     name = TELEGRAM
     numbered_menus = False
+    end_to_end = False
     idempotent_sends = False
 
     def __init__(

@@ -60,6 +60,7 @@ class WebChannel:
 
     name = ChannelName("web")
     numbered_menus = False
+    end_to_end = False  # the bot's own site: TLS at best, and the bot reads it
     idempotent_sends = True
 
     def __init__(

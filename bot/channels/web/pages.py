@@ -7,6 +7,7 @@ them in from the WebSocket."""
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +39,7 @@ class Pages:
         self.default_language = default_language
         self.max_text = max_text
         self._filled: dict[str, bytes] = {}
+        self._weather: dict[str, bytes] = {}
 
     def render(self, filename: str) -> bytes:
         """``filename`` from the static folder with its placeholders filled."""
@@ -53,9 +55,40 @@ class Pages:
         return self._filled[filename]
 
     async def page(self, request: web.Request) -> web.Response:
-        """The four HTML pages; all static shells filled by their scripts."""
+        """The four HTML pages; all static shells filled by their scripts, but
+        the quick-exit page, which is whole when it arrives (see `weather`)."""
+        if request.path == "/weather":
+            return self.weather(request)
         body = self.render(PAGES[request.path])
         return web.Response(body=body, content_type="text/html", charset="utf-8")
+
+    def weather(self, request: web.Request) -> web.Response:
+        """The neutral page a quick exit lands on, in the reader's language
+        (``?l=`` from the tab that left, else the browser's), complete without
+        any script: someone looking over a shoulder sees a weather page in the
+        language they expect."""
+        lang = self.weather_language(request.query.get("l", ""),
+                                     request.headers.get("Accept-Language", ""))
+        if lang not in self._weather:
+            strings = json.loads((STATIC_DIR / "i18n.json").read_text(encoding="utf-8"))
+            words = strings.get(lang) or strings["en"]
+            text = (STATIC_DIR / PAGES["/weather"]).read_text(encoding="utf-8")
+            text = text.replace("{{lang}}", html.escape(lang))
+            text = re.sub(r"\{\{t:([a-z0-9_]+)\}\}",
+                          lambda m: html.escape(words.get(m.group(1), "")), text)
+            self._weather[lang] = text.encode()
+        return web.Response(body=self._weather[lang], content_type="text/html", charset="utf-8")
+
+    def weather_language(self, asked: str, accept: str) -> str:
+        """The language of the quick-exit page: the one the tab was using if
+        the organisation offers it, else the browser's first offered one."""
+        if asked in self.languages:
+            return asked
+        for part in accept.split(","):
+            primary = part.split(";")[0].strip().split("-")[0].lower()
+            if primary in self.languages:
+                return primary
+        return self.default_language
 
     async def static(self, request: web.Request) -> web.Response:
         """Scripts, styles and the UI strings; only plain names from our folder."""

@@ -97,8 +97,8 @@
     try { sessionStorage.clear(); } catch (e) { /* nothing to clear */ }
     for (const fn of C.onExit) { try { fn(); } catch (e) { /* leaving anyway */ } }
     document.body.textContent = "";
-    document.title = "Weather";
-    location.replace("/weather");
+    document.title = C.t("weather_title");
+    location.replace("/weather?l=" + encodeURIComponent(C.lang));
   };
   const exitButton = document.getElementById("quick-exit");
   if (exitButton) {
