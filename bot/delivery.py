@@ -25,13 +25,17 @@ from handlers.context import Clock
 from store.db import is_transient
 from store.keyring import KeyringError
 from store.outbox import DueMessage
-from store.store import Store
+from store.store import Store, Tx
 
 log = logging.getLogger("confidant.delivery")
 
 MAX_BACKOFF = 300.0
 RECORD_SENT_PATIENCE = 300.0
 """How long a sent message waits for the database to record it as sent."""
+MARK_WAIT = 0.1
+"""How long the sent mark of a fast-lane message may wait for the next
+event's transaction to carry it (`DeliveryWorker.carry_marks`) before it is
+written in a transaction of its own."""
 
 
 def backoff(attempts: int) -> float:
@@ -75,6 +79,12 @@ class DeliveryWorker:
         when that one is done, a pass must run for them."""
         self._to_record: list[tuple[list[_Outcome], asyncio.Future[None]]] = []
         self._recording = False
+        self._unmarked: list[_Outcome] = []
+        """Sent by the fast lane, not yet recorded: their rows stay in
+        `_inflight` (no pass sends them again) until the next event's
+        transaction carries the marks, or `MARK_WAIT` passes."""
+        self._mark_timer: asyncio.TimerHandle | None = None
+        self._mark_tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         """Deliver until stopped; sleeps until woken by new rows or the next retry.
@@ -211,11 +221,18 @@ class DeliveryWorker:
         recipients = {row.recipient_hash for row, _ in rows}
         owned = list(rows)
         outcomes: list[_Outcome] = []
+        unmarked: list[_Outcome] = []
         leftover = False
         stalled: set[bytes] = set()
         try:
             batch = rows
             while batch:
+                if unmarked:
+                    # Recorded before the next message to the same people goes
+                    # out: at most one sent message per person is ever unrecorded
+                    # (a crash re-sends at most that one).
+                    done, unmarked = unmarked, []
+                    await self._record_together(done)
                 now = self.clock.now()  # retry times count from this batch's send
                 chains: dict[bytes, list[tuple[DueMessage, Outbound]]] = {}
                 for row, out in batch:
@@ -228,7 +245,12 @@ class DeliveryWorker:
                 stalled |= {o.row.recipient_hash for o in sent_now if o.kind != "sent"}
                 stalled |= {r for r, chain in chains.items()
                             if sum(o.row.recipient_hash == r for o in sent_now) != len(chain)}
-                await self._record_together(sent_now)
+                # Retries and failures are recorded now; sent marks may wait
+                # for the next transaction (see `carry_marks`).
+                unmarked = [o for o in sent_now if o.kind == "sent"]
+                others = [o for o in sent_now if o.kind != "sent"]
+                if others:
+                    await self._record_together(others)
                 batch = []
                 for entry in self._take_behind(recipients):
                     if entry.row.recipient_hash in stalled:
@@ -239,11 +261,16 @@ class DeliveryWorker:
         except Exception as exc:
             log.warning("fast delivery failed kind=%s", type(exc).__name__)
             leftover = True
+            unmarked = []  # released below: a pass sends them again if need be
         finally:
             # No await from the last look at the queue to the release: a row
             # claimed for these recipients from now on starts a task of its own.
             self._give_up_behind(self._take_behind(recipients))
-            self._release(owned)
+            waiting = {o.row.seq for o in unmarked}
+            self._release([(row, out) for row, out in owned if row.seq not in waiting])
+            for o in unmarked:
+                self._fast_recipients.discard(o.row.recipient_hash)
+            self._defer_marks(unmarked)
             behind = recipients & self._waiting_behind
             self._waiting_behind -= behind
             if leftover or behind or stalled or len(outcomes) != len(owned):
@@ -254,6 +281,76 @@ class DeliveryWorker:
                     await self.unreachable(outcome.out)
                 except Exception as exc:
                     log.warning("unreachable handling failed kind=%s", type(exc).__name__)
+
+    # ------------------------------------------------------------ sent marks
+
+    def _defer_marks(self, outcomes: list[_Outcome]) -> None:
+        """Keep sent marks for the next transaction, at most `MARK_WAIT`."""
+        if not outcomes:
+            return
+        self._unmarked.extend(outcomes)
+        if self._mark_timer is None:
+            self._mark_timer = asyncio.get_running_loop().call_later(
+                MARK_WAIT, self._marks_overdue)
+
+    def _marks_overdue(self) -> None:
+        self._mark_timer = None
+        task = asyncio.create_task(self.flush_marks(), name="delivery-marks")
+        self._mark_tasks.add(task)
+        task.add_done_callback(self._mark_tasks.discard)
+
+    def _take_marks(self) -> list[_Outcome]:
+        taken, self._unmarked = self._unmarked, []
+        if self._mark_timer is not None:
+            self._mark_timer.cancel()
+            self._mark_timer = None
+        return taken
+
+    async def carry_marks(self, tx: Tx) -> list[_Outcome]:
+        """Write the waiting sent marks in the caller's transaction (the next
+        event's): one commit per relayed message instead of two.  The caller
+        reports with `marks_done` whether that transaction committed."""
+        taken = self._take_marks()
+        if taken:
+            try:
+                await self._write(tx, taken, self.clock.now())
+            except BaseException:
+                self.marks_done(taken, committed=False)
+                raise
+        return taken
+
+    def marks_done(self, taken: list[_Outcome], committed: bool) -> None:
+        """The transaction that carried ``taken`` committed (the rows are
+        delivered for good) or not (the marks wait for the next one)."""
+        if not taken:
+            return
+        if committed:
+            for o in taken:
+                self._unhold(o.row)
+            if self._waiting_behind & {o.row.recipient_hash for o in taken}:
+                self.wake.set()
+            return
+        for o in taken:
+            self._held.setdefault(o.row.recipient_hash, set()).add(o.row.seq)
+        self._unmarked[:0] = taken
+        if self._mark_timer is None:
+            self._mark_timer = asyncio.get_running_loop().call_later(
+                MARK_WAIT, self._marks_overdue)
+
+    async def flush_marks(self) -> None:
+        """Record the waiting sent marks in a transaction of their own."""
+        taken = self._take_marks()
+        if not taken:
+            return
+        try:
+            await self._record_together(taken)
+        except Exception as exc:  # not recorded: a pass sends them again
+            log.warning("recording sent messages failed kind=%s", type(exc).__name__)
+            self.wake.set()
+        for o in taken:
+            self._unhold(o.row)
+        if self._waiting_behind & {o.row.recipient_hash for o in taken}:
+            self.wake.set()
 
     async def _send_chain(self, chain: list[tuple[DueMessage, Outbound]],
                           now: datetime) -> list[_Outcome]:
@@ -311,7 +408,11 @@ class DeliveryWorker:
         while loop.time() < end:
             if self._fast_tasks:
                 await asyncio.wait(set(self._fast_tasks), timeout=max(0.0, end - loop.time()))
+            await self.flush_marks()
+            if self._mark_tasks:
+                await asyncio.wait(set(self._mark_tasks), timeout=max(0.0, end - loop.time()))
             if not await self.deliver_due() and not self._fast_tasks:
+                await self.flush_marks()
                 return
 
     async def deliver_due(self) -> int:
@@ -384,30 +485,7 @@ class DeliveryWorker:
         while True:
             try:
                 async with self.store.tx() as tx:
-                    now = self.clock.now()
-                    for o in outcomes:
-                        if o.kind == "sent":
-                            await tx.outbox.mark_sent(o.row.seq, now)
-                            pid = o.result.platform_message_id if o.result else None
-                            # Only confidants answer by replying to a relayed message;
-                            # a notice merely about a case (sealed with its key) is no
-                            # message of the case to answer.
-                            if pid and o.out is not None and o.row.case_id and o.out.case \
-                                    and o.out.role == Role.CONFIDANT:
-                                await tx.links.record(o.out.to.channel, o.out.to.address, pid,
-                                                      o.row.case_id)
-                        elif o.kind == "retry":
-                            assert o.retry_at is not None
-                            await tx.outbox.retry(o.row.seq, o.retry_at)
-                        else:  # unreachable, or its case is gone
-                            await tx.outbox.fail(o.row.seq, now)
-                    # Sent rows stop counting as waiting before the commit, not
-                    # after: an event recorded in between must not see them as
-                    # held while the store no longer has them pending.  Counted
-                    # too low, the lane only declines (see `claim`).
-                    for o in outcomes:
-                        if o.kind == "sent":
-                            self._held.get(o.row.recipient_hash, set()).discard(o.row.seq)
+                    await self._write(tx, outcomes, self.clock.now())
                 return
             except Exception as exc:
                 if not is_transient(exc) or time.monotonic() > deadline:
@@ -415,6 +493,32 @@ class DeliveryWorker:
                 log.warning("database busy, retrying delivery record")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    async def _write(self, tx: Tx, outcomes: list[_Outcome], now: datetime) -> None:
+        """The outcomes' statements, in ``tx``."""
+        for o in outcomes:
+            if o.kind == "sent":
+                await tx.outbox.mark_sent(o.row.seq, now)
+                pid = o.result.platform_message_id if o.result else None
+                # Only confidants answer by replying to a relayed message;
+                # a notice merely about a case (sealed with its key) is no
+                # message of the case to answer.
+                if pid and o.out is not None and o.row.case_id and o.out.case \
+                        and o.out.role == Role.CONFIDANT:
+                    await tx.links.record(o.out.to.channel, o.out.to.address, pid,
+                                          o.row.case_id)
+            elif o.kind == "retry":
+                assert o.retry_at is not None
+                await tx.outbox.retry(o.row.seq, o.retry_at)
+            else:  # unreachable, or its case is gone
+                await tx.outbox.fail(o.row.seq, now)
+        # Sent rows stop counting as waiting before the commit, not after:
+        # an event recorded in between must not see them as held while the
+        # store no longer has them pending.  Counted too low, the lane only
+        # declines (see `claim`).
+        for o in outcomes:
+            if o.kind == "sent":
+                self._held.get(o.row.recipient_hash, set()).discard(o.row.seq)
 
 
 @dataclass(frozen=True, slots=True)

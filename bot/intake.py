@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from domain.messages import Inbound, Outbound
 from handlers import router
@@ -47,6 +48,15 @@ class FastLane(Protocol):
 
     def hand_over(self, rows: list[tuple[DueMessage, Outbound]]) -> None:
         """The transaction committed: send the reserved rows now."""
+        ...
+
+    async def carry_marks(self, tx: Tx) -> Sequence[object]:
+        """Write the sent marks waiting for a transaction into ``tx`` (so a
+        relayed message costs one commit, not two); returns what it wrote."""
+        ...
+
+    def marks_done(self, carried: Any, committed: bool) -> None:
+        """Whether the transaction that carried the marks committed."""
         ...
 
 
@@ -111,13 +121,19 @@ class Intake:
         Messages that can go out at once (due, nothing older pending for the
         recipient) are claimed by the fast lane before the commit, so no
         delivery pass can pick them up as well, and handed to it after the
-        commit; everything else wakes the delivery worker.
+        commit; everything else wakes the delivery worker.  The transaction
+        also carries the sent marks of messages the lane delivered since
+        the last one (they are marked before anything of this event is
+        written, so its new rows do not count them as waiting).
         """
         lane = self.lane
         claimed: list[tuple[DueMessage, Outbound]] = []
+        carried: Sequence[object] = ()
         wake = True
         try:
             async with self.store.tx() as tx:
+                if lane is not None:
+                    carried = await lane.carry_marks(tx)
                 written = await self._record_event(tx, inbound, refusal)
                 if written is None:  # seen before: nothing changed
                     wake = False
@@ -128,8 +144,12 @@ class Intake:
         except BaseException:
             if lane is not None and claimed:
                 lane.unclaim(claimed)
+            if lane is not None and carried:
+                lane.marks_done(carried, committed=False)  # written again, harmlessly
             self.outbox_changed.set()  # a commit that failed late may still have landed
             raise
+        if lane is not None and carried:
+            lane.marks_done(carried, committed=True)
         if lane is not None and claimed:
             lane.hand_over(claimed)
         if wake:

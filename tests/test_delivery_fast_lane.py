@@ -32,9 +32,11 @@ async def rows(h: Harness) -> list[OutboxMessage]:
 
 
 async def settle(h: Harness) -> None:
-    """Let the lane's tasks finish (sending and recording)."""
+    """Let the lane's tasks finish (sending and recording; sent marks that
+    would wait for the next event's transaction are recorded now)."""
     for _ in range(200):
         if not h.worker._fast_tasks:
+            await h.worker.flush_marks()
             return
         await asyncio.sleep(0.01)
     raise AssertionError("fast lane did not finish")
