@@ -28,6 +28,7 @@ from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bench.outbox_variants import VARIANTS, Item, Outbox, db_url
+from bot.runtime import settle_heap
 from store.crypto import Crypto
 from store.vault import associated_data
 
@@ -126,6 +127,7 @@ async def run(base_url: str, token: str, chat_id: int, target: str, variant: str
     try:
         async with app:
             await app.start()
+            settle_heap()  # as Confidant does (bot/runtime.py)
             await relay.recover()
             assert app.updater is not None
             await app.updater.start_polling(poll_interval=0.0, timeout=30,

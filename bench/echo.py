@@ -15,6 +15,8 @@ import sys
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
+from bot.runtime import settle_heap
+
 
 async def run(base_url: str, token: str, chat_id: int) -> None:
     """Poll under our own loop (as the bot does) until SIGTERM."""
@@ -32,6 +34,7 @@ async def run(base_url: str, token: str, chat_id: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with app:
         await app.start()
+        settle_heap()  # as Confidant does (bot/runtime.py)
         assert app.updater is not None
         await app.updater.start_polling(poll_interval=0.0, timeout=30,
                                         allowed_updates=["message", "callback_query"])

@@ -23,6 +23,7 @@ from bot.config import Config, ConfigError
 from bot.delivery import DeliveryWorker
 from bot.intake import Intake
 from bot.notices import in_every_language
+from bot.runtime import settle_heap
 from handlers.administration.base import AdminSettings
 from handlers.administration.service import AdminService
 from handlers.commands import command_menu
@@ -256,6 +257,7 @@ async def run_app(config: Config, ready: asyncio.Event | None = None) -> None:
             loop.add_signal_handler(sig, stop.set)
     try:
         await app.start()
+        settle_heap()
         log.info("confidant running channels=%s", ",".join(app.channels))
         if ready is not None:
             ready.set()
