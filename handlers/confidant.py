@@ -12,9 +12,9 @@ import logging
 from domain.messages import Media, OutboundKind
 from domain.vocabulary import CLOSE_THEMES, CaseStatus, ConsentForm, Control, Theme
 from handlers.context import MAX_TEXT, Ctx, UserError, touch
-from handlers.help_out import accept, copy_answer, helped_before, helping
+from handlers.help_out import accept, copy_answer, copy_to_helper, helped_before, helping
 from handlers.i18n import LANGUAGE_NAMES
-from handlers.notifications import candidates, relay_to_confidant
+from handlers.notifications import announced_to, relay_to_confidant
 from store.cases import normalise_code
 from store.models import Case, Confidant
 
@@ -136,7 +136,8 @@ async def claim_action(ctx: Ctx, case_id: str) -> None:
 
 
 async def claim(ctx: Ctx, case: Case) -> None:
-    """First claim wins; the others are told who took it; held messages follow."""
+    """First claim wins; the others it was announced to are told who took
+    it; held messages follow."""
     confidant = me(ctx)
     if case.status == CaseStatus.OPEN and case.confidant_id == confidant.id:
         confidant.current_case_id = case.id
@@ -157,8 +158,8 @@ async def claim(ctx: Ctx, case: Case) -> None:
                                                                         case.language),
                                             deadline=ctx.when(case.deadline_at, style="long")),
                            case=case, control=Control.CASE_OPEN)
-    for other in await candidates(ctx, case):
-        if other.id != confidant.id and case.announced_at is not None:
+    for other in await announced_to(ctx, case):
+        if other.id != confidant.id:
             await ctx.to_confidant(other, ctx.t("claim.taken_by", lang=ctx.confidant_lang(other),
                                                 code=case.code, name=confidant.name),
                                    about=[case])
@@ -208,6 +209,8 @@ async def relay_from_confidant(ctx: Ctx, text: str, media: Media | None) -> None
     await ctx.to_contact(contact, body, case=case, media=media, kind=OutboundKind.RELAY)
     if case.confidant_id != confidant.id:
         await copy_answer(ctx, case, confidant, text, media)
+    else:
+        await copy_to_helper(ctx, case, confidant, text, media)
 
 
 async def help_action(ctx: Ctx, case_id: str) -> None:

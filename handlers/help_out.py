@@ -4,9 +4,11 @@ The confidants on duty now are asked at once, by case code only, to help
 out; the first to accept answers in the case until the assigned confidant's
 shift starts.  The assigned confidant finds everything (the employee's
 words and the helper's answers) at that shift start, as any message that
-waited for them.  Nobody off duty is woken: a colleague whose shift starts
-before the assigned confidant's is asked when it starts.  When nobody is on
-duty, the employee hears so plainly, and when the first confidant will be.
+waited for them; what they write in the case meanwhile is copied to the
+helper, so both see the whole exchange.  Nobody off duty is woken: a
+colleague whose shift starts before the assigned confidant's is asked when
+it starts.  When nobody is on duty, the employee hears so plainly, and when
+the first confidant will be.
 
 The window is kept on the case (``help_until``, ``helper_id``), so a
 forged, stale or late "help out" is refused kindly and changes nothing.
@@ -176,6 +178,24 @@ async def copy_answer(ctx: Ctx, case: Case, helper: Confidant, text: str,
     body = ctx.t("urgent.copy", lang=lang, code=case.code, helper=helper.name, text=text) \
         if text else ctx.t("urgent.copy_media", lang=lang, code=case.code, helper=helper.name)
     await ctx.to_confidant(assigned, body, case=case, media=media)
+
+
+async def copy_to_helper(ctx: Ctx, case: Case, assigned: Confidant, text: str,
+                         media: Media | None) -> None:
+    """What the assigned confidant writes to the employee while a colleague
+    helps out reaches that colleague too (they may write off duty), so both
+    see the exchange; once the window is over nothing more goes to them.  A
+    notice about the case, as the employee's words for the helper are."""
+    if case.helper_id is None or case.helper_id == assigned.id:
+        return
+    helper = await ctx.tx.confidants.by_id(case.helper_id)
+    if helper is None or not helper.active or not helping(case, helper, ctx.now):
+        return
+    lang = ctx.confidant_lang(helper)
+    body = ctx.t("urgent.copy_assigned", lang=lang, code=case.code, name=assigned.name,
+                 text=text) if text else \
+        ctx.t("urgent.copy_assigned_media", lang=lang, code=case.code, name=assigned.name)
+    await ctx.to_confidant(helper, body, about=[case], media=media)
 
 
 async def end_windows(ctx: Ctx) -> None:

@@ -35,9 +35,11 @@ async def candidates(ctx: Ctx, case: Case) -> list[Confidant]:
 
 async def announce_case(ctx: Ctx, case: Case, to: list[Confidant], escalation: bool = False
                         ) -> None:
-    """New case: code, language, channel, urgency; no content until claimed."""
+    """New case: code, language, channel, urgency; no content until claimed.
+    Those told are recorded (`announced_to`)."""
     if case.announced_at is None:
         case.announced_at = ctx.now
+    await ctx.tx.cases.record_announced(case, [c.id for c in to])
     for c in to:
         lang = ctx.confidant_lang(c)
         key = "notify.escalation" if escalation else "notify.new_case"
@@ -53,13 +55,24 @@ async def announce_case(ctx: Ctx, case: Case, to: list[Confidant], escalation: b
 
 
 async def announce_urgent(ctx: Ctx, case: Case) -> None:
-    """A crisis word in a case nobody has claimed yet: every candidate hears now."""
-    for c in await candidates(ctx, case):
+    """A crisis word in a case nobody has claimed yet: every candidate hears
+    now (or at the start of their shift)."""
+    told = await candidates(ctx, case)
+    await ctx.tx.cases.record_announced(case, [c.id for c in told])
+    for c in told:
         lang = ctx.confidant_lang(c)
         await ctx.to_confidant(c, ctx.t("notify.urgent_waiting", lang=lang, code=case.code),
                                [[(ctx.t("notify.claim_button", lang=lang, code=case.code),
                                   f"claim:{case.id}")]], kind=OutboundKind.URGENT,
                                about=[case])
+
+
+async def announced_to(ctx: Ctx, case: Case) -> list[Confidant]:
+    """The active confidants who were sent a notice offering the case to
+    claim: not a colleague who was off duty when it was announced, until an
+    urgent word or an escalation offers it to them too."""
+    told = set(await ctx.tx.cases.announced_to(case))
+    return [c for c in await ctx.tx.confidants.all() if c.id in told]
 
 
 CLEAN_TIMEOUT = 60.0
@@ -179,7 +192,14 @@ async def employee_stopped(ctx: Ctx, case: Case) -> None:
 
 
 async def case_erased(ctx: Ctx, case: Case) -> None:
-    for c in await _told_of(ctx, case):
+    """Everyone who holds a line naming the case hears of the erasure, so a
+    console can drop those lines: its confidant and helper, and also the
+    colleagues it was announced to (their "new case" and "taken by" lines
+    name the code even after someone else claimed it)."""
+    told = {c.id: c for c in await _told_of(ctx, case)}
+    for c in await announced_to(ctx, case):
+        told.setdefault(c.id, c)
+    for c in told.values():
         # Sealed with the system key: the case key is shredded right after.
         await ctx.to_confidant(c, ctx.t("forget.to_confidant", lang=ctx.confidant_lang(c),
                                         code=case.code), control=Control.CASE_ERASE,

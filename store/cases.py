@@ -1,4 +1,4 @@
-"""Cases and what hangs on them: held messages, notes, consents, erasure."""
+"""Cases and what hangs on them: who was told, held messages, notes, consents, erasure."""
 
 from __future__ import annotations
 
@@ -8,11 +8,22 @@ import secrets
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.messages import Media
 from domain.vocabulary import ACTIVE_CASE_STATUSES, CaseStatus, ConsentForm, Theme
-from store.models import Case, CaseMessage, CaseStatistic, Consent, Contact, Note, new_id
+from store.models import (
+    Case,
+    CaseAnnouncement,
+    CaseMessage,
+    CaseStatistic,
+    Consent,
+    Contact,
+    Note,
+    new_id,
+)
 from store.outbox import OutboxRepo
 from store.vault import Vault
 
@@ -89,6 +100,22 @@ class CaseRepo:
             .execution_options(synchronize_session=False))
         await self._s.refresh(case)
         return bool(getattr(result, "rowcount", 0))
+
+    async def record_announced(self, case: Case, confidant_ids: list[str]) -> None:
+        """These confidants were sent a notice offering the case to claim.
+        Insert-or-ignore: told twice (an urgent word, an escalation) is once,
+        also when two events announce the case at the same moment."""
+        if not confidant_ids:
+            return
+        insert = pg_insert if self._s.get_bind().dialect.name == "postgresql" else sqlite_insert
+        await self._s.execute(insert(CaseAnnouncement).values(
+            [{"case_id": case.id, "confidant_id": cid} for cid in dict.fromkeys(confidant_ids)])
+            .on_conflict_do_nothing())
+
+    async def announced_to(self, case: Case) -> list[str]:
+        """The confidants ever sent a notice offering the case (`record_announced`)."""
+        return list((await self._s.scalars(select(CaseAnnouncement.confidant_id).where(
+            CaseAnnouncement.case_id == case.id))).all())
 
     async def drop_held_messages(self, case: Case) -> None:
         """Held copies nobody will read (a help window that ended unanswered)."""

@@ -167,6 +167,17 @@ class CaseMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class CaseAnnouncement(Base):
+    """Who was told of a waiting case (new case, urgent word, escalation), so
+    "taken by" goes to them and not to a colleague who never heard of it."""
+
+    __tablename__ = "case_announcements"
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    confidant_id: Mapped[str] = mapped_column(ForeignKey("confidants.id", ondelete="CASCADE"),
+                                              primary_key=True)
+
+
 class Note(Base):
     """A confidant's private note on a case: never relayed, shredded with the case."""
 

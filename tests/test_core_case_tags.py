@@ -83,3 +83,21 @@ async def test_a_notice_waiting_for_a_shift_goes_with_the_erased_case(harness: H
     await harness.worker.drain()
     assert [o.text for o in naming(tom, code)] == [
         harness.core.tr.t("en", "forget.to_confidant", code=code)]
+
+
+async def test_colleagues_who_saw_a_claimed_case_are_told_of_its_erasure(
+        harness: Harness) -> None:
+    """Tom was offered the case and told Sara took it: both lines name the
+    code, so when the employee erases everything Tom hears of it too (his
+    console drops those lines on that notice), not only Sara."""
+    sara = await harness.add_confidant("Sara", "conf-sara")
+    tom = await harness.add_confidant("Tom", "conf-tom")
+    emp = harness.person("emp-1")
+    code = await open_case(emp)
+    await sara.press(f"Claim {code}")
+    assert "taken by Sara" in tom.inbox[-1].text
+    await emp.say("/forget")
+    await emp.press("Yes, erase everything")
+    erased = harness.core.tr.t("en", "forget.to_confidant", code=code)
+    assert sara.last == erased
+    assert tom.last == erased

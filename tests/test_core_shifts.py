@@ -65,3 +65,55 @@ async def test_confidants_without_any_rota_are_always_reachable(harness: Harness
     code = await open_case(emp, tom)
     await emp.say("hello")
     assert tom.last == f"[{code}] hello"
+
+
+FRIDAY_0900 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+CRISIS = "I don't want to live anymore"
+
+
+async def tom_on_duty_sara_on_fridays(h: Harness) -> tuple[Person, Person]:
+    """Wednesday 11:00 (the harness's clock): Tom is on duty, Sara only on Fridays."""
+    tom = await h.add_confidant("Tom", "conf-tom")
+    sara = await h.add_confidant("Sara", "conf-sara", always_on_duty=False)
+    async with h.store.tx() as tx:
+        row = await tx.confidants.by_name("Sara")
+        assert row is not None
+        await tx.rota.add_shift(row, 4, time(9, 0), time(17, 0))
+    return tom, sara
+
+
+async def test_taken_by_reaches_only_those_the_case_was_announced_to(
+        harness: Harness) -> None:
+    """The new case is announced to Tom, on duty, not to Sara: when Tom
+    claims it, Sara is not told, not even at her shift, that a case she
+    never heard of was taken."""
+    h = harness
+    tom, sara = await tom_on_duty_sara_on_fridays(h)
+    emp = h.person("emp-t", "en")
+    code = await open_case(emp)
+    assert [o.about for o in tom.inbox] == [(code,)]
+    await tom.press(f"Claim {code}")
+    assert tom.last.startswith(f"You have taken case {code}")
+    h.clock.current = FRIDAY_0900
+    await h.tick()
+    assert [t for t in sara.texts if code in t] == []
+
+
+async def test_taken_by_follows_an_urgent_notice_that_waited_for_the_shift(
+        harness: Harness) -> None:
+    """A crisis word while the case waits goes to every candidate, Sara's
+    copy waiting for her shift: she was told of the case, so she also hears
+    that Tom took it, right after."""
+    h = harness
+    tom, sara = await tom_on_duty_sara_on_fridays(h)
+    emp = h.person("emp-u", "en")
+    code = await open_case(emp)
+    await emp.say(CRISIS)
+    await tom.press(f"Claim {code}")
+    assert sara.inbox == []
+    h.clock.current = FRIDAY_0900
+    await h.tick()
+    tr = h.core.tr
+    assert [t for t in sara.texts if code in t] == [
+        tr.t("en", "notify.urgent_waiting", code=code),
+        tr.t("en", "claim.taken_by", code=code, name="Tom")]

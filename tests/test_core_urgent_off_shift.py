@@ -15,7 +15,7 @@ from datetime import UTC, datetime, time
 import pytest
 from sqlalchemy import select
 
-from domain.messages import Outbound, OutboundKind
+from domain.messages import Media, Outbound, OutboundKind
 from store.models import Case
 from tests.support.memory_channel import Harness, Person, open_case
 
@@ -149,6 +149,66 @@ async def test_a_colleague_helps_out_until_the_shift_and_both_see_the_exchange(
     assert emp.last == "Ann: Good morning, I have read everything."
     case = await case_row(h, code)
     assert case.help_until is None
+
+
+async def test_the_assigned_confidant_writing_off_duty_is_seen_by_the_helper_too(
+        harness: Harness) -> None:
+    """Ann may write in her case while Tom helps out: Tom gets a copy (code
+    and her name only), as Ann gets his; the employee's words keep reaching
+    both; after the window Tom gets nothing more."""
+    h = harness
+    tom = await confidant(h, "Tom", None)
+    ann, emp, code = await ann_has_the_case(h)
+    await emp.say(CRISIS["en"])
+    await tom.press(f"Help out with {code}")
+    await tom.say("I am here with you.")
+    tom.clear()
+    emp.clear()
+
+    await ann.say("It is Ann, I saw your message. Tom is with you tonight.")
+    assert emp.texts == ["Ann: It is Ann, I saw your message. Tom is with you tonight."]
+    [copy] = tom.inbox
+    assert copy.text == t(h, "en", "urgent.copy_assigned", code=code, name="Ann",
+                          text="It is Ann, I saw your message. Tom is with you tonight.")
+    assert copy.about == (code,) and copy.case is None
+    assert EMPLOYEE_ID not in copy.text
+    # Writing, Ann asked: what waited for her shift is hers now, Tom's answer too.
+    assert t(h, "en", "urgent.copy", code=code, helper="Tom",
+             text="I am here with you.") in ann.texts
+
+    photo = Media("photo", b"jpeg", filename="photo.jpg", mime_type="image/jpeg")
+    await ann.say(media=photo)
+    assert tom.last == t(h, "en", "urgent.copy_assigned_media", code=code, name="Ann")
+    assert tom.inbox[-1].media is not None and tom.inbox[-1].media.data == b"jpeg"
+
+    ann.clear()
+    await emp.say("thank you both")
+    assert tom.last == f"[{code}] thank you both"
+    assert ann.inbox == []  # off duty again: it waits for her shift
+    h.clock.current = THURSDAY_0900
+    await h.tick()
+    assert f"[{code}] thank you both" in ann.texts
+
+    tom.clear()
+    await ann.say("Good morning, I am here now.")
+    assert emp.last == "Ann: Good morning, I am here now."
+    assert tom.inbox == []
+
+
+async def test_the_window_ends_at_the_shift_even_before_the_timer_ran(
+        harness: Harness) -> None:
+    """Past the window's end, Ann's words go to nobody but the employee,
+    even while the timer that closes the window has not run yet."""
+    h = harness
+    tom = await confidant(h, "Tom", None)
+    ann, emp, code = await ann_has_the_case(h)
+    await emp.say(CRISIS["en"])
+    await tom.press(f"Help out with {code}")
+    tom.clear()
+    h.clock.current = THURSDAY_0900
+    await ann.say("Good morning.")
+    assert emp.last == "Ann: Good morning."
+    assert tom.inbox == []
 
 
 @pytest.mark.parametrize("lang", ["nl", "fr", "en"])

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
+from store.crypto import generate_master_key
 from store.db import create_engine
 from store.migrate import configure_options, current_revision, head_revision, upgrade
 from store.models import Base
+from store.store import Store
 
 
 async def _diff(url: str) -> list[Any]:
@@ -89,3 +92,81 @@ async def test_downgrade_to_base_removes_everything(store_url: str) -> None:
     finally:
         await engine.dispose()
     assert await _tables(store_url) <= {"alembic_version"}
+
+
+async def test_cases_waiting_at_the_upgrade_keep_who_hears_taken_by(store_url: str) -> None:
+    """0005 records who was told of each case waiting at the upgrade, by
+    the rule that held before: everyone, the chosen confidant only, or
+    everyone again once escalated; an unannounced or claimed case, nobody."""
+    now = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    await upgrade(store_url, "0004")
+    store = Store.open(store_url, generate_master_key())
+    try:
+        async with store.tx() as tx:
+            people = {name: await tx.confidants.add(name, bio="", languages=["en"],
+                                                    attested_by="t", now=now)
+                      for name in ("Ann", "Sara", "Tom")}
+            cases = {}
+            for label, chosen, announced, escalated in [
+                    ("anyone", None, True, False), ("chosen", "Ann", True, False),
+                    ("chosen escalated", "Ann", True, True), ("unannounced", None, False, False),
+                    ("claimed", None, True, False)]:
+                contact = await tx.contacts.create("memory", f"emp-{label}", "chat", "en", now)
+                case = await tx.cases.create(
+                    contact, channel="memory", language="en",
+                    chosen_confidant_id=people[chosen].id if chosen else None, now=now,
+                    deadline=now + timedelta(days=10))
+                case.announced_at = now if announced else None
+                case.escalated_at = now if escalated else None
+                cases[label] = case
+            await tx.cases.claim(cases["claimed"], people["Tom"].id, now)
+            ids = {label: case.id for label, case in cases.items()}
+        await upgrade(store_url)
+        names = {p.id: name for name, p in people.items()}
+        async with store.tx() as tx:
+            told = {}
+            for label, case_id in ids.items():
+                case = await tx.cases.by_id(case_id)
+                assert case is not None
+                told[label] = sorted(names[c] for c in await tx.cases.announced_to(case))
+        assert told == {"anyone": ["Ann", "Sara", "Tom"], "chosen": ["Ann"],
+                        "chosen escalated": ["Ann", "Sara", "Tom"], "unannounced": [],
+                        "claimed": []}
+    finally:
+        await store.close()
+
+
+async def test_who_was_told_is_kept_once_and_goes_with_the_case(store_url: str) -> None:
+    """Told twice (an urgent word, then an escalation) is recorded once, on
+    both backends; erasing the case takes the record with it."""
+    now = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    await upgrade(store_url)
+    store = Store.open(store_url, generate_master_key())
+    try:
+        async with store.tx() as tx:
+            ann = await tx.confidants.add("Ann", bio="", languages=["en"], attested_by="t",
+                                          now=now)
+            tom = await tx.confidants.add("Tom", bio="", languages=["en"], attested_by="t",
+                                          now=now)
+            contact = await tx.contacts.create("memory", "emp-1", "chat", "en", now)
+            case = await tx.cases.create(contact, channel="memory", language="en",
+                                         chosen_confidant_id=None, now=now,
+                                         deadline=now + timedelta(days=10))
+            await tx.cases.record_announced(case, [ann.id])
+            await tx.cases.record_announced(case, [ann.id, tom.id, tom.id])
+            await tx.cases.record_announced(case, [])
+            case_id = case.id
+        async with store.tx() as tx:
+            case = await tx.cases.by_id(case_id)
+            assert case is not None
+            assert sorted(await tx.cases.announced_to(case)) == sorted([ann.id, tom.id])
+            await tx.cases.erase(case, now)
+        engine = create_engine(store_url)
+        try:
+            async with engine.connect() as conn:
+                left = await conn.scalar(text("SELECT count(*) FROM case_announcements"))
+        finally:
+            await engine.dispose()
+        assert left == 0
+    finally:
+        await store.close()
