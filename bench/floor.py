@@ -10,7 +10,9 @@
 * **Ladder**: the durable echo's record + mark sent, per
   `bench.outbox_variants` variant, driven from an asyncio loop as the bots
   do, so the gap between the floor and the relays can be put on the rungs
-  (pool checkout, ORM session, statement thread hops, second commit).
+  (pool checkout, ORM session, statement thread hops, second commit; on
+  SQLite the first rungs on aiosqlite, as the store was, the later ones on
+  the store's own engine).
 
 Run as a subprocess by `bench.run` (pinned to the bot's core), or alone:
 ``python -m bench.floor [--n 3000] [--pg URL] [--json OUT]``.
@@ -133,6 +135,8 @@ async def ladder(url: str, backend: str, n: int) -> list[Timing]:
     out: list[Timing] = []
     payload = bytes(96)
     for k, (name, make) in enumerate(VARIANTS.items()):
+        if backend not in make.backends:
+            continue
         outbox = make(url)
         await outbox.open()
         base = (k + 1) * 100_000_000

@@ -1,8 +1,13 @@
 """Ways of keeping DESIGN's outbox promise, side by side: the update recorded
 as handled and the sealed reply written to an outbox row, committed before
 the send; the row marked sent afterwards.  Each variant is one named way of
-reaching the database on the mandated stack (SQLAlchemy 2 async with
-aiosqlite or asyncpg), so the benchmark can show what each change buys.
+reaching the database on the mandated stack (SQLAlchemy 2 async on SQLite or
+asyncpg), so the benchmark can show what each change buys.
+
+On SQLite the first five run on aiosqlite, as the store did before
+`store.sqlite_inline` (every call a hop to aiosqlite's worker thread); the
+rest on the store's own engine (`store.db.create_engine`: SQLite on the
+event loop's thread).
 
 * ``engine``: the original durable echo — ``engine.begin()`` per
   transaction (pool checkout, Core statements built per call, commit, pool
@@ -14,10 +19,18 @@ aiosqlite or asyncpg), so the benchmark can show what each change buys.
 * ``conn-1commit``: as ``conn``, but marking sent is folded into the next
   message's transaction (or an idle flush): one commit per message.
 * ``driver-1commit``: the driver connection under SQLAlchemy's pool
-  (aiosqlite / asyncpg) with plain SQL: one await per statement, one commit.
-* ``onecall``: the whole transaction in one call — one job on aiosqlite's
-  worker thread (its ``_execute``: aiosqlite has no public API for it), or
-  one statement on PostgreSQL (data-modifying CTEs, implicit transaction).
+  (aiosqlite / asyncpg, through ``get_raw_connection()``) with plain SQL:
+  one await per statement, one commit.
+* ``inline-session``: ``session`` on the store's engine: no thread hop left,
+  SQLAlchemy's ORM and Core per statement remain.
+* ``inline-conn``: ``conn-1commit`` on the store's engine.
+* ``thread-onecall`` (SQLite only): the whole transaction as plain SQL in one
+  hop to a thread of our own that owns a ``sqlite3`` connection — the
+  "one hop per transaction" design, for comparison with no hop at all.
+* ``onecall``: the whole transaction as plain SQL in one call on the store's
+  own ``sqlite3`` connection (`store.sqlite_inline`, reached through the
+  public ``get_raw_connection()``); on PostgreSQL one statement
+  (data-modifying CTEs, implicit transaction).  One commit per message.
 * ``batch``: ``onecall`` for every update of a ``getUpdates`` answer at once
   (on PostgreSQL one statement over ``unnest`` arrays).
 
@@ -31,7 +44,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -43,14 +58,23 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    event,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from store.db import create_engine, is_sqlite, session_factory
+from store.db import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    _on_sqlite_connect,
+    create_engine,
+    is_sqlite,
+    session_factory,
+)
+from store.sqlite_inline import InlineConnection
 
 META = MetaData()
 HANDLED = Table("handled", META, Column("update_id", BigInteger, primary_key=True))
@@ -73,15 +97,30 @@ def db_url(target: str) -> str:
     return target if "://" in target else f"sqlite+aiosqlite:///{target}"
 
 
+def aiosqlite_engine(url: str) -> AsyncEngine:
+    """The store's SQLite engine as it was before `store.sqlite_inline`:
+    aiosqlite (a worker thread per connection, a hop per call), the same
+    pragmas, SQLite's own busy timeout, one pooled connection."""
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                                 pool_size=1, max_overflow=0)
+    event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+    return engine
+
+
 class Outbox:
     """Base: owns the engine; subclasses choose how statements reach it."""
 
     name = "?"
     deferred_marks = False
+    on_aiosqlite = False
+    """On SQLite, run on `aiosqlite_engine` instead of the store's engine."""
+    backends = frozenset({"sqlite", "postgresql"})
 
     def __init__(self, url: str) -> None:
-        self.engine: AsyncEngine = create_engine(url)
-        self.sqlite = is_sqlite(self.engine)
+        sqlite = is_sqlite(url)
+        self.engine: AsyncEngine = (aiosqlite_engine(url) if sqlite and self.on_aiosqlite
+                                    else create_engine(url))
+        self.sqlite = sqlite
         self._marks: list[int] = []
         self._flush: asyncio.TimerHandle | None = None
         self._flushing: set[asyncio.Task[None]] = set()
@@ -184,6 +223,7 @@ class EngineOutbox(Outbox):
     """``engine.begin()`` per transaction: the original durable echo."""
 
     name = "engine"
+    on_aiosqlite = True
 
     async def record_many(self, items: Sequence[Item]) -> list[int | None]:
         async with self.engine.begin() as conn:
@@ -198,6 +238,7 @@ class SessionOutbox(Outbox):
     """An ORM session per transaction, as Confidant's ``store.tx()``."""
 
     name = "session"
+    on_aiosqlite = True
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -217,6 +258,7 @@ class ConnOutbox(Outbox):
     """One long-lived connection; Core statements; a commit per transaction."""
 
     name = "conn"
+    on_aiosqlite = True
 
     async def open(self) -> None:
         await super().open()
@@ -317,6 +359,7 @@ class DriverOneCommit(Outbox):
 
     name = "driver-1commit"
     deferred_marks = True
+    on_aiosqlite = True
 
     async def open(self) -> None:
         await super().open()
@@ -378,15 +421,75 @@ class DriverOneCommit(Outbox):
         await self.engine.dispose()
 
 
+class InlineSession(SessionOutbox):
+    """`SessionOutbox` on the store's engine (no thread hop)."""
+
+    name = "inline-session"
+    on_aiosqlite = False
+
+
+class InlineConn(ConnOneCommit):
+    """`ConnOneCommit` on the store's engine (no thread hop)."""
+
+    name = "inline-conn"
+    on_aiosqlite = False
+
+
+class ThreadOneCall(Outbox):
+    """The transaction in one hop to a thread of our own with its ``sqlite3``
+    connection (`ThreadPoolExecutor` of one, so the connection never changes
+    threads)."""
+
+    name = "thread-onecall"
+    deferred_marks = True
+    backends = frozenset({"sqlite"})
+
+    async def open(self) -> None:
+        await super().open()
+        path = make_url(str(self.engine.url)).database
+        assert path
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
+        self._lock = asyncio.Lock()
+        self._db = await asyncio.get_running_loop().run_in_executor(
+            self._thread, self._connect, Path(path))
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+                             check_same_thread=False)
+        _on_sqlite_connect(db, None)
+        return db
+
+    async def record_many(self, items: Sequence[Item]) -> list[int | None]:
+        async with self._lock:
+            marks = self._take_marks()
+            return await asyncio.get_running_loop().run_in_executor(
+                self._thread, _sqlite_tx, self._db, items, marks)
+
+    async def _mark_now(self, seqs: list[int]) -> None:
+        async with self._lock:
+            await asyncio.get_running_loop().run_in_executor(
+                self._thread, _sqlite_tx, self._db, [], seqs)
+
+    async def close(self) -> None:
+        await self.flush()
+        await asyncio.gather(*self._flushing)
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._db.close)
+        self._thread.shutdown()
+        await self.engine.dispose()
+
+
 class OneCall(DriverOneCommit):
-    """The whole transaction in one call to the driver."""
+    """The whole transaction in one call to the driver: on SQLite plain SQL
+    on the store's own ``sqlite3`` connection, on the event loop's thread."""
 
     name = "onecall"
+    on_aiosqlite = False
 
     async def _sqlite(self, items: Sequence[Item], marks: list[int]) -> list[int | None]:
         db = self.driver
-        result: list[int | None] = await db._execute(_sqlite_tx, db._conn, items, marks)
-        return result
+        assert isinstance(db, InlineConnection)
+        return await db.call(_sqlite_tx, db.raw, items, marks)
 
     async def _pg(self, items: Sequence[Item], marks: list[int]) -> list[int | None]:
         db = self.driver
@@ -409,10 +512,15 @@ class Batch(OneCall):
         return [seqs.get(update_id) for update_id, _, _ in items]
 
 
-VARIANTS: dict[str, Callable[[str], Outbox]] = {
+VARIANTS: dict[str, type[Outbox]] = {
     cls.name: cls for cls in (EngineOutbox, SessionOutbox, ConnOutbox, ConnOneCommit,
-                              DriverOneCommit, OneCall, Batch)}
+                              DriverOneCommit, InlineSession, InlineConn, ThreadOneCall,
+                              OneCall, Batch)}
 """Every variant by name, in the order the report lists them."""
 
-CHOSEN = "batch"
-"""The variant the goals are measured with (and the crash test kills)."""
+CHOSEN = "onecall"
+"""The variant the goals are measured with (and the crash test kills): one
+transaction per update, handled by python-telegram-bot one at a time exactly
+as the bare echo and Confidant handle them.  ``batch`` is cheaper still, but
+mostly by skipping python-telegram-bot's dispatch for all but the first
+update of an answer, which is not what durability costs."""

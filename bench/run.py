@@ -153,6 +153,8 @@ async def _all(args: argparse.Namespace, report: Report, work: Path, pg) -> None
     backends = ["sqlite", "postgresql"] if pg else ["sqlite"]
     for backend in backends:
         for variant in variants:
+            if backend not in VARIANTS[variant].backends:
+                continue
             on_sqlite = backend == "sqlite"
             _say(f"durable echo {variant} on {backend}")
             db = None if on_sqlite else await pg()

@@ -7,13 +7,19 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.ids import ChannelName
 from domain.messages import ChannelAddress
 from store.models import Case, Confidant, Contact, new_id
 from store.vault import Vault
+
+_FIND = (select(Contact, Case, Confidant)
+         .outerjoin(Case, Case.id == Contact.active_case_id)
+         .outerjoin(Confidant, Confidant.id == Case.confidant_id)
+         .where(Contact.address_hash == bindparam("address_hash")))
+"""Built once (every event asks it): the hash comes as a parameter."""
 
 
 class ContactRepo:
@@ -27,11 +33,7 @@ class ContactRepo:
         if any, come along in the same query: nearly every event needs them
         next, and then finds them in the session instead of asking again."""
         row = (await self._s.execute(
-            select(Contact, Case, Confidant)
-            .outerjoin(Case, Case.id == Contact.active_case_id)
-            .outerjoin(Confidant, Confidant.id == Case.confidant_id)
-            .where(Contact.address_hash == self._v.address_hash(channel, sender))
-        )).first()
+            _FIND, {"address_hash": self._v.address_hash(channel, sender)})).first()
         if row is None:
             return None
         # The session holds loaded objects only weakly: keep them alive for

@@ -7,6 +7,7 @@ errors are worth retrying.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+
+from store.sqlite_inline import InlineConnection
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -36,6 +39,11 @@ _TRANSIENT_SQLSTATES = frozenset(
 _TRANSIENT_SQLITE_WORDS = ("database is locked", "database table is locked", "database is busy")
 
 
+def _busy_patience() -> float:
+    """How long a statement of the bot waits for SQLite's write lock, in seconds."""
+    return SQLITE_BUSY_TIMEOUT_MS / 1000
+
+
 class UnsupportedDatabaseError(ValueError):
     """The store URL names a database the bot does not support."""
 
@@ -48,14 +56,19 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
-def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any, *,
+                       busy_timeout_ms: int | None = None) -> None:
     """Apply the per-connection pragmas that make SQLite safe for a busy bot:
     WAL so readers never block the writer, a busy timeout so short lock
     contention waits instead of failing, enforced foreign keys, and
-    secure_delete so that erased data does not linger in free pages."""
+    secure_delete so that erased data does not linger in free pages.
+
+    The bot's own connections wait for locks in asyncio instead of inside
+    SQLite (`store.sqlite_inline`): theirs is ``busy_timeout_ms=0``."""
+    busy = SQLITE_BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {busy}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
@@ -88,13 +101,22 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             max_overflow=0,
             pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000 * 3,
         )
-        engine = _create_async_engine(
-            parsed,
-            echo=echo,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            **pool,
-        )
-        event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+        if file is None:
+            engine = _create_async_engine(
+                parsed,
+                echo=echo,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            )
+            event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+            return engine
+        path = file.expanduser()
+
+        async def connect() -> InlineConnection:
+            return InlineConnection.open(path, _busy_patience)
+
+        engine = _create_async_engine(parsed, echo=echo, async_creator=connect, **pool)
+        event.listen(engine.sync_engine, "connect",
+                     functools.partial(_on_sqlite_connect, busy_timeout_ms=0))
         return engine
     if backend == "postgresql":
         if parsed.drivername != "postgresql+asyncpg":

@@ -11,10 +11,18 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.driver import inline, sqlite_time
 from store.models import HandledEvent
 
 _HANDLED = cast(Table, HandledEvent.__table__)
 """The table itself, for plain Core statements on the hot path."""
+_CLAIM = {
+    "postgresql": pg_insert(_HANDLED).on_conflict_do_nothing().returning(_HANDLED.c.channel),
+    "sqlite": sqlite_insert(_HANDLED).on_conflict_do_nothing().returning(_HANDLED.c.channel),
+}
+"""Built once per dialect: the values come as parameters."""
+_CLAIM_SQLITE = ("INSERT INTO handled_events (channel, event_key, handled_at) "
+                 "VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
 
 
 def _event_key(event_id: str) -> bytes:
@@ -33,15 +41,14 @@ class EventRepo:
         PostgreSQL a concurrent duplicate waits for the first to commit and
         then finds the key taken; if that one rolls back, this one goes on.
         """
-        values = {"channel": channel, "event_key": _event_key(event_id), "handled_at": now}
-        # On the table, not the mapped class: every event passes here, and a
-        # plain Core insert skips the ORM's bulk-insert bookkeeping.
-        if self._s.get_bind().dialect.name == "postgresql":
-            pg = pg_insert(_HANDLED).values(**values).on_conflict_do_nothing()
-            result = await self._s.execute(pg.returning(_HANDLED.c.channel))
-        else:
-            lite = sqlite_insert(_HANDLED).values(**values).on_conflict_do_nothing()
-            result = await self._s.execute(lite.returning(_HANDLED.c.channel))
+        key = _event_key(event_id)
+        db = await inline(self._s)
+        if db is not None:  # every event passes here: plain SQL (see store.driver)
+            cursor = await db.run(_CLAIM_SQLITE, (channel, key, sqlite_time(now)))
+            return cursor.rowcount == 1
+        conn = await self._s.connection()
+        result = await conn.execute(_CLAIM[conn.dialect.name], {
+            "channel": channel, "event_key": key, "handled_at": now})
         return result.first() is not None
 
     async def forget_before(self, cutoff: datetime) -> int:

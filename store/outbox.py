@@ -19,6 +19,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import (
     Table,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -34,6 +35,7 @@ from sqlalchemy.orm import aliased
 from domain.ids import CaseCode, ChannelName
 from domain.messages import Button, ChannelAddress, Media, Menu, Outbound, OutboundKind
 from domain.vocabulary import Control, Role
+from store.driver import inline, sqlite_time
 from store.models import OutboxMessage, new_id
 from store.vault import Vault
 
@@ -118,6 +120,27 @@ def send_order_lock_key(recipient_hash: bytes) -> int:
     their keyed address hash, as PostgreSQL's signed bigint."""
     return int.from_bytes(recipient_hash[:8], "big", signed=True)
 _EARLIER = _OUTBOX.alias("earlier")
+# SQLAlchemy does not correlate a subquery in RETURNING with the row being
+# inserted, so the new row's seq is named as the database sees it.
+_OLDER = (select(func.count()).select_from(_EARLIER)
+          .where(_EARLIER.c.recipient_hash == bindparam("older_hash"),
+                 _EARLIER.c.status == "pending",
+                 _EARLIER.c.seq < literal_column("outbox.seq"))
+          .scalar_subquery())
+_ENQUEUE = insert(_OUTBOX).returning(_OUTBOX.c.seq, _OLDER)
+"""Insert one row, and count the older rows still pending for its recipient;
+built once, the values come as parameters."""
+_ENQUEUE_SQLITE = (
+    "INSERT INTO outbox (ref, channel, recipient_hash, recipient_enc, payload_enc, "
+    "data_key_id, case_id, status, attempts, next_attempt_at, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) "
+    "RETURNING seq, (SELECT count(*) FROM outbox AS earlier WHERE earlier.recipient_hash = ? "
+    "AND earlier.status = 'pending' AND earlier.seq < outbox.seq)")
+_MARK_SENT = (update(_OUTBOX).where(_OUTBOX.c.seq == bindparam("the_seq"))
+              .values(status="sent", sent_at=bindparam("now"), recipient_enc=None,
+                      payload_enc=None))
+_MARK_SENT_SQLITE = ("UPDATE outbox SET status = 'sent', sent_at = ?, recipient_enc = NULL, "
+                     "payload_enc = NULL WHERE seq = ?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,22 +180,22 @@ class OutboxRepo:
         await self._hold_send_order([recipient_hash])
         encoded = encode_outbound(out)
         due_at = max(now, not_before) if not_before else now
-        # SQLAlchemy does not correlate a subquery in RETURNING with the row
-        # being inserted, so the new row's seq is named as the database sees it.
-        older = (select(func.count()).select_from(_EARLIER)
-                 .where(_EARLIER.c.recipient_hash == recipient_hash,
-                        _EARLIER.c.status == "pending",
-                        _EARLIER.c.seq < literal_column("outbox.seq"))
-                 .scalar_subquery())
-        seq, waiting = (await self._s.execute(
-            insert(_OUTBOX).values(
-                ref=ref, channel=out.to.channel, recipient_hash=recipient_hash,
-                recipient_enc=await self._v.seal(key_id, out.to.address,
-                                                 "outbox.recipient_enc", ref),
-                payload_enc=await self._v.seal(key_id, encoded, "outbox.payload_enc", ref),
-                data_key_id=key_id, case_id=case_id, status="pending", attempts=0,
-                next_attempt_at=due_at, created_at=now,
-            ).returning(_OUTBOX.c.seq, older))).one()
+        recipient_enc = await self._v.seal(key_id, out.to.address, "outbox.recipient_enc", ref)
+        payload_enc = await self._v.seal(key_id, encoded, "outbox.payload_enc", ref)
+        db = await inline(self._s)
+        if db is not None:  # once per message: plain SQL (see store.driver)
+            cursor = await db.run(_ENQUEUE_SQLITE, (
+                ref, out.to.channel, recipient_hash, recipient_enc, payload_enc, key_id,
+                case_id, sqlite_time(due_at), sqlite_time(now), recipient_hash))
+            seq, waiting = cursor.fetchall()[0]
+        else:
+            conn = await self._s.connection()
+            seq, waiting = (await conn.execute(_ENQUEUE, {
+                "ref": ref, "channel": out.to.channel, "recipient_hash": recipient_hash,
+                "recipient_enc": recipient_enc, "payload_enc": payload_enc,
+                "data_key_id": key_id, "case_id": case_id, "status": "pending", "attempts": 0,
+                "next_attempt_at": due_at, "created_at": now, "older_hash": recipient_hash,
+            })).one()
         self._fresh().append(_Fresh(DueMessage(seq, ref, out.to.channel, case_id, 0,
                                                recipient_hash),
                                     due_at, int(waiting), out.to, encoded))
@@ -318,10 +341,12 @@ class OutboxRepo:
     async def mark_sent(self, seq: int, now: datetime) -> None:
         """On the table, not the mapped class: once per message sent, and the
         sessions that record outcomes hold no outbox objects to keep in step."""
-        await self._s.execute(
-            update(_OUTBOX).where(_OUTBOX.c.seq == seq)
-            .values(status="sent", sent_at=now, recipient_enc=None, payload_enc=None)
-        )
+        db = await inline(self._s)
+        if db is not None:  # once per message: plain SQL (see store.driver)
+            await db.run(_MARK_SENT_SQLITE, (sqlite_time(now), seq))
+            return
+        conn = await self._s.connection()
+        await conn.execute(_MARK_SENT, {"the_seq": seq, "now": now})
 
     async def retry(self, seq: int, at: datetime) -> None:
         await self._s.execute(

@@ -3,6 +3,7 @@ crypto-shredding, connection settings and transient-error classification."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import stat
 from collections.abc import Awaitable, Callable
@@ -382,10 +383,50 @@ async def test_sqlite_engine_settings(tmp_path: Path) -> None:
     assert pragmas == {
         "journal_mode": "wal",
         "foreign_keys": 1,
-        "busy_timeout": db.SQLITE_BUSY_TIMEOUT_MS,
+        # The bot waits for locks in asyncio, not inside SQLite (see the next test).
+        "busy_timeout": 0,
         "synchronous": 1,
         "secure_delete": 1,
     }
+
+
+async def test_sqlite_lock_is_waited_for_without_blocking_the_loop(tmp_path: Path) -> None:
+    """Another process holds the write lock for a while: the bot's write
+    waits and then goes through, and meanwhile the event loop keeps running
+    (the other channels, the health probe) instead of sleeping in SQLite."""
+    path = tmp_path / "held.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode = WAL")
+    holder.execute("CREATE TABLE t (x INTEGER)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO t VALUES (0)")
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def release_later() -> None:
+        await asyncio.sleep(0.5)
+        holder.execute("COMMIT")
+
+    tick_task = asyncio.create_task(ticker())
+    release = asyncio.create_task(release_later())
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+        await release
+        assert ticks >= 20, f"the loop stood still while waiting for the lock ({ticks} ticks)"
+        async with engine.connect() as conn:
+            values = (await conn.execute(text("SELECT x FROM t ORDER BY x"))).scalars().all()
+        assert values == [0, 1]
+    finally:
+        tick_task.cancel()
+        holder.close()
+        await engine.dispose()
 
 
 async def test_foreign_keys_are_enforced(store: Store) -> None:
