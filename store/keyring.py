@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import Executable
 
 from store.crypto import (
     Crypto,
@@ -132,6 +134,25 @@ def _unwrap_either(key_id: str, wrapped: bytes, old: Crypto, new: Crypto) -> tup
         ) from None
 
 
+async def _in_batches(
+    sessions: async_sessionmaker[AsyncSession],
+    page: Callable[[str], Executable],
+    handle: Callable[[AsyncSession, Sequence[Any]], Awaitable[int]],
+) -> int:
+    """Walk rows in primary-key order, ``page(last)`` selecting the batch after
+    the key ``last`` (the first column), each batch handled and committed in a
+    transaction of its own; returns how many rows ``handle`` says it changed."""
+    done = 0
+    last = ""
+    while True:
+        async with sessions.begin() as session:
+            rows = (await session.execute(page(last))).all()
+            if not rows:
+                return done
+            done += await handle(session, rows)
+            last = rows[-1][0]
+
+
 async def _rewrap_data_keys(
     sessions: async_sessionmaker[AsyncSession],
     old: Crypto,
@@ -142,31 +163,30 @@ async def _rewrap_data_keys(
 ) -> int:
     """Re-wrap every live data key under the new master key, batch by batch
     (``write=False``: only check that each opens under one of the two keys)."""
-    done = 0
-    last = ""
-    while True:
-        async with sessions.begin() as session:
-            rows = (
+
+    def page(last: str) -> Executable:
+        return (
+            select(DataKey.id, DataKey.wrapped)
+            .where(DataKey.id > last, DataKey.wrapped.is_not(None))
+            .order_by(DataKey.id)
+            .limit(batch)
+        )
+
+    async def rewrap(session: AsyncSession, rows: Sequence[Any]) -> int:
+        done = 0
+        for key_id, wrapped in rows:
+            assert wrapped is not None
+            data_key, stale = _unwrap_either(key_id, wrapped, old, new)
+            if stale and write:
                 await session.execute(
-                    select(DataKey.id, DataKey.wrapped)
-                    .where(DataKey.id > last, DataKey.wrapped.is_not(None))
-                    .order_by(DataKey.id)
-                    .limit(batch)
+                    update(DataKey)
+                    .where(DataKey.id == key_id)
+                    .values(wrapped=new.wrap(key_id, data_key))
                 )
-            ).all()
-            if not rows:
-                return done
-            for key_id, wrapped in rows:
-                assert wrapped is not None
-                data_key, stale = _unwrap_either(key_id, wrapped, old, new)
-                if stale and write:
-                    await session.execute(
-                        update(DataKey)
-                        .where(DataKey.id == key_id)
-                        .values(wrapped=new.wrap(key_id, data_key))
-                    )
-                    done += 1
-            last = rows[-1][0]
+                done += 1
+        return done
+
+    return await _in_batches(sessions, page, rewrap)
 
 
 def _key_source(table: Table) -> tuple[Any, ColumnElement[bool] | None]:
@@ -207,50 +227,49 @@ async def _rehash_addresses(
     key_column, onclause = _key_source(table)
     source = table if onclause is None else table.join(key_column.table, onclause)
     ad_prefix = f"{table.name}.{enc_column}:"
-    done = 0
-    last = ""
-    while True:
-        async with sessions.begin() as session:
-            rows = (
+
+    def page(last: str) -> Executable:
+        return (
+            select(
+                pk,
+                table.c.channel,
+                table.c[hash_column],
+                table.c[enc_column],
+                key_column,
+                DataKey.wrapped,
+            )
+            .select_from(source.join(DataKey, DataKey.id == key_column))
+            .where(pk > last)
+            .order_by(pk)
+            .limit(batch)
+        )
+
+    async def rehash(session: AsyncSession, rows: Sequence[Any]) -> int:
+        done = 0
+        for row_id, channel, stored, blob, key_id, wrapped in rows:
+            if wrapped is None or blob is None:
+                continue  # shredded: the address is gone, so is the need to find it
+            data_key, _ = _unwrap_either(key_id, wrapped, old, new)
+            try:
+                address = Crypto.open(data_key, blob, ad_prefix + row_id).decode()
+            except DecryptError:
+                raise RotationError(f"{table.name}.{enc_column}: a row does not open") from None
+            fresh = new.address_hash(channel, address)
+            if not write:
+                if stored not in (fresh, old.address_hash(channel, address)):
+                    raise RotationError(
+                        f"{table.name}.{hash_column} is not the hash of "
+                        f"{table.name}.{enc_column}: rotation would break lookups"
+                    )
+                continue
+            if stored != fresh:
                 await session.execute(
-                    select(
-                        pk,
-                        table.c.channel,
-                        table.c[hash_column],
-                        table.c[enc_column],
-                        key_column,
-                        DataKey.wrapped,
-                    )
-                    .select_from(source.join(DataKey, DataKey.id == key_column))
-                    .where(pk > last)
-                    .order_by(pk)
-                    .limit(batch)
+                    update(table).where(pk == row_id).values({hash_column: fresh})
                 )
-            ).all()
-            if not rows:
-                return done
-            for row_id, channel, stored, blob, key_id, wrapped in rows:
-                if wrapped is None or blob is None:
-                    continue  # shredded: the address is gone, so is the need to find it
-                data_key, _ = _unwrap_either(key_id, wrapped, old, new)
-                try:
-                    address = Crypto.open(data_key, blob, ad_prefix + row_id).decode()
-                except DecryptError:
-                    raise RotationError(f"{table.name}.{enc_column}: a row does not open") from None
-                fresh = new.address_hash(channel, address)
-                if not write:
-                    if stored not in (fresh, old.address_hash(channel, address)):
-                        raise RotationError(
-                            f"{table.name}.{hash_column} is not the hash of "
-                            f"{table.name}.{enc_column}: rotation would break lookups"
-                        )
-                    continue
-                if stored != fresh:
-                    await session.execute(
-                        update(table).where(pk == row_id).values({hash_column: fresh})
-                    )
-                    done += 1
-            last = rows[-1][0]
+                done += 1
+        return done
+
+    return await _in_batches(sessions, page, rehash)
 
 
 async def rotate_master(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from time import monotonic
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -11,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.vocabulary import ShiftKind
 from store.models import Absence, Confidant, Room, Shift, new_id
+
+ById = TypeVar("ById", Shift, Absence)
 
 
 class DutyCache:
@@ -84,11 +87,7 @@ class RotaRepo:
         return list((await self._s.scalars(q)).all())
 
     async def shift(self, shift_id: str) -> Shift | None:
-        found = await self._s.get(Shift, shift_id)
-        if found is None and len(shift_id) >= 4:
-            rows = (await self._s.scalars(select(Shift).where(Shift.id.startswith(shift_id)))).all()
-            found = rows[0] if len(rows) == 1 else None
-        return found
+        return await self._by_id(Shift, shift_id)
 
     async def remove_shift(self, shift: Shift) -> None:
         self._duty.clear()
@@ -108,10 +107,14 @@ class RotaRepo:
         return list((await self._s.scalars(q)).all())
 
     async def absence(self, absence_id: str) -> Absence | None:
-        found = await self._s.get(Absence, absence_id)
-        if found is None and len(absence_id) >= 4:
-            rows = (await self._s.scalars(
-                select(Absence).where(Absence.id.startswith(absence_id)))).all()
+        return await self._by_id(Absence, absence_id)
+
+    async def _by_id(self, model: type[ById], ref: str) -> ById | None:
+        """A row by its id, or by a prefix of 4+ characters that only it starts with
+        (what the admin copies from a listing's short ids)."""
+        found = await self._s.get(model, ref)
+        if found is None and len(ref) >= 4:
+            rows = (await self._s.scalars(select(model).where(model.id.startswith(ref)))).all()
             found = rows[0] if len(rows) == 1 else None
         return found
 

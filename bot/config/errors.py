@@ -5,6 +5,7 @@ path, and what is wrong in words; inputs are named by type, never echoed
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from types import UnionType
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -82,20 +83,18 @@ def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseMo
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
+_TOML_TYPE_NAMES: tuple[tuple[type | UnionType, str], ...] = (
+    (bool, "true/false"),  # before int: a bool is an int to Python
+    (int, "a number"),
+    (float, "a decimal number"),
+    (str, "a string"),
+    (list, "a list"),
+    (dict, "a table"),
+    (datetime | date | time, "a date/time"),
+)
+
+
 def _toml_type(value: Any) -> str:
     """Name a value's TOML type without printing it."""
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int):
-        return "a number"
-    if isinstance(value, float):
-        return "a decimal number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, datetime | date | time):
-        return "a date/time"
-    return type(value).__name__
+    return next((name for kind, name in _TOML_TYPE_NAMES if isinstance(value, kind)),
+                type(value).__name__)

@@ -68,10 +68,7 @@ class AbsencePages:
             people = await svc.confidants()
             every = await svc.absences(include_past=True)
         coming = [a for a in every if a.end >= today]
-        if error:
-            view.flash.append(("error", error))
-        elif view.request.query.get("done") in DONE:
-            view.flash.append(("ok", view.t(DONE[view.request.query["done"]])))
+        view.show_outcome(DONE, error)
         previous = (first - timedelta(days=1)).replace(day=1)
         following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
         weekdays = [view.day(monday_of(today) + timedelta(days=i), "EEE") for i in range(7)]

@@ -46,10 +46,7 @@ class ConfidantPages:
         query = view.request.query
         async with self.kit.service(view) as svc:
             people = await svc.confidants()
-        if error:
-            view.flash.append(("error", error))
-        elif query.get("done") in DONE:
-            view.flash.append(("ok", view.t(DONE[query["done"]])))
+        view.show_outcome(DONE, error)
         editing_id = editing_id or query.get("edit", "")
         editing = next((c for c in people if c.id == editing_id), None)
         return self.kit.render(

@@ -10,6 +10,7 @@ in a ``<script type="application/json">`` block, which is never executed.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -43,6 +44,17 @@ class View:
     tr: Translator
     flash: list[tuple[str, str]] = field(default_factory=list)
     """(kind, text) notes to show at the top: ``ok`` or ``error``."""
+
+    def show_outcome(self, done: Mapping[str, str], error: str = "",
+                     query: Mapping[str, str] | None = None) -> None:
+        """Say how the last change went: the refusal just met, else what the
+        ``?done=`` of the redirect after it names (``done`` maps it to a string key)."""
+        if error:
+            self.flash.append(("error", error))
+            return
+        key = done.get((self.request.query if query is None else query).get("done", ""))
+        if key is not None:
+            self.flash.append(("ok", self.t(key)))
 
     def t(self, key: str, **values: object) -> str:
         """The console's string ``webadmin.<key>`` in the admin's language."""

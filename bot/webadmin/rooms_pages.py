@@ -36,10 +36,7 @@ class RoomPages:
                    error_field: str = "", status: int = 200) -> web.Response:
         async with self.kit.service(view) as svc:
             rooms = await svc.rooms()
-        if error:
-            view.flash.append(("error", error))
-        elif view.request.query.get("done") in DONE:
-            view.flash.append(("ok", view.t(DONE[view.request.query["done"]])))
+        view.show_outcome(DONE, error)
         return self.kit.render(view, "rooms.html", status=status, section="rooms", rooms=rooms,
                                sent=sent.as_dict() if sent else {}, error_field=error_field)
 

@@ -104,8 +104,8 @@ class RotaPages:
         rows = self._rows(view, week, shown, confidants, absences)
         if form is None:
             form = self._form(view, shown, query)
-        if not form.error and query.get("done") in DONE:
-            view.flash.append(("ok", view.t(DONE[query["done"]])))
+        if not form.error:
+            view.show_outcome(DONE, query=query)
         lo, hi = self._range(shown, office)
         script_data = {
             "week": shown.label, "range": [lo, hi], "csrf": view.admin.csrf if view.admin else "",

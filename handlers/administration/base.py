@@ -4,8 +4,10 @@ typed days, times and dates (always `domain.parsing`)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from domain.parsing import OfficeHours, parse_date, parse_time, parse_weekday
@@ -54,6 +56,29 @@ def day_in(value: Calendar, what: str) -> date:
     return value if isinstance(value, date) else parsed(parse_date, value, what)
 
 
+class Retirable(Protocol):
+    """A thing the admin removes by marking it inactive (confidants, rooms)."""
+
+    @property
+    def active(self) -> bool: ...
+
+
+R = TypeVar("R", bound=Retirable)
+
+
+async def active_by_ref(ref: str, by_id: Callable[[str], Awaitable[R | None]],
+                        by_name: Callable[[str], Awaitable[R | None]], noun: str,
+                        field: str) -> R:
+    """An active ``noun`` by id or name (its id first), else a refusal that
+    tells where to look (``confidant admin <noun> list``)."""
+    ref = ref.strip()
+    found = await by_id(ref) or await by_name(ref)
+    if found is None or not found.active:
+        raise AdminError(f"adm.unknown_{noun}", f"no {noun} named '{ref}' (see: confidant "
+                         f"admin {noun} list)", field, name=ref)
+    return found
+
+
 class ServiceBase:
     """One admin's operations over one `AdminTx` (see `handlers.administration.service`)."""
 
@@ -75,12 +100,8 @@ class ServiceBase:
 
     async def _confidant(self, ref: str) -> Confidant:
         """An active confidant by id or name (case-insensitive when unique)."""
-        ref = ref.strip()
-        c = await self.tx.confidant_by_id(ref) or await self.tx.confidant_by_name(ref)
-        if c is None or not c.active:
-            raise AdminError("adm.unknown_confidant", f"no confidant named '{ref}' (see: "
-                             "confidant admin confidant list)", "confidant", name=ref)
-        return c
+        return await active_by_ref(ref, self.tx.confidant_by_id, self.tx.confidant_by_name,
+                                   "confidant", "confidant")
 
     async def _names(self) -> dict[str, str]:
         return {c.id: c.name for c in await self.tx.confidants(active_only=False)}

@@ -6,7 +6,16 @@ from datetime import date, datetime, time, timedelta
 
 from domain.parsing import monday_of, parse_week, week_label
 from domain.vocabulary import ShiftKind
-from handlers.administration.base import Calendar, Clock, Day, ServiceBase, day_in, day_of, time_of
+from handlers.administration.base import (
+    Calendar,
+    Clock,
+    Day,
+    ServiceBase,
+    active_by_ref,
+    day_in,
+    day_of,
+    time_of,
+)
 from handlers.administration.problems import AdminError, Problem, parsed
 from handlers.administration.validation import (
     Gap,
@@ -206,12 +215,8 @@ class RotaOps(ServiceBase):
         return [room_info(r) for r in await self.tx.rooms()]
 
     async def _room(self, ref: str) -> Room:
-        ref = ref.strip()
-        room = await self.tx.room_by_id(ref) or await self.tx.room_by_name(ref)
-        if room is None or not room.active:
-            raise AdminError("adm.unknown_room", f"no room named '{ref}' (see: confidant "
-                             "admin room list)", "name", name=ref)
-        return room
+        """An active room by id or name."""
+        return await active_by_ref(ref, self.tx.room_by_id, self.tx.room_by_name, "room", "name")
 
     async def add_room(self, name: str, site: str = "", notes: str = "", *,
                        dry_run: bool = False) -> RoomInfo:

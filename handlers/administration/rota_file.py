@@ -154,11 +154,7 @@ def parse_rota(text: str) -> RotaSpec:
             continue
         name = _text(entry, "name", key, problems)
         if name is not None:
-            if not name.strip():
-                problems.add(f"{key}.name", "must not be empty")
-            elif name.casefold() in names:
-                problems.add(f"{key}.name", f"'{name}' appears twice")
-            names.add(name.casefold())
+            _named_once(name, name.casefold(), key, names, problems)
         person = ConfidantSpec(name=(name or "").strip())
         for j, raw_shift in enumerate(_list(entry, "shift", key, problems)):
             shift = _parse_shift(raw_shift, f"{key}.shift[{j}]", problems)
@@ -184,17 +180,24 @@ def parse_rota(text: str) -> RotaSpec:
         notes = _text(entry, "notes", key, problems, "")
         if name is None:
             continue
-        if not name.strip():
-            problems.add(f"{key}.name", "must not be empty")
-        elif name.strip() in rooms:
-            problems.add(f"{key}.name", f"'{name}' appears twice")
-        rooms.add(name.strip())
+        _named_once(name, name.strip(), key, rooms, problems)
         spec.rooms.append(RoomSpec(name.strip(), (site or "").strip(), notes or ""))
     if problems.lines:
         more = len(problems.lines) - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
         raise RotaFileError(problems.lines[0] + suffix)
     return spec
+
+
+def _named_once(name: str, same_as: str, key: str, seen: set[str],
+                problems: _Problems) -> None:
+    """A name must be given, and only once in the file; ``same_as`` is the
+    name as two entries count the same (confidants regardless of case)."""
+    if not name.strip():
+        problems.add(f"{key}.name", "must not be empty")
+    elif same_as in seen:
+        problems.add(f"{key}.name", f"'{name}' appears twice")
+    seen.add(same_as)
 
 
 def _parse_shift(raw: Any, key: str, problems: _Problems) -> ShiftSpec | None:

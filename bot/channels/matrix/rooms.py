@@ -36,6 +36,19 @@ MEGOLM = "m.megolm.v1.aes-sha2"
 ENCRYPTION_STATE = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}}
 
 
+async def create_encrypted_room(connection: Connection, user: str, what: str,
+                                preset: RoomPreset, *, name: str | None = None,
+                                is_direct: bool = False) -> str:
+    """A new end-to-end encrypted room with only ``user`` invited; a refusal
+    of the homeserver is retried later (``what`` names the room in the reason)."""
+    resp = await connection.client.room_create(
+        name=name, is_direct=is_direct, preset=preset, invite=[user],
+        initial_state=[ENCRYPTION_STATE])
+    if isinstance(resp, RoomCreateError):
+        raise RetryLater(f"{what} creation failed: {resp.status_code}")
+    return str(resp.room_id)
+
+
 def addressed_user(out: Outbound) -> str | None:
     """The Matrix user a message is addressed to, when it names a user, not a room."""
     address = out.to.address
@@ -67,16 +80,8 @@ class CaseRooms:
 
     async def create(self, case: str, user: str) -> str:
         """A new encrypted room for the case, named with its code, only the confidant invited."""
-        client = self._connection.client
-        resp = await client.room_create(
-            name=case,
-            preset=RoomPreset.private_chat,
-            invite=[user],
-            initial_state=[ENCRYPTION_STATE],
-        )
-        if isinstance(resp, RoomCreateError):
-            raise RetryLater(f"room creation failed: {resp.status_code}")
-        room_id = str(resp.room_id)
+        room_id = await create_encrypted_room(self._connection, user, "room",
+                                              RoomPreset.private_chat, name=case)
         await self._state.set(f"case:{case}", room_id.encode())
         await self._state.set(f"room:{room_id}", case.encode())
         self._room_case[room_id] = case
@@ -139,15 +144,8 @@ class DmRooms:
                 await self._state.set(key, room.room_id.encode())
                 log.info("matrix: confidant DM room adopted")
                 return str(room.room_id)
-        resp = await client.room_create(
-            is_direct=True,
-            preset=RoomPreset.trusted_private_chat,
-            invite=[user],
-            initial_state=[ENCRYPTION_STATE],
-        )
-        if isinstance(resp, RoomCreateError):
-            raise RetryLater(f"DM creation failed: {resp.status_code}")
-        room_id = str(resp.room_id)
+        room_id = await create_encrypted_room(self._connection, user, "DM",
+                                              RoomPreset.trusted_private_chat, is_direct=True)
         await self._state.set(key, room_id.encode())
         log.info("matrix: confidant DM room created")
         return room_id

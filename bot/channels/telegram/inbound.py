@@ -203,6 +203,12 @@ async def _download(bot: Bot, file_id: str, declared_size: int | None) -> bytes:
     return data
 
 
+def _scrubbed(data: bytes) -> tuple[bytes, str, str]:
+    """An image re-encoded without its metadata: (bytes, mime type, file extension)."""
+    clean, mime = scrub_image(data)
+    return clean, mime, "png" if mime == "image/png" else "jpg"
+
+
 async def _media(bot: Bot, message: Message) -> Media | None:
     """Photo, document or voice as re-uploadable bytes; images scrubbed of metadata.
 
@@ -213,8 +219,7 @@ async def _media(bot: Bot, message: Message) -> Media | None:
     if message.photo:
         largest = max(message.photo, key=lambda p: (p.width * p.height, p.file_size or 0))
         data = await _download(bot, largest.file_id, largest.file_size)
-        clean, mime = scrub_image(data)
-        ext = "png" if mime == "image/png" else "jpg"
+        clean, mime, ext = _scrubbed(data)
         return Media("photo", clean, f"photo.{ext}", mime, caption)
     if message.document:
         doc = message.document
@@ -224,8 +229,7 @@ async def _media(bot: Bot, message: Message) -> Media | None:
         ext = ext if ext.isalnum() and 0 < len(ext) <= 5 else "bin"
         if mime.startswith(_IMAGE_DOCUMENT_TYPES):
             # An image sent "as file" keeps its EXIF/GPS: re-encode it too.
-            data, mime = scrub_image(data)
-            ext = "png" if mime == "image/png" else "jpg"
+            data, mime, ext = _scrubbed(data)
         return Media("document", data, f"document.{ext}", mime, caption)
     if message.voice:
         voice = message.voice
