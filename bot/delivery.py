@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot import metrics
 from bot.channels.base import Channel
-from domain.messages import Outbound, RetryLater, SendResult, Unreachable
-from domain.vocabulary import Role
+from bot.outcomes import MAX_BACKOFF, Behind, Outcome, backoff, write_outcomes
+from domain.messages import Outbound, RetryLater, Unreachable
 from handlers.context import Clock
 from store.db import is_transient
 from store.keyring import KeyringError
@@ -29,19 +27,12 @@ from store.store import Store, Tx
 
 log = logging.getLogger("confidant.delivery")
 
-MAX_BACKOFF = 300.0
 RECORD_SENT_PATIENCE = 300.0
 """How long a sent message waits for the database to record it as sent."""
 MARK_WAIT = 0.1
 """How long the sent mark of a fast-lane message may wait for the next
 event's transaction to carry it (`DeliveryWorker.carry_marks`) before it is
 written in a transaction of its own."""
-
-
-def backoff(attempts: int) -> float:
-    """Exponential with jitter: 0.5 s, 1 s, 2 s … capped at five minutes."""
-    base = min(MAX_BACKOFF, 0.5 * (2 ** min(attempts, 12)))
-    return base * random.uniform(0.8, 1.2)
 
 
 class DeliveryWorker:
@@ -69,17 +60,17 @@ class DeliveryWorker:
         """Rows the fast lane owns (claimed, being sent or recorded): passes skip them."""
         self._fast_recipients: set[bytes] = set()
         self._fast_tasks: set[asyncio.Task[None]] = set()
-        self._behind: dict[bytes, list[_Behind]] = {}
+        self._behind: dict[bytes, list[Behind]] = {}
         """Rows claimed for a recipient the lane is busy with, in claim order."""
-        self._queued: dict[int, _Behind] = {}
+        self._queued: dict[int, Behind] = {}
         self._held: dict[bytes, set[int]] = {}
         """Per recipient, the rows the lane holds that are still pending in the store."""
         self._waiting_behind: set[bytes] = set()
         """Recipients with messages queued behind one the fast lane holds:
         when that one is done, a pass must run for them."""
-        self._to_record: list[tuple[list[_Outcome], asyncio.Future[None]]] = []
+        self._to_record: list[tuple[list[Outcome], asyncio.Future[None]]] = []
         self._recording = False
-        self._unmarked: list[_Outcome] = []
+        self._unmarked: list[Outcome] = []
         """Sent by the fast lane, not yet recorded: their rows stay in
         `_inflight` (no pass sends them again) until the next event's
         transaction carries the marks, or `MARK_WAIT` passes."""
@@ -144,7 +135,7 @@ class DeliveryWorker:
                     continue
                 how[recipient] = way
             if way == "queue":
-                entry = _Behind(row, out, loop.create_future())
+                entry = Behind(row, out, loop.create_future())
                 self._behind.setdefault(recipient, []).append(entry)
                 self._queued[row.seq] = entry
             else:
@@ -197,14 +188,14 @@ class DeliveryWorker:
             if not held:
                 del self._held[row.recipient_hash]
 
-    def _take_behind(self, recipients: set[bytes]) -> list[_Behind]:
+    def _take_behind(self, recipients: set[bytes]) -> list[Behind]:
         """What was queued behind these recipients' work, oldest first."""
-        taken: list[_Behind] = []
+        taken: list[Behind] = []
         for recipient in recipients:
             taken.extend(self._behind.pop(recipient, []))
         return taken
 
-    def _give_up_behind(self, entries: list[_Behind]) -> None:
+    def _give_up_behind(self, entries: list[Behind]) -> None:
         """Leave queued rows to the passes (their order is kept there)."""
         for entry in entries:
             if entry.committed.done():
@@ -220,8 +211,8 @@ class DeliveryWorker:
         behind them meanwhile, then let passes see the recipients again."""
         recipients = {row.recipient_hash for row, _ in rows}
         owned = list(rows)
-        outcomes: list[_Outcome] = []
-        unmarked: list[_Outcome] = []
+        outcomes: list[Outcome] = []
+        unmarked: list[Outcome] = []
         leftover = False
         stalled: set[bytes] = set()
         try:
@@ -237,7 +228,7 @@ class DeliveryWorker:
                 chains: dict[bytes, list[tuple[DueMessage, Outbound]]] = {}
                 for row, out in batch:
                     chains.setdefault(row.recipient_hash, []).append((row, out))
-                sent_now: list[_Outcome] = []
+                sent_now: list[Outcome] = []
                 for chain_outcomes in await asyncio.gather(
                         *(self._send_chain(chain, now) for chain in chains.values())):
                     sent_now.extend(chain_outcomes)
@@ -284,7 +275,7 @@ class DeliveryWorker:
 
     # ------------------------------------------------------------ sent marks
 
-    def _defer_marks(self, outcomes: list[_Outcome]) -> None:
+    def _defer_marks(self, outcomes: list[Outcome]) -> None:
         """Keep sent marks for the next transaction, at most `MARK_WAIT`."""
         if not outcomes:
             return
@@ -299,14 +290,14 @@ class DeliveryWorker:
         self._mark_tasks.add(task)
         task.add_done_callback(self._mark_tasks.discard)
 
-    def _take_marks(self) -> list[_Outcome]:
+    def _take_marks(self) -> list[Outcome]:
         taken, self._unmarked = self._unmarked, []
         if self._mark_timer is not None:
             self._mark_timer.cancel()
             self._mark_timer = None
         return taken
 
-    async def carry_marks(self, tx: Tx) -> list[_Outcome]:
+    async def carry_marks(self, tx: Tx) -> list[Outcome]:
         """Write the waiting sent marks in the caller's transaction (the next
         event's): one commit per relayed message instead of two.  The caller
         reports with `marks_done` whether that transaction committed."""
@@ -319,7 +310,7 @@ class DeliveryWorker:
                 raise
         return taken
 
-    def marks_done(self, taken: list[_Outcome], committed: bool) -> None:
+    def marks_done(self, taken: list[Outcome], committed: bool) -> None:
         """The transaction that carried ``taken`` committed (the rows are
         delivered for good) or not (the marks wait for the next one)."""
         if not taken:
@@ -353,7 +344,7 @@ class DeliveryWorker:
             self.wake.set()
 
     async def _send_chain(self, chain: list[tuple[DueMessage, Outbound]],
-                          now: datetime) -> list[_Outcome]:
+                          now: datetime) -> list[Outcome]:
         outcomes = []
         for row, out in chain:
             outcome = await self._send(row, out, now)
@@ -362,7 +353,7 @@ class DeliveryWorker:
                 break
         return outcomes
 
-    async def _record_together(self, outcomes: list[_Outcome]) -> None:
+    async def _record_together(self, outcomes: list[Outcome]) -> None:
         """Record outcomes, coalescing whatever other fast sends finished
         meanwhile into the same transaction (fewer commits under load)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -450,14 +441,14 @@ class DeliveryWorker:
                 await self.unreachable(outcome.out)
         return len(due)
 
-    async def _send(self, row: DueMessage, out: Outbound | None, now: datetime) -> _Outcome:
+    async def _send(self, row: DueMessage, out: Outbound | None, now: datetime) -> Outcome:
         if out is None:
-            return _Outcome(row, None, "gone")
+            return Outcome(row, None, "gone")
         channel = self.channels.get(row.channel)
         if channel is None:
             metrics.count_delivery(row.channel, "retried")
             log.warning("no running channel for a pending message channel=%s", row.channel)
-            return _Outcome(row, out, "retry", now + timedelta(seconds=MAX_BACKOFF))
+            return Outcome(row, out, "retry", now + timedelta(seconds=MAX_BACKOFF))
         async with self._sem:
             started = time.perf_counter()
             try:
@@ -465,19 +456,19 @@ class DeliveryWorker:
             except Unreachable:
                 metrics.count_delivery(row.channel, "failed")
                 log.warning("recipient unreachable channel=%s case=%s", row.channel, out.case)
-                return _Outcome(row, out, "unreachable")
+                return Outcome(row, out, "unreachable")
             except Exception as exc:
                 after = exc.after if isinstance(exc, RetryLater) and exc.after else None
                 delay = max(after or 0.0, backoff(row.attempts))
                 metrics.count_delivery(row.channel, "retried")
                 log.info("delivery retry channel=%s attempt=%d kind=%s", row.channel,
                          row.attempts + 1, type(exc).__name__)
-                return _Outcome(row, out, "retry", now + timedelta(seconds=delay))
+                return Outcome(row, out, "retry", now + timedelta(seconds=delay))
         self.sent_count += 1
         metrics.count_delivery(row.channel, "sent", time.perf_counter() - started)
-        return _Outcome(row, out, "sent", result=result)
+        return Outcome(row, out, "sent", result=result)
 
-    async def _record(self, outcomes: list[_Outcome]) -> None:
+    async def _record(self, outcomes: list[Outcome]) -> None:
         """Record a pass, waiting out a busy or restarting database: giving up
         here would send messages a second time although nothing crashed."""
         delay = 0.1
@@ -494,24 +485,9 @@ class DeliveryWorker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    async def _write(self, tx: Tx, outcomes: list[_Outcome], now: datetime) -> None:
+    async def _write(self, tx: Tx, outcomes: list[Outcome], now: datetime) -> None:
         """The outcomes' statements, in ``tx``."""
-        for o in outcomes:
-            if o.kind == "sent":
-                await tx.outbox.mark_sent(o.row.seq, now)
-                pid = o.result.platform_message_id if o.result else None
-                # Only confidants answer by replying to a relayed message;
-                # a notice merely about a case (sealed with its key) is no
-                # message of the case to answer.
-                if pid and o.out is not None and o.row.case_id and o.out.case \
-                        and o.out.role == Role.CONFIDANT:
-                    await tx.links.record(o.out.to.channel, o.out.to.address, pid,
-                                          o.row.case_id)
-            elif o.kind == "retry":
-                assert o.retry_at is not None
-                await tx.outbox.retry(o.row.seq, o.retry_at)
-            else:  # unreachable, or its case is gone
-                await tx.outbox.fail(o.row.seq, now)
+        await write_outcomes(tx, outcomes, now)
         # Sent rows stop counting as waiting before the commit, not after:
         # an event recorded in between must not see them as held while the
         # store no longer has them pending.  Counted too low, the lane only
@@ -519,23 +495,3 @@ class DeliveryWorker:
         for o in outcomes:
             if o.kind == "sent":
                 self._held.get(o.row.recipient_hash, set()).discard(o.row.seq)
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    row: DueMessage
-    out: Outbound | None
-    kind: str
-    """``sent`` | ``retry`` | ``unreachable`` | ``gone``."""
-    retry_at: datetime | None = None
-    result: SendResult | None = None
-
-
-@dataclass(slots=True)
-class _Behind:
-    """A row claimed while the lane was busy with its recipient."""
-
-    row: DueMessage
-    out: Outbound
-    committed: asyncio.Future[bool]
-    """True once its transaction committed, False if it never will (or was given up)."""
