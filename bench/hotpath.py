@@ -45,6 +45,7 @@ import store.contacts
 import store.events
 import store.outbox
 import store.store
+from bot.runtime import settle_heap
 from domain.messages import Inbound
 from tests.support.memory_channel import make_harness, open_case
 
@@ -121,6 +122,7 @@ async def measure(n: int, db: str | None, callgrind: bool, profile: Path | None 
         emp = h.person("emp-1")
         await open_case(emp, sara)
         h.core.lane = h.worker  # as the app attaches it while delivery runs
+        settle_heap()  # as `confidant run` does once started (bot/runtime.py)
         worker = asyncio.create_task(h.worker.run())
         statements: collections.Counter[str] = collections.Counter()
 
