@@ -68,13 +68,15 @@ R = TypeVar("R", bound=Retirable)
 
 async def active_by_ref(ref: str, by_id: Callable[[str], Awaitable[R | None]],
                         by_name: Callable[[str], Awaitable[R | None]], noun: str,
-                        field: str) -> R:
+                        field: str, key: str) -> R:
     """An active ``noun`` by id or name (its id first), else a refusal that
-    tells where to look (``confidant admin <noun> list``)."""
+    tells where to look (``confidant admin <noun> list``).  ``key`` is the
+    refusal's content key, spelled out by the caller so the string check
+    (tests/test_ui_strings.py) sees it."""
     ref = ref.strip()
     found = await by_id(ref) or await by_name(ref)
     if found is None or not found.active:
-        raise AdminError(f"adm.unknown_{noun}", f"no {noun} named '{ref}' (see: confidant "
+        raise AdminError(key, f"no {noun} named '{ref}' (see: confidant "
                          f"admin {noun} list)", field, name=ref)
     return found
 
@@ -101,7 +103,7 @@ class ServiceBase:
     async def _confidant(self, ref: str) -> Confidant:
         """An active confidant by id or name (case-insensitive when unique)."""
         return await active_by_ref(ref, self.tx.confidant_by_id, self.tx.confidant_by_name,
-                                   "confidant", "confidant")
+                                   "confidant", "confidant", "adm.unknown_confidant")
 
     async def _names(self) -> dict[str, str]:
         return {c.id: c.name for c in await self.tx.confidants(active_only=False)}

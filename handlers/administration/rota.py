@@ -216,7 +216,8 @@ class RotaOps(ServiceBase):
 
     async def _room(self, ref: str) -> Room:
         """An active room by id or name."""
-        return await active_by_ref(ref, self.tx.room_by_id, self.tx.room_by_name, "room", "name")
+        return await active_by_ref(ref, self.tx.room_by_id, self.tx.room_by_name, "room", "name",
+                                   "adm.unknown_room")
 
     async def add_room(self, name: str, site: str = "", notes: str = "", *,
                        dry_run: bool = False) -> RoomInfo:
