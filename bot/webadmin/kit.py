@@ -108,11 +108,17 @@ class Kit:
         self.gate.end(response)
         return response
 
+    async def _signed_in(self, request: web.Request) -> tuple[Admin | None, View]:
+        """The request's admin (None without a live session) and its view:
+        the one prelude every route shares, so pages and changes cannot
+        disagree about who is signed in."""
+        admin = await self.gate.admin(request)
+        return admin, await self.view(request, admin)
+
     def page(self, handler: PageHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         """Wrap a route that shows something: an admin session or nothing."""
         async def route(request: web.Request) -> web.StreamResponse:
-            admin = await self.gate.admin(request)
-            view = await self.view(request, admin)
+            admin, view = await self._signed_in(request)
             if admin is None:
                 log.info("webadmin: page without a session refused")
                 return self.no_session(view)
@@ -125,8 +131,7 @@ class Kit:
         """Wrap a route that changes something: an admin session, our own
         site, and the session's token, checked before the form is read."""
         async def route(request: web.Request) -> web.StreamResponse:
-            admin = await self.gate.admin(request)
-            view = await self.view(request, admin)
+            admin, view = await self._signed_in(request)
             if admin is None:
                 log.info("webadmin: change without a session refused")
                 return self.no_session(view)
