@@ -41,7 +41,7 @@ from store.models import (
     new_id,
 )
 from store.rota import RotaRepo
-from store.tokens import LOGIN_TOKEN_LIFETIME, new_secret, secret_hash, usable
+from store.tokens import issue_link, new_secret, redeem_link, secret_hash
 
 if TYPE_CHECKING:
     from store.store import Store, Tx
@@ -221,18 +221,13 @@ class AdminTx:
 
     async def admin_token(self, account: AdminAccount, now: datetime) -> str:
         """A one-time web admin console login link's secret (24 hours)."""
-        secret, hashed = new_secret()
-        self._s.add(AdminLoginToken(token_hash=hashed, admin_id=account.id, created_at=now,
-                                    expires_at=now + LOGIN_TOKEN_LIFETIME))
-        await self._s.flush()
-        return secret
+        return await issue_link(self._s, AdminLoginToken(admin_id=account.id), now)
 
     async def redeem_admin_token(self, secret: str, now: datetime) -> AdminAccount | None:
         """The account a login link names, once, before it expires."""
-        row = await self._s.get(AdminLoginToken, secret_hash(secret))
-        if row is None or not usable(row.expires_at, row.used_at, now):
+        row = await redeem_link(self._s, AdminLoginToken, secret, now)
+        if row is None:
             return None
-        row.used_at = now
         return await self._s.get(AdminAccount, row.admin_id)
 
     async def open_admin_session(self, account: AdminAccount, now: datetime,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.ids import ChannelName
 from domain.messages import ChannelAddress
 from store.models import Confidant, ConfidantAddress, LoginToken, new_id
-from store.tokens import LOGIN_TOKEN_LIFETIME, new_secret, secret_hash, usable
+from store.tokens import issue_link, redeem_link
 from store.vault import Vault
 
 
@@ -152,16 +152,12 @@ class ConfidantRepo:
             ConfidantAddress.confidant_id == confidant.id))
 
     async def new_login_token(self, confidant: Confidant, now: datetime) -> str:
-        token, hashed = new_secret()
-        self._s.add(LoginToken(token_hash=hashed, confidant_id=confidant.id, created_at=now,
-                               expires_at=now + LOGIN_TOKEN_LIFETIME))
-        return token
+        return await issue_link(self._s, LoginToken(confidant_id=confidant.id), now)
 
     async def redeem_login_token(self, token: str, now: datetime) -> Confidant | None:
         """One use only, and only before it expires."""
-        row = await self._s.get(LoginToken, secret_hash(token))
-        if row is None or not usable(row.expires_at, row.used_at, now):
+        row = await redeem_link(self._s, LoginToken, token, now)
+        if row is None:
             return None
-        row.used_at = now
         c = await self._s.get(Confidant, row.confidant_id)
         return c if c is not None and c.active else None

@@ -378,15 +378,22 @@ class AuditEvent(Base):
     detail: Mapped[str] = mapped_column(String(255), default="")
 
 
-class LoginToken(Base):
-    """One-time login link for the web console; only its hash is kept."""
+class OneTimeLinkColumns:
+    """What every one-time login link row holds, whoever it opens for: the
+    secret's hash, when it was made, when it expires and when it was used.
+    One set of columns so `store.tokens` redeems both kinds by one rule."""
 
-    __tablename__ = "login_tokens"
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
-    confidant_id: Mapped[str] = mapped_column(ForeignKey("confidants.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LoginToken(OneTimeLinkColumns, Base):
+    """One-time login link for the web console; only its hash is kept."""
+
+    __tablename__ = "login_tokens"
+    confidant_id: Mapped[str] = mapped_column(ForeignKey("confidants.id", ondelete="CASCADE"))
 
 
 class AdminAccount(Base):
@@ -402,16 +409,12 @@ class AdminAccount(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class AdminLoginToken(Base):
+class AdminLoginToken(OneTimeLinkColumns, Base):
     """One-time login link for the web admin console; only its hash is kept."""
 
     __tablename__ = "admin_login_tokens"
-    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     admin_id: Mapped[str] = mapped_column(ForeignKey("admin_accounts.id", ondelete="CASCADE"),
                                           index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class AdminSession(Base):
