@@ -66,7 +66,6 @@ then ignored.  Any problem raises `ContentError` naming the file and the key.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -74,6 +73,7 @@ from typing import Any
 
 from domain.messages import Button, Menu
 from domain.vocabulary import SUPPORTED_LANGUAGES
+from handlers.crisis import CrisisMatcher
 from handlers.info_files import (
     CONTENT_DIR,
     CONTENT_PACKAGE,
@@ -86,7 +86,6 @@ from handlers.info_files import (
     apply_override,
     check_languages_agree,
     check_tree,
-    crisis_pattern,
     normalize_for_matching,
     parse_toml,
     shipped_language,
@@ -150,8 +149,7 @@ class InfoLibrary:
         self._crisis_words = {lang: tuple(c.crisis_words) for lang, c in contents.items()}
         every_word = [w for c in contents.values() for w in c.crisis_words]
         every_word.extend(other_crisis_words)
-        patterns = sorted({p for w in every_word if (p := crisis_pattern(w))})
-        self._crisis_re = re.compile("|".join(patterns)) if patterns else None
+        self._crisis = CrisisMatcher(every_word)
         self._languages = tuple(contents)
 
     @classmethod
@@ -256,9 +254,9 @@ class InfoLibrary:
         language, loaded or not (people switch language under stress), so the
         caller can show the urgent-help numbers at once.  ``lang`` is accepted
         for symmetry; all languages' words are checked."""
-        if not text or self._crisis_re is None:
+        if not text or not self._crisis:
             return False
-        return self._crisis_re.search(normalize_for_matching(text)) is not None
+        return self._crisis.matches(normalize_for_matching(text))
 
     def crisis_words(self, lang: str) -> tuple[str, ...]:
         """The reviewed crisis entries for one language (for review and tests)."""

@@ -26,7 +26,8 @@ DEFAULT_ORDER = 1000
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 LANG_FILE_RE = re.compile(r"^([a-z]{2})\.toml$")
-_CLAUSE_END = "|"
+CLAUSE_END = "|"
+"""What clause punctuation becomes in normalised text (its own word)."""
 _CLAUSE_PUNCT = frozenset(".!?;:,\n\r…¿¡")
 
 _PAGE_KEYS = frozenset({"title", "body", "parent", "order"})
@@ -91,7 +92,7 @@ def normalize_for_matching(text: str) -> str:
         if unicodedata.combining(ch):
             continue
         if ch in _CLAUSE_PUNCT:
-            out.append(f" {_CLAUSE_END} ")
+            out.append(f" {CLAUSE_END} ")
         elif ch.isalnum():
             out.append(ch)
         else:
@@ -99,23 +100,14 @@ def normalize_for_matching(text: str) -> str:
     return " ".join("".join(out).split())
 
 
-def crisis_pattern(entry: str) -> str | None:
-    """Turn one reviewed crisis entry into a regex fragment, or None when the
-    entry has no words left after normalisation."""
-    prefix = entry.endswith("*")
-    clause_end = entry.endswith("$")
-    core = entry[:-1] if prefix or clause_end else entry
-    words = [w for w in normalize_for_matching(core).split() if w != _CLAUSE_END]
-    if not words:
-        return None
-    body = r"\s+".join(re.escape(w) for w in words)
-    if prefix:
-        tail = r"\w*"
-    elif clause_end:
-        tail = rf"(?=\s*(?:{re.escape(_CLAUSE_END)}|$))"
-    else:
-        tail = r"(?!\w)"
-    return rf"(?<!\w){body}{tail}"
+def crisis_entry_words(entry: str) -> tuple[list[str], str] | None:
+    """One reviewed crisis entry as its normalised words and its tail (``*``:
+    the last word may continue, ``$``: the phrase ends its clause, ``""``:
+    neither), or None when no words are left after normalisation."""
+    tail = entry[-1] if entry.endswith(("*", "$")) else ""
+    core = entry[:-1] if tail else entry
+    words = [w for w in normalize_for_matching(core).split() if w != CLAUSE_END]
+    return (words, tail) if words else None
 
 
 def parse_toml(label: str, raw: str) -> dict[str, Any]:
@@ -227,7 +219,7 @@ def _crisis_words(file: str, key: str, value: object) -> list[str]:
             raise ContentError(file, where, "must be a non-empty string")
         if word.endswith(("*$", "$*")) or "*" in word[:-1] or "$" in word[:-1]:
             raise ContentError(file, where, "'*' or '$' may only appear once, at the end")
-        if crisis_pattern(word) is None:
+        if crisis_entry_words(word) is None:
             raise ContentError(file, where, "has no letters or digits")
     return [w.strip() for w in words]
 
