@@ -10,7 +10,6 @@ ciphertext copied into another row or column no longer opens.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import secrets
@@ -233,7 +232,7 @@ class Crypto:
         storing the address; without the master key it cannot be brute-forced
         from the (small) space of Telegram ids."""
         message = channel.encode() + b"\x00" + address.encode()
-        return hmac.new(self._address_key, message, hashlib.sha256).digest()
+        return hmac.digest(self._address_key, message, "sha256")
 
     def derive(self, purpose: str, length: int = KEY_LENGTH) -> bytes:
         """A secret for one named purpose (Matrix store pickle key, web
