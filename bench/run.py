@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shlex
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bench import relay
@@ -138,6 +140,18 @@ async def run(args: argparse.Namespace, command: str) -> Report:
     return report
 
 
+@contextlib.asynccontextmanager
+async def _stage(report: Report, what: str) -> AsyncIterator[None]:
+    """A scale stage that fails is a finding, not the end of the run: the
+    relays already measured are still written, with the failure in the notes."""
+    try:
+        yield
+    except Exception as exc:
+        _say(f"{what} FAILED: {exc!r}")
+        report.notes.append(f"**{what}: the stage failed** ({type(exc).__name__}: {exc}); "
+                            "its row is missing from this run.")
+
+
 async def _all(args: argparse.Namespace, report: Report, work: Path, pg) -> None:  # type: ignore[no-untyped-def]
     """The scenarios, with ``pg()`` making a fresh PostgreSQL database (or None)."""
     variants = args.variants.split(",")
@@ -177,18 +191,21 @@ async def _all(args: argparse.Namespace, report: Report, work: Path, pg) -> None
         _say(f"Confidant on a store of {args.open_cases:,} open + "
              f"{args.closed_cases:,} closed cases")
         seeding = SeedTiming()
-        result = await run_bot(work / "bot-big", big, explain=True, seeding=seeding)
-        report.big_store, report.seeding = result, seeding
-        report.plans = result.plans
+        async with _stage(report, "the big store"):
+            result = await run_bot(work / "bot-big", big, explain=True, seeding=seeding)
+            report.big_store, report.seeding = result, seeding
+            report.plans = result.plans
     if not args.skip_web:
         from bench.web_scale import run_web
         _say(f"web channel with {args.web_tabs} open employee tabs")
-        report.web = await run_web(work / "web", args.web_tabs, wl)
+        async with _stage(report, f"web channel with {args.web_tabs:,} open tabs"):
+            report.web = await run_web(work / "web", args.web_tabs, wl)
     if not args.skip_matrix:
         from bench.matrix_scale import run_matrix
         _say(f"Matrix channel in {args.rooms} rooms")
-        report.matrix = await run_matrix(work / "matrix", args.rooms, args.idle_seconds,
-                                         confidants=args.confidants)
+        async with _stage(report, f"Matrix channel in {args.rooms:,} rooms"):
+            report.matrix = await run_matrix(work / "matrix", args.rooms, args.idle_seconds,
+                                             confidants=args.confidants)
 
 
 def write(report: Report, out: Path) -> Path:

@@ -57,7 +57,8 @@ async def run_web(folder: Path, tabs: int, wl: Workload) -> WebResult:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     child: Child | None = None
-    http = aiohttp.ClientSession()
+    # Each open WebSocket holds a connection: no pool limit (aiohttp caps at 100).
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     sockets: list[aiohttp.ClientWebSocketResponse] = []
     try:
         setup = await make_setup(folder, telegram_base_url=double.base_url,
