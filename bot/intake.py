@@ -32,6 +32,16 @@ from store.store import Store, Tx
 
 log = logging.getLogger("confidant.intake")
 
+GROUP_LIMIT = 64
+"""Events recorded in one transaction at most: a group's first event waits
+for the whole group's commit, so groups stay short (a ``getUpdates`` answer
+holds up to 100)."""
+
+
+class GroupAbandoned(RuntimeError):
+    """The event waited for a group whose recording was cancelled (the
+    process is stopping): not recorded, the platform re-delivers it."""
+
 
 class FastLane(Protocol):
     """The delivery worker's way in for messages that can go out at once."""
@@ -62,7 +72,7 @@ class FastLane(Protocol):
 
 class Intake:
     """Runs the conversation (`handlers.router`) for every channel, one
-    transaction per event."""
+    transaction per event or per group of events arriving together."""
 
     def __init__(self, store: Store, settings: CoreSettings, info: InfoLibrary,
                  clock: Clock | None = None) -> None:
@@ -77,6 +87,8 @@ class Intake:
         self.lane: FastLane | None = None
         """The running delivery worker's fast lane (the app attaches it when
         delivery starts): takes messages straight after their commit."""
+        self._waiting: list[tuple[Inbound, asyncio.Future[bool]]] = []
+        self._recording = False
 
     # ---------------------------------------------------------------- inbound
 
@@ -86,13 +98,90 @@ class Intake:
         Retries on a busy or briefly unavailable database, so the channel
         only sees an exception when the event truly could not be recorded
         (and must then be re-delivered by the platform).
+
+        Events that arrive while another is being recorded (a ``getUpdates``
+        answer handed over at once, many web tabs, a webhook burst) wait and
+        are then recorded together, in arrival order, in one transaction: a
+        group commit.  The promise is the same for each (its effects and
+        messages commit together, before anything is sent); the commit and
+        the transaction's set-up are paid once per group instead of once per
+        event.  If anything in a group fails (a refusal, a race, a busy
+        database), nothing of it was committed and each of its events is
+        recorded alone, exactly as a lone event is.
         """
+        turn: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((inbound, turn))
+        if self._recording:
+            try:
+                if await turn:
+                    return  # recorded in the group of an earlier event
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled() and turn.result() is False:
+                    self._pass_the_turn()  # it was this event's turn to lead: the next one's
+                raise
+        else:
+            self._recording = True
+        group: list[tuple[Inbound, asyncio.Future[bool]]] = []
+        try:
+            await asyncio.sleep(0)  # the events already on their way join this group
+            group = self._waiting[:GROUP_LIMIT]
+            del self._waiting[:GROUP_LIMIT]
+            await self._record_group(group)
+        finally:
+            for _, other in group:
+                if other is not turn and not other.done():
+                    other.set_exception(GroupAbandoned())  # the leader was cancelled
+            if not group:  # cancelled before taking its group: not waiting any more
+                self._waiting = [w for w in self._waiting if w[1] is not turn]
+            self._pass_the_turn()
+        turn.result()  # this event's own failure, if any
+
+    def _pass_the_turn(self) -> None:
+        """The next waiting event leads the next group, or nobody waits."""
+        while self._waiting and self._waiting[0][1].done():
+            self._waiting.pop(0)  # its caller stopped waiting (cancelled): re-delivered
+        if self._waiting:
+            self._waiting[0][1].set_result(False)
+        else:
+            self._recording = False
+
+    async def _record_group(self, group: list[tuple[Inbound, asyncio.Future[bool]]]) -> None:
+        """Every event of ``group`` recorded (futures set), together if it can be."""
+        if len(group) > 1:
+            try:
+                await self._handle_once([inbound for inbound, _ in group])
+            except Exception:
+                log.info("group of %d events recorded one by one", len(group))
+            else:
+                for _, turn in group:
+                    if not turn.done():
+                        turn.set_result(True)
+                return
+        failed: dict[tuple[str, str], BaseException] = {}
+        for inbound, turn in group:
+            sender = (inbound.channel, inbound.sender)
+            try:
+                if sender in failed:
+                    # Never after an earlier event of the same person that was
+                    # not recorded: the platform re-delivers both, in order.
+                    raise failed[sender]
+                await self._handle_alone(inbound)
+            except Exception as exc:
+                failed.setdefault(sender, exc)
+                if not turn.done():
+                    turn.set_exception(exc)
+            else:
+                if not turn.done():
+                    turn.set_result(True)
+
+    async def _handle_alone(self, inbound: Inbound) -> None:
+        """One event in its own transaction, with the retries `handle` promises."""
         delay = 0.05
         raced = False
         refusal: UserError | None = None
         for attempt in range(12):
             try:
-                await self._handle_once(inbound, refusal)
+                await self._handle_once([inbound], refusal)
                 break
             except UserError as err:
                 # A refusal must change nothing: the step's transaction is
@@ -115,16 +204,17 @@ class Intake:
                     continue
                 raise
 
-    async def _handle_once(self, inbound: Inbound, refusal: UserError | None = None) -> None:
-        """One attempt: the event's transaction, then its messages on their way.
+    async def _handle_once(self, inbounds: Sequence[Inbound],
+                           refusal: UserError | None = None) -> None:
+        """One attempt: the events' transaction, then their messages on their way.
 
         Messages that can go out at once (due, nothing older pending for the
         recipient) are claimed by the fast lane before the commit, so no
         delivery pass can pick them up as well, and handed to it after the
         commit; everything else wakes the delivery worker.  The transaction
         also carries the sent marks of messages the lane delivered since
-        the last one (they are marked before anything of this event is
-        written, so its new rows do not count them as waiting).
+        the last one (they are marked before anything of these events is
+        written, so their new rows do not count them as waiting).
         """
         lane = self.lane
         claimed: list[tuple[DueMessage, Outbound]] = []
@@ -134,8 +224,9 @@ class Intake:
             async with self.store.tx() as tx:
                 if lane is not None:
                     carried = await lane.carry_marks(tx)
-                written = await self._record_event(tx, inbound, refusal)
-                if written is None:  # seen before: nothing changed
+                seen = [await self._record_event(tx, inbound, refusal) for inbound in inbounds]
+                written = sum(n for n in seen if n is not None)
+                if all(n is None for n in seen):  # all seen before: nothing changed
                     wake = False
                 elif lane is not None and written:
                     rows, fresh = await tx.outbox.fresh_rows(self.clock.now())

@@ -6,6 +6,7 @@ content never passed on.  Forward headers are never read."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -53,26 +54,62 @@ class Intake:
         self.on_inbound: InboundHandler | None = None
 
     async def handle_raw(self, bot: Bot, raw: dict[str, Any]) -> None:
-        """Parse one raw update and process it; an update PTB cannot parse still
-        reaches the core as "unsupported" (if it is a private message), so the
-        person gets an answer instead of silence.  Raises if the core did."""
+        """Parse one raw update and process it; raises if the core did."""
+        _, failure = await self.handle_many(bot, [raw])
+        if failure is not None:
+            raise failure
+
+    async def handle_many(self, bot: Bot, raws: list[dict[str, Any]]
+                          ) -> tuple[int, Exception | None]:
+        """Process a ``getUpdates`` answer: how many of its first updates
+        were handled (the offset may move past them), and the failure that
+        stopped there, if any.
+
+        Updates are translated one after the other (downloads included) and
+        each is handed to the core as soon as it is translated, without
+        waiting for the core: so they reach it in Telegram's order, and what
+        reaches it together (every text of the answer, or those before a
+        photo still downloading) is recorded in one transaction
+        (`bot.intake.Intake.handle`).  An update PTB cannot parse still
+        reaches the core as "unsupported" (if it is a private message), so
+        the person gets an answer instead of silence.
+        """
+        handing: list[asyncio.Task[None]] = []
+        failure: Exception | None = None
+        try:
+            for raw in raws:
+                try:
+                    inbound, query = await self._translate(bot, raw)
+                except Exception as exc:
+                    failure = exc  # this one and those after it come again
+                    break
+                handing.append(asyncio.ensure_future(self._hand_over(bot, inbound, query)))
+        except BaseException:
+            for task in handing:
+                task.cancel()  # stopping: nothing is confirmed, all come again
+            raise
+        outcomes = await asyncio.gather(*handing, return_exceptions=True)
+        for handled, outcome in enumerate(outcomes):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception):
+                    raise outcome
+                return handled, outcome
+        return len(outcomes), failure
+
+    async def _translate(self, bot: Bot, raw: dict[str, Any]
+                         ) -> tuple[Inbound | None, CallbackQuery | None]:
         try:
             update = Update.de_json(raw, bot)
         except Exception as exc:
             log.warning("telegram: unparsable update (%s)", type(exc).__name__)
-            inbound = fallback_inbound(raw)
-            if inbound is not None:
-                assert self.on_inbound is not None
-                await self.on_inbound(inbound)
-            return
-        await self._process(bot, update)
+            return fallback_inbound(raw), None
+        return await to_inbound(bot, update), update.callback_query
 
-    async def _process(self, bot: Bot, update: Update) -> None:
-        """Translate one update and hand it to the core; raises if the core did."""
+    async def _hand_over(self, bot: Bot, inbound: Inbound | None,
+                         query: CallbackQuery | None) -> None:
+        """Hand one translated update to the core; raises if the core did."""
         assert self.on_inbound is not None
-        query = update.callback_query
         try:
-            inbound = await to_inbound(bot, update)
             if inbound is not None:
                 await self.on_inbound(inbound)
                 log.debug("telegram: inbound handled")

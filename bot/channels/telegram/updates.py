@@ -135,18 +135,16 @@ class Updates:
             finally:
                 self._poll_call = None
             backoff = self._backoff_min
-            for raw in updates:
-                if self._stopping:
-                    break
-                try:
-                    await self.intake.handle_raw(bot, raw)
-                except Exception as exc:
-                    # Not confirmed: the next getUpdates starts at this update again.
-                    log.warning("telegram: inbound failed (%s), will retry", type(exc).__name__)
-                    await self._pause(backoff)
-                    backoff = min(backoff * 2, self._backoff_max)
-                    break
-                offset = int(raw["update_id"]) + 1
+            if not updates or self._stopping:
+                continue
+            handled, failure = await self.intake.handle_many(bot, updates)
+            if handled:
+                offset = int(updates[handled - 1]["update_id"]) + 1
+            if failure is not None:
+                # Not confirmed: the next getUpdates starts at this update again.
+                log.warning("telegram: inbound failed (%s), will retry", type(failure).__name__)
+                await self._pause(backoff)
+                backoff = min(backoff * 2, self._backoff_max)
         if offset is not None:
             try:  # confirm what was handled, so a restart does not see it again
                 await get_updates_raw(bot, {"offset": offset, "timeout": 0, "limit": 1})
