@@ -278,13 +278,17 @@ class OutboxRepo:
 
     async def waiting_behind(self, heads: list[tuple[bytes, int]]) -> set[bytes]:
         """Of these (recipient, head seq) pairs, the recipients with another
-        pending message after their head."""
+        pending message after their head.
+
+        The status is asked in each branch: SQLite then reads each
+        recipient's rows from the partial pending index (0002), where the
+        status asked once outside the ``OR`` made it read every pending row."""
         if not heads:
             return set()
         rows = await self._s.scalars(
             select(OutboxMessage.recipient_hash).distinct().where(
-                OutboxMessage.status == "pending",
-                or_(*(and_(OutboxMessage.recipient_hash == recipient, OutboxMessage.seq > seq)
+                or_(*(and_(OutboxMessage.status == "pending",
+                           OutboxMessage.recipient_hash == recipient, OutboxMessage.seq > seq)
                       for recipient, seq in heads))))
         return {bytes(h) for h in rows.all()}
 

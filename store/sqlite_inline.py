@@ -80,8 +80,8 @@ class InlineConnection:
 
     @property
     def raw(self) -> sqlite3.Connection:
-        """The ``sqlite3`` connection itself, for callers in `store` that run
-        a whole transaction in one go (see `store.hotpath`)."""
+        """The ``sqlite3`` connection itself, for the plain statements of
+        `store.driver` (same connection, same transaction)."""
         if self._db is None:
             raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
         return self._db

@@ -21,7 +21,7 @@ from store.channel_state import ChannelStateRepo
 from store.confidants import ConfidantCache, ConfidantRepo
 from store.contacts import ContactRepo
 from store.crypto import Crypto
-from store.db import create_engine, session_factory
+from store.db import closes_in_place, create_engine, session_factory
 from store.events import EventRepo
 from store.links import LinkRepo
 from store.models import DataKey
@@ -92,6 +92,7 @@ class Store:
         self.engine = engine
         self.crypto = crypto
         self._sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
+        self._close_in_place = closes_in_place(engine)
         self.keys = KeyCache()
         self.duty = DutyCache()
         self.people = ConfidantCache()
@@ -103,14 +104,27 @@ class Store:
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:
-        async with self._sessions() as session:
-            tx = Tx(session, self.crypto, self.keys, self.duty, self.people, self.system)
-            try:
-                async with session.begin():
+        if not self._close_in_place:
+            async with self._sessions() as session:
+                async with self._run(session) as tx:
                     yield tx
-            except BaseException:
-                tx.vault.rolled_back()
-                raise
+            return
+        session = self._sessions()
+        try:
+            async with self._run(session) as tx:
+                yield tx
+        finally:
+            await session.close()  # runs straight through: see `closes_in_place`
+
+    @asynccontextmanager
+    async def _run(self, session: AsyncSession) -> AsyncIterator[Tx]:
+        tx = Tx(session, self.crypto, self.keys, self.duty, self.people, self.system)
+        try:
+            async with session.begin():
+                yield tx
+        except BaseException:
+            tx.vault.rolled_back()
+            raise
 
     async def healthy(self) -> bool:
         """One trivial query, for the health probe; reads no data."""

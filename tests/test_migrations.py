@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -10,6 +11,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
+from domain.ids import ChannelName
+from domain.messages import ChannelAddress, Outbound
 from store.crypto import generate_master_key
 from store.db import create_engine
 from store.migrate import configure_options, current_revision, head_revision, upgrade
@@ -168,5 +171,92 @@ async def test_who_was_told_is_kept_once_and_goes_with_the_case(store_url: str) 
         finally:
             await engine.dispose()
         assert left == 0
+    finally:
+        await store.close()
+
+
+async def _table_kinds(url: str) -> dict[str, bool]:
+    """Whether each table of the SQLite database at ``url`` has a rowid."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            def read(sync: Connection) -> dict[str, bool]:
+                found = inspect(sync)
+                return {name: found.get_table_options(name).get("sqlite_with_rowid", True)
+                        for name in found.get_table_names()}
+            return await conn.run_sync(read)
+    finally:
+        await engine.dispose()
+
+
+async def _downgrade(url: str, revision: str) -> None:
+    from alembic import command
+
+    from store.migrate import alembic_config
+
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+
+            def down(sync: Connection) -> None:
+                config = alembic_config()
+                config.attributes["connection"] = sync
+                command.downgrade(config, revision)
+
+            await conn.run_sync(down)
+    finally:
+        await engine.dispose()
+
+
+async def test_table_kinds_on_sqlite_are_those_of_the_models(tmp_path: Path) -> None:
+    """`compare_metadata` does not look at ``WITHOUT ROWID``: this does."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'kinds.db'}"
+    await upgrade(url)
+    declared = {name: table.dialect_options["sqlite"]["with_rowid"]
+                for name, table in Base.metadata.tables.items()}
+    kinds = await _table_kinds(url)
+    assert {name: kinds[name] for name in declared} == declared
+    assert not declared["handled_events"] and not declared["message_links"]
+
+
+async def test_events_links_and_outbox_rows_survive_0006(store_url: str) -> None:
+    """A store at 0005 with a handled event, a reply link and a pending
+    message: after the upgrade (and back) the event is still known as
+    handled, a reply still finds its case and the message still goes out."""
+    now = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    to = ChannelAddress(ChannelName("memory"), "conf-sara")
+    await upgrade(store_url, "0005")
+    store = Store.open(store_url, generate_master_key())
+    try:
+        async with store.tx() as tx:
+            assert await tx.events.claim("memory", "event-1", now)
+            contact = await tx.contacts.create("memory", "emp-1", "chat", "en", now)
+            case = await tx.cases.create(contact, channel="memory", language="en",
+                                         chosen_confidant_id=None, now=now,
+                                         deadline=now + timedelta(days=10))
+            await tx.links.record("memory", "conf-sara", "m-41", case.id)
+            await tx.outbox.enqueue(Outbound(to=to, text="Still here?"), case.data_key_id,
+                                    case.id, now)
+            case_id = case.id
+
+        async def still_there() -> None:
+            async with store.tx() as tx:
+                assert not await tx.events.claim("memory", "event-1", now)
+                assert await tx.links.case_for("memory", "conf-sara", "m-41") == case_id
+                (due,) = await tx.outbox.due(now)
+                out = await tx.outbox.load(due.seq)
+                assert out is not None and out.text == "Still here?" and out.to == to
+
+        sqlite = store_url.startswith("sqlite")
+        await upgrade(store_url)
+        await still_there()
+        if sqlite:
+            kinds = await _table_kinds(store_url)
+            assert not kinds["handled_events"] and not kinds["message_links"]
+        await _downgrade(store_url, "0005")
+        await still_there()
+        if sqlite:
+            kinds = await _table_kinds(store_url)
+            assert kinds["handled_events"] and kinds["message_links"]
     finally:
         await store.close()
