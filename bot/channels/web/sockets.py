@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from bot.channels.base import InboundHandler
-from bot.channels.web.history import HISTORY_SHOW, Histories, shown_once
+from bot.channels.web.history import HISTORY_SHOW, LINES_KEEP, Histories, shown_once
 from bot.channels.web.resume import ResumeDesk
 from bot.channels.web.sessions import WebSessions
 from bot.channels.web.tabs import CLIENT_ID, BadInput, Tab, Tabs, error, parse, refuse
@@ -301,4 +301,8 @@ class Sockets:
                 log.error("web: inbound event could not be recorded (%s)", type(exc).__name__)
                 await tab.push({"type": "error", "code": "retry", "id": client_id})
                 return
+            if self.histories.pending(address) >= LINES_KEEP:
+                # Someone who writes much and hears little: fold the lines
+                # into the base now and then, so a load stays one query.
+                await self.histories.save(address, await self.histories.load(address))
         await tab.push({"type": "ack", "id": client_id, "item": item})
