@@ -4,22 +4,35 @@ sealed address, erased by shredding their keys."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.ids import ChannelName
 from domain.messages import ChannelAddress
+from store.driver import Rows, inline
 from store.models import Case, Confidant, Contact, new_id
 from store.vault import Vault
 
-_FIND = (select(Contact, Case, Confidant)
-         .outerjoin(Case, Case.id == Contact.active_case_id)
-         .outerjoin(Confidant, Confidant.id == Case.confidant_id)
-         .where(Contact.address_hash == bindparam("address_hash")))
+_Ts = TypeVarTuple("_Ts")
+
+
+def _found(query: Select[*_Ts]) -> Select[*_Ts]:
+    """Where a sender's contact, active case and its confidant are found."""
+    return (query.select_from(Contact)
+            .outerjoin(Case, Case.id == Contact.active_case_id)
+            .outerjoin(Confidant, Confidant.id == Case.confidant_id)
+            .where(Contact.address_hash == bindparam("address_hash")))
+
+
+_FIND = _found(select(Contact, Case, Confidant))
 """Built once (every event asks it): the hash comes as a parameter."""
+_FOUND = Rows(Contact, Case, Confidant)
+_FIND_SQL = _FOUND.sql(_found)
+"""`_FIND` as plain SQL for SQLite (see `store.driver.Rows`): the same rows."""
 
 
 class ContactRepo:
@@ -32,14 +45,21 @@ class ContactRepo:
         """The sender's contact.  Its active case and that case's confidant,
         if any, come along in the same query: nearly every event needs them
         next, and then finds them in the session instead of asking again."""
-        row = (await self._s.execute(
-            _FIND, {"address_hash": self._v.address_hash(channel, sender)})).first()
+        address_hash = self._v.address_hash(channel, sender)
+        plain = await inline(self._s)
+        if plain is None:
+            found = (await self._s.execute(_FIND, {"address_hash": address_hash})).first()
+            row: Sequence[Any] | None = None if found is None else tuple(found)
+        else:
+            raw = (await plain.run(_FIND_SQL, (address_hash,))).fetchone()
+            row = None if raw is None else _FOUND.adopt(self._s, raw)
         if row is None:
             return None
         # The session holds loaded objects only weakly: keep them alive for
         # this transaction, or they are gone (and fetched again) by then.
         self._kept = (row[1], row[2])
-        return row[0]
+        contact: Contact = row[0]
+        return contact
 
     async def by_id(self, contact_id: str) -> Contact | None:
         return await self._s.get(Contact, contact_id)

@@ -30,9 +30,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Select, select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
+from store.model_base import Base
 from store.models import UTCDateTime
 from store.sqlite_inline import InlineConnection
 
@@ -76,3 +80,60 @@ async def inline(session: AsyncSession) -> Inline | None:
         found = Inline(session, driver) if isinstance(driver, InlineConnection) else None
         session.info[_INLINE_KEY] = (session.sync_session.get_transaction(), found)
     return found
+
+
+class Rows:
+    """Plain ``SELECT``s whose rows become the session's loaded objects.
+
+    What SQLAlchemy's ORM does with a row (type conversion, identity map,
+    instance state) costs several times the query itself when it is the one
+    lookup every event makes (`store.contacts.ContactRepo.find`).  Here the
+    columns of each model, in table order, are selected by plain SQL; each
+    value goes through its column type's own result processor, so it is the
+    value the ORM would have loaded; and each object enters the session
+    through the public `make_transient_to_detached` and ``Session.add``, as
+    an object loaded in this session would be: unchanged, tracked from now
+    on, written by the next flush if a handler changes it.
+    """
+
+    def __init__(self, *models: type[Base]) -> None:
+        self.models = models
+        self._columns = [
+            [(model.__mapper__.get_property_by_column(col).key,
+              col.type.dialect_impl(_SQLITE).result_processor(_SQLITE, None))
+             for col in model.__table__.columns]
+            for model in models]
+
+    def sql(self, query: Callable[[Select[Any]], Select[Any]]) -> str:
+        """SQLite's text of ``query`` applied to a ``SELECT`` of every
+        model's columns in order (joins and conditions are the caller's)."""
+        columns = [col for model in self.models for col in model.__table__.columns]
+        return str(query(select(*columns)).compile(dialect=_SQLITE))
+
+    def adopt(self, session: AsyncSession, row: Sequence[Any]) -> list[Base | None]:
+        """One object per model from ``row`` (None where an outer join found
+        nothing); an object the session already holds is kept as it is, as
+        the ORM keeps it (its changes in this transaction are not lost)."""
+        sync = session.sync_session
+        out: list[Base | None] = []
+        at = 0
+        for model, columns in zip(self.models, self._columns, strict=True):
+            values = row[at:at + len(columns)]
+            at += len(columns)
+            out.append(None if values[0] is None else _adopt(sync, model, columns, values))
+        return out
+
+
+def _adopt(session: Session, model: type[Base],
+           columns: Sequence[tuple[str, Callable[[Any], Any] | None]],
+           values: Sequence[Any]) -> Base:
+    key = identity_key(model, (values[0],))  # every table here has a one-column key
+    held = session.identity_map.get(key)
+    if held is not None:
+        return held
+    obj = model()
+    obj.__dict__.update({name: value if convert is None or value is None else convert(value)
+                         for (name, convert), value in zip(columns, values, strict=True)})
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj

@@ -22,7 +22,7 @@ from domain.messages import ChannelAddress, Inbound, Outbound, SendResult
 from store.crypto import create_key_file, load_master_key
 from store.db import create_engine
 from store.migrate import upgrade
-from store.models import HandledEvent, MessageLink, OutboxMessage
+from store.models import Case, Confidant, Contact, HandledEvent, MessageLink, OutboxMessage
 from store.store import Store
 from tests.support.memory_channel import MEMORY, make_harness, open_case
 
@@ -195,4 +195,60 @@ async def test_nothing_is_sent_before_its_row_is_committed(store_url: str,
         assert all(status == "pending" for _, status in relayed), relayed
     finally:
         await check.engine.dispose()
+        await h.store.close()
+
+
+async def test_the_sender_lookup_loads_what_the_orm_loads(store_url: str,
+                                                           tmp_path: Path) -> None:
+    """On SQLite the contact, case and confidant come from plain SQL
+    (`store.driver.Rows`): every attribute must equal, in value and type,
+    what SQLAlchemy loads; a change to them must be written like any other;
+    an object the session already holds must stay the one it holds."""
+    h = await make_harness(store_url, tmp_path)
+    try:
+        sara = await h.add_confidant("Sara", "conf-sara")
+        emp = h.person("emp-1")
+        await open_case(emp, sara)
+        lonely = h.person("emp-2")
+        await lonely.say("/start")  # a contact without a case
+        for person in (emp, lonely):
+            async with h.store.tx() as tx:
+                found = await tx.contacts.find(person.channel, person.id)
+                assert found is not None
+                case = await tx.cases.by_id(found.active_case_id) if found.active_case_id else None
+                conf = (await tx.confidants.by_id(case.confidant_id)
+                        if case is not None and case.confidant_id else None)
+                plain = [found, case, conf]
+            async with h.store.tx() as tx:
+                row = (await tx.session.execute(
+                    select(Contact, Case, Confidant)
+                    .outerjoin(Case, Case.id == Contact.active_case_id)
+                    .outerjoin(Confidant, Confidant.id == Case.confidant_id)
+                    .where(Contact.id == found.id))).one()
+            for got, orm in zip(plain, row, strict=True):
+                assert (got is None) == (orm is None)
+                if orm is None:
+                    continue
+                for col in type(orm).__table__.columns:
+                    a, b = getattr(got, col.key), getattr(orm, col.key)
+                    assert a == b and type(a) is type(b), col.key
+        assert plain[1] is None and emp.id != lonely.id
+
+        async with h.store.tx() as tx:
+            contact = await tx.contacts.find(emp.channel, emp.id)
+            assert contact is not None and contact.active_case_id
+            case = await tx.cases.by_id(contact.active_case_id)
+            assert case is not None
+            case.theme = "stress"  # changed, then looked up again in the same unit
+            again = await tx.contacts.find(emp.channel, emp.id)
+            assert again is contact
+            assert await tx.cases.by_id(contact.active_case_id) is case
+            assert case.theme == "stress"
+            contact.language = "fr"
+        async with h.store.tx() as tx:
+            stored = await tx.session.get(Contact, contact.id)
+            stored_case = await tx.session.get(Case, case.id)
+            assert stored is not None and stored.language == "fr"
+            assert stored_case is not None and stored_case.theme == "stress"
+    finally:
         await h.store.close()

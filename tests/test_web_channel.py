@@ -31,19 +31,27 @@ USER_AGENT = "SecretAgentBrowser/9.9"
 
 @dataclass
 class Core:
-    """Records every inbound event; can be told to fail or to react."""
+    """Records every inbound event as `bot.intake.Intake` does (an event's
+    ``keep`` written with it, once, and answers sent only after it is
+    recorded); can be told to fail or to react."""
 
+    state: MemoryChannelState | None = None
     events: list[Inbound] = field(default_factory=list)
     fail_next: int = 0
     react: Callable[[Inbound], Awaitable[None]] | None = None
+    reactions: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def __call__(self, inbound: Inbound) -> None:
         if self.fail_next:
             self.fail_next -= 1
             raise RuntimeError("database unavailable")
+        if self.state is not None and all(e.event_id != inbound.event_id for e in self.events):
+            await self.state.change(dict(inbound.keep))
         self.events.append(inbound)
         if self.react is not None:
-            await self.react(inbound)
+            task = asyncio.create_task(self.react(inbound))
+            self.reactions.add(task)
+            task.add_done_callback(self.reactions.discard)
 
 
 class Clock:
@@ -120,8 +128,8 @@ async def _nothing_more(ws: aiohttp.ClientWebSocketResponse) -> None:
 
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
-    core = Core()
     state = MemoryChannelState()
+    core = Core(state)
     clock = Clock()
     tokens = {"good-token": CONFIDANT}
 
