@@ -256,6 +256,10 @@ class Intake:
         if not await tx.events.claim(inbound.channel, inbound.event_id, now):
             log.info("duplicate event ignored channel=%s", inbound.channel)
             return None
+        if inbound.keep:
+            state = tx.channel_state(inbound.channel)
+            for key, value in inbound.keep:
+                await state.set(key, value)
         ctx = await router.open_context(self, tx, inbound, now)
         if refusal is not None:
             await router.refuse(ctx, refusal)

@@ -91,6 +91,12 @@ class Inbound:
     """Kind of content the channel cannot relay (sticker, location, contact, poll…)."""
     case_hint: str | None = None
     """Case the platform context points to (e.g. a Matrix per-case room)."""
+    keep: tuple[tuple[str, bytes], ...] = ()
+    """Entries of the channel's own state (key, value) to write with the
+    event, in its transaction, only if the event is new: the channel's record
+    of it (the web page's copy of the person's words) is then durable exactly
+    when the event is, which is when the channel confirms it, and costs no
+    transaction of its own.  Sealed by the store like all channel state."""
 
     def __repr__(self) -> str:
         return (

@@ -7,7 +7,7 @@ together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 
 from sqlalchemy import select
@@ -17,13 +17,14 @@ from store.appointments import AppointmentRepo
 from store.audit import AuditRepo
 from store.buttons import ButtonRepo
 from store.cases import CaseRepo
+from store.channel_state import ChannelStateRepo
 from store.confidants import ConfidantCache, ConfidantRepo
 from store.contacts import ContactRepo
 from store.crypto import Crypto
 from store.db import closes_in_place, create_engine, session_factory
 from store.events import EventRepo
 from store.links import LinkRepo
-from store.models import ChannelStateEntry, DataKey, utcnow
+from store.models import DataKey
 from store.outbox import OutboxRepo
 from store.register import RegisterRepo
 from store.rota import DutyCache, RotaRepo
@@ -32,13 +33,25 @@ from store.vault import KeyCache, Vault
 SYSTEM_KEY_ID = "system"
 
 
+class SystemKeyState:
+    """Whether the system key's row is known to be committed, shared by the
+    transactions of one process: channel state is written on hot paths, and
+    looking the row up each time costs a query per transaction."""
+
+    def __init__(self) -> None:
+        self.committed = False
+
+
 class Tx:
     """One transaction and the repositories bound to it."""
 
     def __init__(self, session: AsyncSession, crypto: Crypto,
                  keys: KeyCache | None = None, duty: DutyCache | None = None,
-                 people: ConfidantCache | None = None) -> None:
+                 people: ConfidantCache | None = None,
+                 system: SystemKeyState | None = None) -> None:
         self.session = session
+        self._system = system if system is not None else SystemKeyState()
+        self._made_system = False
         self.vault = Vault(session, crypto, keys)
         self.events = EventRepo(session)
         self.audit = AuditRepo(session)
@@ -54,12 +67,22 @@ class Tx:
 
     async def system_key(self) -> str:
         """The key for data that belongs to no case or person (channel state)."""
-        if await self.session.get(DataKey, SYSTEM_KEY_ID) is None:
+        if self._system.committed:
+            return SYSTEM_KEY_ID
+        if await self.session.get(DataKey, SYSTEM_KEY_ID) is not None:
+            # Read back and not made here, so committed; it is never deleted.
+            self._system.committed = not self._made_system
+        else:
+            self._made_system = True
             key = self.vault.crypto.new_data_key()
             self.session.add(DataKey(id=SYSTEM_KEY_ID, purpose="system",
                                      wrapped=self.vault.crypto.wrap(SYSTEM_KEY_ID, key)))
             await self.session.flush()
         return SYSTEM_KEY_ID
+
+    def channel_state(self, channel: str) -> ChannelStateRepo:
+        """A channel's own state, written with whatever else this transaction writes."""
+        return ChannelStateRepo(self.session, self.vault, channel, self.system_key)
 
 
 class Store:
@@ -73,6 +96,7 @@ class Store:
         self.keys = KeyCache()
         self.duty = DutyCache()
         self.people = ConfidantCache()
+        self.system = SystemKeyState()
 
     @classmethod
     def open(cls, url: str, master_key: bytes) -> Store:
@@ -94,7 +118,7 @@ class Store:
 
     @asynccontextmanager
     async def _run(self, session: AsyncSession) -> AsyncIterator[Tx]:
-        tx = Tx(session, self.crypto, self.keys, self.duty, self.people)
+        tx = Tx(session, self.crypto, self.keys, self.duty, self.people, self.system)
         try:
             async with session.begin():
                 yield tx
@@ -119,48 +143,37 @@ class Store:
 
 
 class StoreChannelState:
-    """`bot.channels.base.ChannelState` backed by the store, sealed at rest."""
+    """`bot.channels.base.ChannelState` backed by the store, sealed at rest;
+    every call is one transaction."""
 
     def __init__(self, store: Store, channel: str) -> None:
         self._store = store
         self._channel = channel
 
-    def _ad_row(self, key: str) -> str:
-        return f"{self._channel}/{key}"
-
     async def get(self, key: str) -> bytes | None:
         async with self._store.tx() as tx:
-            row = await tx.session.get(ChannelStateEntry, (self._channel, key))
-            if row is None:
-                return None
-            return await tx.vault.open(row.data_key_id, row.value_enc, "channel_state.value_enc",
-                                       self._ad_row(key))
+            return await tx.channel_state(self._channel).get(key)
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        async with self._store.tx() as tx:
+            return await tx.channel_state(self._channel).get_many(keys)
 
     async def set(self, key: str, value: bytes) -> None:
         async with self._store.tx() as tx:
-            key_id = await tx.system_key()
-            sealed = await tx.vault.seal(key_id, value, "channel_state.value_enc",
-                                         self._ad_row(key))
-            row = await tx.session.get(ChannelStateEntry, (self._channel, key))
-            if row is None:
-                tx.session.add(ChannelStateEntry(channel=self._channel, key=key, value_enc=sealed,
-                                                 data_key_id=key_id, updated_at=utcnow()))
-            else:
-                row.value_enc = sealed
-                row.data_key_id = key_id
-                row.updated_at = utcnow()
+            await tx.channel_state(self._channel).set(key, value)
 
     async def delete(self, key: str) -> None:
         async with self._store.tx() as tx:
-            row = await tx.session.get(ChannelStateEntry, (self._channel, key))
-            if row is not None:
-                await tx.session.delete(row)
+            await tx.channel_state(self._channel).delete_many([key])
+
+    async def change(self, puts: Mapping[str, bytes], deletes: Iterable[str] = ()) -> None:
+        """Write ``puts`` and delete ``deletes`` together, or neither."""
+        async with self._store.tx() as tx:
+            state = tx.channel_state(self._channel)
+            await state.delete_many(k for k in deletes if k not in puts)
+            for key, value in puts.items():
+                await state.set(key, value)
 
     async def keys(self, prefix: str = "") -> list[str]:
         async with self._store.tx() as tx:
-            rows = await tx.session.scalars(select(ChannelStateEntry.key).where(
-                ChannelStateEntry.channel == self._channel,
-                ChannelStateEntry.key.startswith(prefix)))
-            return list(rows.all())
-
-
+            return await tx.channel_state(self._channel).keys(prefix)

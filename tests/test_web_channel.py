@@ -19,6 +19,7 @@ import pytest
 
 from bot.channels.base import MemoryChannelState
 from bot.channels.web import STATIC_DIR, WebChannel
+from bot.channels.web.history import LINES_KEEP
 from bot.channels.web.receipts import lockout_seconds, normalize_passphrase
 from bot.channels.web.security import CSP
 from domain.ids import CaseCode, ChannelName
@@ -31,19 +32,27 @@ USER_AGENT = "SecretAgentBrowser/9.9"
 
 @dataclass
 class Core:
-    """Records every inbound event; can be told to fail or to react."""
+    """Records every inbound event as `bot.intake.Intake` does (an event's
+    ``keep`` written with it, once, and answers sent only after it is
+    recorded); can be told to fail or to react."""
 
+    state: MemoryChannelState | None = None
     events: list[Inbound] = field(default_factory=list)
     fail_next: int = 0
     react: Callable[[Inbound], Awaitable[None]] | None = None
+    reactions: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def __call__(self, inbound: Inbound) -> None:
         if self.fail_next:
             self.fail_next -= 1
             raise RuntimeError("database unavailable")
+        if self.state is not None and all(e.event_id != inbound.event_id for e in self.events):
+            await self.state.change(dict(inbound.keep))
         self.events.append(inbound)
         if self.react is not None:
-            await self.react(inbound)
+            task = asyncio.create_task(self.react(inbound))
+            self.reactions.add(task)
+            task.add_done_callback(self.reactions.discard)
 
 
 class Clock:
@@ -120,8 +129,8 @@ async def _nothing_more(ws: aiohttp.ClientWebSocketResponse) -> None:
 
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
-    core = Core()
     state = MemoryChannelState()
+    core = Core(state)
     clock = Clock()
     tokens = {"good-token": CONFIDANT}
 
@@ -724,6 +733,44 @@ async def test_history_older_than_retention_is_not_shown() -> None:
         await channel.send(Outbound(to=_to("someone"), text="new"), "k-new")
         history = json.loads(b"".join(state._data.values()))
         assert [i["text"] for i in history["items"]] == ["new"]
+    finally:
+        await channel.stop()
+
+
+async def test_a_long_conversation_is_kept_in_order_across_a_restart(env: Env) -> None:
+    """Lines are folded into the base now and then and numbered on after a
+    restart: nothing is written over, nothing is shown twice or out of order."""
+    tab = await env.employee()
+    said: list[str] = []
+    for n in range(2 * LINES_KEEP + 5):
+        if n % 20 == 7:
+            await env.channel.send(Outbound(to=_to(tab.identity), text=f"answer {n}"), f"a-{n}")
+            assert (await tab.next())["item"]["text"] == f"answer {n}"
+            said.append(f"answer {n}")
+        await tab.say(f"words {n}", client_id=f"c0ffee00-0000-4000-8000-{n:012d}")
+        assert (await tab.next())["type"] == "ack"
+        said.append(f"words {n}")
+    lines = [k for k in env.state._data if k.count(":") == 3]
+    assert 0 < len(lines) < LINES_KEEP
+    reloaded = await env.employee(tab.identity)
+    assert [i["text"] for i in reloaded.ready["history"]] == said
+
+    await env.channel.stop()  # the process ends; a new one starts on the same state
+    core = Core(env.state)
+    channel = WebChannel("127.0.0.1:0", None, env.state, env.channel.redeem_login, ["nl"], "nl",
+                         "Acme", clock=env.clock)
+    await channel.start(core)
+    env.channel = channel
+    try:
+        back = await env.employee(tab.identity)
+        assert [i["text"] for i in back.ready["history"]] == said
+        await back.say("after the restart", client_id="c0ffee00-0000-4000-8000-ffffffffffff")
+        assert (await back.next())["type"] == "ack"
+        await channel.send(Outbound(to=_to(tab.identity), text="answered"), "after")
+        assert (await back.next())["item"]["text"] == "answered"
+        again = await env.employee(tab.identity)
+        assert [i["text"] for i in again.ready["history"]] == [
+            *said, "after the restart", "answered"]
     finally:
         await channel.stop()
 

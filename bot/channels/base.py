@@ -8,7 +8,7 @@ the delivery worker become platform API calls.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Protocol
 
 from domain.ids import ChannelName
@@ -43,9 +43,17 @@ class ChannelState(Protocol):
 
     async def get(self, key: str) -> bytes | None: ...
 
+    async def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """The values of those ``keys`` that exist, read at once."""
+        ...
+
     async def set(self, key: str, value: bytes) -> None: ...
 
     async def delete(self, key: str) -> None: ...
+
+    async def change(self, puts: Mapping[str, bytes], deletes: Iterable[str] = ()) -> None:
+        """Write ``puts`` and delete ``deletes`` together, or neither."""
+        ...
 
 
 class Channel(Protocol):
@@ -90,8 +98,16 @@ class MemoryChannelState:
     async def get(self, key: str) -> bytes | None:
         return self._data.get(key)
 
+    async def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        return {k: self._data[k] for k in keys if k in self._data}
+
     async def set(self, key: str, value: bytes) -> None:
         self._data[key] = value
 
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)
+
+    async def change(self, puts: Mapping[str, bytes], deletes: Iterable[str] = ()) -> None:
+        for key in deletes:
+            self._data.pop(key, None)
+        self._data.update(puts)

@@ -330,9 +330,12 @@ class WebChannel:
             if opening:
                 item["opening"] = True
                 history["items"] = [i for i in history["items"] if not i.get("opening")]
-            history["items"].append(item)
-            history["keys"][idempotency_key] = item["id"]
-            await self.histories.save(address, history)
+            if erased is not None or opening or self.histories.needs_compacting(address, history):
+                history["items"].append(item)
+                history["keys"][idempotency_key] = item["id"]
+                await self.histories.save(address, history)
+            else:  # the common case: one small sealed line, not the whole history
+                await self.histories.append(address, item, idempotency_key)
             for tab in self.tabs.of(address):
                 if erased is not None:
                     await tab.push({"type": "case-erased", "case": erased, "drop": dropped})

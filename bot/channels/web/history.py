@@ -26,10 +26,28 @@ log = logging.getLogger("confidant.web")
 HISTORY_KEEP = 500
 HISTORY_SHOW = 300
 KEYS_KEEP = 2000
+LINES_KEEP = 48
+"""Lines written since the last compaction after which the next message
+compacts them into the base record instead of adding one more."""
+WINDOW = 64
+"""Line numbers read per query when looking for lines after a restart; a
+window whose last quarter is empty ends the search (a failed event leaves
+its number unused, and a page gives up after five tries)."""
 
 
 class Histories:
-    """The conversations and employee records of the web channel."""
+    """The conversations and employee records of the web channel.
+
+    A conversation is kept as a base record (the items, trimmed, and the
+    idempotency keys of what was shown) plus one line per item added since
+    (``<base key>:<number>``), each sealed on its own.  Adding an item seals
+    and writes only that line, so it can ride in a transaction that is
+    written anyway: the person's own words commit with their event
+    (`Inbound.keep`).  Every change other than adding (an erased case, a
+    replaced overview, trimming) rewrites the base and deletes the lines it
+    read, in one transaction.  Line numbers come from this process (the
+    channel serves every tab of an identity, under its lock); after a
+    restart they are found again from the base's ``next``."""
 
     def __init__(
         self, state: ChannelState, clock: Callable[[], float], retention_seconds: int | None
@@ -37,25 +55,97 @@ class Histories:
         self.state = state
         self.clock = clock
         self.retention_seconds = retention_seconds
+        self._marks: dict[str, tuple[int, int]] = {}
+        """Per address: the first line not in the base, and the next line number."""
 
     async def load(self, address: str) -> dict[str, Any]:
         """``{"items": [...], "keys": {idempotency key: item id}}``, without
-        items older than the retention period."""
-        raw = await self.state.get(state_key("hist", address))
-        if raw is None:
-            return {"items": [], "keys": {}}
-        data: dict[str, Any] = json.loads(raw)
+        items older than the retention period (plus the private ``_lines``
+        and ``_stale`` that `save` and `pending` use)."""
+        base = state_key("hist", address)
+        marks = self._marks.get(address)
+        if marks is None:
+            raw = await self.state.get(base)
+            floor = int(json.loads(raw).get("next", 0)) if raw is not None else 0
+            lines = await self._lines(base, floor, None)
+        else:
+            floor, top = marks
+            wanted = [base, *(_line_key(base, n) for n in range(floor, top))]
+            got = await self.state.get_many(wanted)
+            raw = got.pop(base, None)
+            lines = {_line_number(k): v for k, v in got.items()}
+        data: dict[str, Any] = json.loads(raw) if raw is not None else {"items": [], "keys": {}}
+        data.pop("next", None)
+        for n in sorted(lines):
+            line = json.loads(lines[n])
+            data["items"].append(line["item"])
+            if line.get("key"):
+                data["keys"][line["key"]] = line["item"]["id"]
+        top = max(lines) + 1 if lines else floor
+        if marks is not None:
+            top = max(top, marks[1])
+        self._marks[address] = (floor, top)
+        data["_lines"] = [_line_key(base, n) for n in lines]
+        data["_stale"] = False
         if self.retention_seconds is not None:
             oldest = self.clock() - self.retention_seconds
-            data["items"] = [i for i in data["items"] if i.get("ts", 0) >= oldest]
+            kept = [i for i in data["items"] if i.get("ts", 0) >= oldest]
+            data["_stale"] = len(kept) != len(data["items"])
+            data["items"] = kept
         return data
 
+    async def _lines(self, base: str, floor: int, top: int | None) -> dict[int, bytes]:
+        """The lines from ``floor`` on, window by window (see `WINDOW`)."""
+        found: dict[int, bytes] = {}
+        lo = floor
+        while True:
+            got = await self.state.get_many(_line_key(base, n) for n in range(lo, lo + WINDOW))
+            found.update((_line_number(k), v) for k, v in got.items())
+            if not got or max(found) < lo + WINDOW * 3 // 4:
+                return found
+            lo += WINDOW
+
+    def pending(self, address: str) -> int:
+        """How many lines a `load` read besides the base (0 when unknown)."""
+        floor, top = self._marks.get(address, (0, 0))
+        return top - floor
+
+    def needs_compacting(self, address: str, history: dict[str, Any]) -> bool:
+        """Whether the next item should rewrite the base instead of adding a
+        line: many lines, or items past their retention still stored."""
+        return bool(history.get("_stale")) or self.pending(address) >= LINES_KEEP
+
+    async def line(self, address: str, item: dict[str, Any],
+                   key: str | None = None) -> tuple[str, bytes]:
+        """The state entry that adds ``item`` (shown for ``key``) to the
+        history, for the caller to write; call it with the address lock held.
+        Its number is taken whether or not the entry is ever written."""
+        if address not in self._marks:
+            await self.load(address)
+        floor, top = self._marks[address]
+        self._marks[address] = (floor, top + 1)
+        value = json.dumps({"item": item, "key": key}).encode()
+        return _line_key(state_key("hist", address), top), value
+
+    async def append(self, address: str, item: dict[str, Any], key: str | None = None) -> None:
+        """Add one item in a transaction of its own (address lock held)."""
+        entry_key, value = await self.line(address, item, key)
+        await self.state.set(entry_key, value)
+
     async def save(self, address: str, history: dict[str, Any]) -> None:
-        history["items"] = history["items"][-HISTORY_KEEP:]
+        """Rewrite the base from ``history`` (as `load` gave it, changed) and
+        drop the lines it was read with, together (address lock held)."""
+        if address not in self._marks:
+            await self.load(address)
+        _, top = self._marks[address]
         keys = history["keys"]
         if len(keys) > KEYS_KEEP:
-            history["keys"] = dict(list(keys.items())[-KEYS_KEEP:])
-        await self.state.set(state_key("hist", address), json.dumps(history).encode())
+            keys = dict(list(keys.items())[-KEYS_KEEP:])
+        base = {"items": history["items"][-HISTORY_KEEP:], "keys": keys, "next": top}
+        await self.state.change({state_key("hist", address): json.dumps(base).encode()},
+                                history.get("_lines", ()))
+        self._marks[address] = (top, top)
+        history.update(items=base["items"], keys=keys, _lines=[], _stale=False)
 
     async def employee(self, address: str) -> dict[str, Any] | None:
         """The record of an issued employee identity (``receipts``: case codes
@@ -81,8 +171,18 @@ class Histories:
     async def erase(self, address: str) -> None:
         """Drop the identity's record and conversation (its receipts are the
         resume desk's to void, before this)."""
-        await self.state.delete(state_key("emp", address))
-        await self.state.delete(state_key("hist", address))
+        history = await self.load(address)
+        await self.state.change({}, [state_key("emp", address), state_key("hist", address),
+                                     *history["_lines"]])
+        self._marks.pop(address, None)
+
+
+def _line_key(base: str, number: int) -> str:
+    return f"{base}:{number}"
+
+
+def _line_number(key: str) -> int:
+    return int(key.rsplit(":", 1)[1])
 
 
 def without_case(items: list[dict[str, Any]], case: str) -> list[dict[str, Any]]:

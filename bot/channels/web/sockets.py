@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from bot.channels.base import InboundHandler
-from bot.channels.web.history import HISTORY_SHOW, Histories, shown_once
+from bot.channels.web.history import HISTORY_SHOW, LINES_KEEP, Histories, shown_once
 from bot.channels.web.resume import ResumeDesk
 from bot.channels.web.sessions import WebSessions
 from bot.channels.web.tabs import CLIENT_ID, BadInput, Tab, Tabs, error, parse, refuse
@@ -275,37 +275,34 @@ class Sockets:
             item["button"] = True
         if case_hint:
             item["case"] = case_hint
-        fresh = False
-        async with self.tabs.lock(address):
-            history = await self.histories.load(address)
-            if not any(i.get("cid") == client_id for i in history["items"]):
-                history["items"].append(item)
-                await self.histories.save(address, history)
-                fresh = True
-        inbound = Inbound(
-            channel=self.channel,
-            sender=address,
-            chat=address,
-            event_id=event_id,
-            text=text,
-            button=button,
-            language_hint=tab.language,
-            case_hint=case_hint,
-        )
-        if fresh:
-            await self.tabs.push(address, {"type": "message", "item": item}, but=tab)
         if self.on_inbound is None:
             raise RuntimeError("web channel used before start()")
-        try:
-            await self.on_inbound(inbound)
-        except Exception as exc:
-            # Only the type: database errors can quote parameters.
-            log.error("web: inbound event could not be recorded (%s)", type(exc).__name__)
-            if fresh:
-                async with self.tabs.lock(address):
-                    history = await self.histories.load(address)
-                    history["items"] = [i for i in history["items"] if i.get("cid") != client_id]
-                    await self.histories.save(address, history)
-            await tab.push({"type": "error", "code": "retry", "id": client_id})
-            return
+        # The line commits with the event (`Inbound.keep`): acknowledged means
+        # both are kept, a retried frame finds its event seen and adds nothing.
+        # The lock keeps the line's number in order with what is sent to the
+        # address meanwhile.
+        async with self.tabs.lock(address):
+            inbound = Inbound(
+                channel=self.channel,
+                sender=address,
+                chat=address,
+                event_id=event_id,
+                text=text,
+                button=button,
+                language_hint=tab.language,
+                case_hint=case_hint,
+                keep=(await self.histories.line(address, item),),
+            )
+            await self.tabs.push(address, {"type": "message", "item": item}, but=tab)
+            try:
+                await self.on_inbound(inbound)
+            except Exception as exc:
+                # Only the type: database errors can quote parameters.
+                log.error("web: inbound event could not be recorded (%s)", type(exc).__name__)
+                await tab.push({"type": "error", "code": "retry", "id": client_id})
+                return
+            if self.histories.pending(address) >= LINES_KEEP:
+                # Someone who writes much and hears little: fold the lines
+                # into the base now and then, so a load stays one query.
+                await self.histories.save(address, await self.histories.load(address))
         await tab.push({"type": "ack", "id": client_id, "item": item})
