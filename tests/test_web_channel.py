@@ -22,6 +22,7 @@ from bot.channels.web import STATIC_DIR, WebChannel
 from bot.channels.web.history import LINES_KEEP
 from bot.channels.web.receipts import lockout_seconds, normalize_passphrase
 from bot.channels.web.security import CSP
+from bot.channels.web.sessions import state_key
 from domain.ids import CaseCode, ChannelName
 from domain.messages import Button, ChannelAddress, Inbound, Menu, Outbound, OutboundKind
 from domain.vocabulary import Control, Role
@@ -550,6 +551,9 @@ async def test_forget_erases_history_and_receipts(env: Env) -> None:
     await env.channel.forget(tab.identity)
     assert (await tab.next())["type"] == "forgotten"
     assert (await _resume(env, "K7F-3MQ", passphrase))[0] == 403
+    left = b"".join(env.state._data.values())  # base, lines and record: all gone
+    assert b"I need help" not in left and b"Case opened" not in left
+    assert not [k for k in env.state._data if k.startswith(state_key("hist", tab.identity))]
     again = await env.employee(tab.identity)
     assert again.identity != tab.identity and again.ready["history"] == []
 
