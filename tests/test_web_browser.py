@@ -5,6 +5,7 @@ context.  Screenshots land in ``test-artifacts/``."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -30,14 +31,24 @@ def _web(address: str) -> ChannelAddress:
 @dataclass
 class FakeCore:
     """Forwards employee words to the confidant and back, like the real core
-    would for one case; records everything it handles."""
+    would for one case; records everything it handles, each event's ``keep``
+    with it (once), and answers once it is recorded, as the intake and the
+    delivery worker do."""
 
     channel: WebChannel
     employee: str | None = None
     events: list[Inbound] = field(default_factory=list)
+    answers: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def __call__(self, inbound: Inbound) -> None:
+        if all(e.event_id != inbound.event_id for e in self.events):
+            await self.channel.state.change(dict(inbound.keep))
         self.events.append(inbound)
+        task = asyncio.create_task(self._answer(inbound))
+        self.answers.add(task)
+        task.add_done_callback(self.answers.discard)
+
+    async def _answer(self, inbound: Inbound) -> None:
         key = inbound.event_id
         if inbound.sender == CONFIDANT:
             text = inbound.text or ""

@@ -22,6 +22,7 @@ from bot.channels.web import STATIC_DIR, WebChannel
 from bot.channels.web.history import LINES_KEEP
 from bot.channels.web.receipts import lockout_seconds, normalize_passphrase
 from bot.channels.web.security import CSP
+from bot.channels.web.sessions import state_key
 from domain.ids import CaseCode, ChannelName
 from domain.messages import Button, ChannelAddress, Inbound, Menu, Outbound, OutboundKind
 from domain.vocabulary import Control, Role
@@ -328,6 +329,10 @@ async def test_retried_message_keeps_its_event_id(env: Env) -> None:
     again = await env.employee(tab.identity)
     mine = [i for i in again.ready["history"] if i["from"] == "me"]
     assert [i["text"] for i in mine] == ["first try"]
+    await again.say("first try", client_id="33333333-2222-4333-8444-555555555555")
+    assert (await again.next())["type"] == "ack"  # its ack was lost: sent once more
+    once_more = await env.employee(tab.identity)
+    assert [i["text"] for i in once_more.ready["history"] if i["from"] == "me"] == ["first try"]
 
 
 async def test_same_client_id_from_two_identities_gives_two_event_ids(env: Env) -> None:
@@ -546,6 +551,9 @@ async def test_forget_erases_history_and_receipts(env: Env) -> None:
     await env.channel.forget(tab.identity)
     assert (await tab.next())["type"] == "forgotten"
     assert (await _resume(env, "K7F-3MQ", passphrase))[0] == 403
+    left = b"".join(env.state._data.values())  # base, lines and record: all gone
+    assert b"I need help" not in left and b"Case opened" not in left
+    assert not [k for k in env.state._data if k.startswith(state_key("hist", tab.identity))]
     again = await env.employee(tab.identity)
     assert again.identity != tab.identity and again.ready["history"] == []
 
@@ -735,6 +743,34 @@ async def test_history_older_than_retention_is_not_shown() -> None:
         assert [i["text"] for i in history["items"]] == ["new"]
     finally:
         await channel.stop()
+
+
+async def test_a_message_costs_the_store_one_write_and_no_read(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the tab open, the person's words ride in their event's
+    transaction (`Inbound.keep`: no call of the channel's own) and a message
+    to them is one small write, without reading the history back."""
+    tab = await env.employee()
+    calls: list[str] = []
+    for name in ("get", "get_many", "set", "delete", "change"):
+        method = getattr(env.state, name)
+
+        def counted(*args: Any, _name: str = name, _method: Any = method) -> Any:
+            calls.append(_name)
+            return _method(*args)
+
+        monkeypatch.setattr(env.state, name, counted)
+    for n in range(3):
+        await tab.say(f"words {n}", client_id=f"c0ffee00-0000-4000-8000-{n:012d}")
+        assert (await tab.next())["type"] == "ack"
+    assert calls == ["change"] * 3  # the test core writing each event's keep
+    calls.clear()
+    await env.channel.send(Outbound(to=_to(tab.identity), text="answer"), "a-1")
+    assert (await tab.next())["item"]["text"] == "answer"
+    assert calls == ["set"]
+    reloaded = await env.employee(tab.identity)
+    assert [i["text"] for i in reloaded.ready["history"]] == [
+        "words 0", "words 1", "words 2", "answer"]
 
 
 async def test_a_long_conversation_is_kept_in_order_across_a_restart(env: Env) -> None:

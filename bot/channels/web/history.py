@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,10 @@ KEYS_KEEP = 2000
 LINES_KEEP = 48
 """Lines written since the last compaction after which the next message
 compacts them into the base record instead of adding one more."""
+CACHE_SIZE = 256
+"""Conversations kept decrypted in memory, least recently used out first."""
+CACHE_ENTRY_BYTES = 128 * 1024
+"""A conversation stored bigger than this (inline images) is read each time."""
 WINDOW = 64
 """Line numbers read per query when looking for lines after a restart; a
 window whose last quarter is empty ends the search (a failed event leaves
@@ -57,17 +62,40 @@ class Histories:
         self.retention_seconds = retention_seconds
         self._marks: dict[str, tuple[int, int]] = {}
         """Per address: the first line not in the base, and the next line number."""
+        self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        """The stored conversations read or written lately, as stored (every
+        write goes through here, under the address lock), so a message to an
+        open tab needs no read of the store.  Dropped when a write failed."""
 
     async def load(self, address: str) -> dict[str, Any]:
         """``{"items": [...], "keys": {idempotency key: item id}}``, without
         items older than the retention period (plus the private ``_lines``
-        and ``_stale`` that `save` and `pending` use)."""
+        and ``_stale`` that `save` and `pending` use).  Yours to change: the
+        lists are copies (the items themselves are shared)."""
+        kept = self._cache.get(address)
+        if kept is None:
+            kept = await self._read(address)
+            self._keep(address, kept)
+        else:
+            self._cache.move_to_end(address)
+        data: dict[str, Any] = {"items": list(kept["items"]), "keys": dict(kept["keys"]),
+                                "_lines": list(kept["_lines"]), "_stale": False}
+        if self.retention_seconds is not None:
+            oldest = self.clock() - self.retention_seconds
+            fresh = [i for i in data["items"] if i.get("ts", 0) >= oldest]
+            data["_stale"] = len(fresh) != len(data["items"])
+            data["items"] = fresh
+        return data
+
+    async def _read(self, address: str) -> dict[str, Any]:
+        """The stored conversation: base and lines, in one query once the
+        line numbers are known."""
         base = state_key("hist", address)
         marks = self._marks.get(address)
         if marks is None:
             raw = await self.state.get(base)
             floor = int(json.loads(raw).get("next", 0)) if raw is not None else 0
-            lines = await self._lines(base, floor, None)
+            lines = await self._lines(base, floor)
         else:
             floor, top = marks
             wanted = [base, *(_line_key(base, n) for n in range(floor, top))]
@@ -86,15 +114,20 @@ class Histories:
             top = max(top, marks[1])
         self._marks[address] = (floor, top)
         data["_lines"] = [_line_key(base, n) for n in lines]
-        data["_stale"] = False
-        if self.retention_seconds is not None:
-            oldest = self.clock() - self.retention_seconds
-            kept = [i for i in data["items"] if i.get("ts", 0) >= oldest]
-            data["_stale"] = len(kept) != len(data["items"])
-            data["items"] = kept
+        data["_size"] = len(raw or b"") + sum(len(v) for v in lines.values())
         return data
 
-    async def _lines(self, base: str, floor: int, top: int | None) -> dict[int, bytes]:
+    def _keep(self, address: str, kept: dict[str, Any]) -> None:
+        """Remember a stored conversation unless it is too big to (images)."""
+        if kept["_size"] > CACHE_ENTRY_BYTES:
+            self._cache.pop(address, None)
+            return
+        self._cache[address] = kept
+        self._cache.move_to_end(address)
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    async def _lines(self, base: str, floor: int) -> dict[int, bytes]:
         """The lines from ``floor`` on, window by window (see `WINDOW`)."""
         found: dict[int, bytes] = {}
         lo = floor
@@ -127,10 +160,33 @@ class Histories:
         value = json.dumps({"item": item, "key": key}).encode()
         return _line_key(state_key("hist", address), top), value
 
+    def added(self, address: str, entry: tuple[str, bytes], item: dict[str, Any],
+              key: str | None = None) -> None:
+        """The entry `line` gave is committed (or its event was seen before,
+        so it was then): the kept copy shows it too, once."""
+        kept = self._cache.get(address)
+        # A page that missed its ack sends again: the event was seen, nothing written.
+        if kept is not None and not any(i.get("id") == item["id"] for i in kept["items"]):
+            kept["items"].append(item)
+            kept["_lines"].append(entry[0])
+            kept["_size"] += len(entry[1])
+            if key:
+                kept["keys"][key] = item["id"]
+            self._keep(address, kept)
+
+    def unsure(self, address: str) -> None:
+        """A write may or may not have landed: read the store next time."""
+        self._cache.pop(address, None)
+
     async def append(self, address: str, item: dict[str, Any], key: str | None = None) -> None:
         """Add one item in a transaction of its own (address lock held)."""
-        entry_key, value = await self.line(address, item, key)
-        await self.state.set(entry_key, value)
+        entry = await self.line(address, item, key)
+        try:
+            await self.state.set(*entry)
+        except BaseException:
+            self.unsure(address)
+            raise
+        self.added(address, entry, item, key)
 
     async def save(self, address: str, history: dict[str, Any]) -> None:
         """Rewrite the base from ``history`` (as `load` gave it, changed) and
@@ -142,9 +198,16 @@ class Histories:
         if len(keys) > KEYS_KEEP:
             keys = dict(list(keys.items())[-KEYS_KEEP:])
         base = {"items": history["items"][-HISTORY_KEEP:], "keys": keys, "next": top}
-        await self.state.change({state_key("hist", address): json.dumps(base).encode()},
-                                history.get("_lines", ()))
+        encoded = json.dumps(base).encode()
+        try:
+            await self.state.change({state_key("hist", address): encoded},
+                                    history.get("_lines", ()))
+        except BaseException:
+            self.unsure(address)
+            raise
         self._marks[address] = (top, top)
+        self._keep(address, {"items": list(base["items"]), "keys": dict(keys), "_lines": [],
+                             "_size": len(encoded)})
         history.update(items=base["items"], keys=keys, _lines=[], _stale=False)
 
     async def employee(self, address: str) -> dict[str, Any] | None:
@@ -175,6 +238,7 @@ class Histories:
         await self.state.change({}, [state_key("emp", address), state_key("hist", address),
                                      *history["_lines"]])
         self._marks.pop(address, None)
+        self._cache.pop(address, None)
 
 
 def _line_key(base: str, number: int) -> str:

@@ -282,6 +282,7 @@ class Sockets:
         # The lock keeps the line's number in order with what is sent to the
         # address meanwhile.
         async with self.tabs.lock(address):
+            entry = await self.histories.line(address, item)
             inbound = Inbound(
                 channel=self.channel,
                 sender=address,
@@ -291,7 +292,7 @@ class Sockets:
                 button=button,
                 language_hint=tab.language,
                 case_hint=case_hint,
-                keep=(await self.histories.line(address, item),),
+                keep=(entry,),
             )
             await self.tabs.push(address, {"type": "message", "item": item}, but=tab)
             try:
@@ -299,8 +300,10 @@ class Sockets:
             except Exception as exc:
                 # Only the type: database errors can quote parameters.
                 log.error("web: inbound event could not be recorded (%s)", type(exc).__name__)
+                self.histories.unsure(address)  # a commit can fail after it landed
                 await tab.push({"type": "error", "code": "retry", "id": client_id})
                 return
+            self.histories.added(address, entry, item)
             if self.histories.pending(address) >= LINES_KEEP:
                 # Someone who writes much and hears little: fold the lines
                 # into the base now and then, so a load stays one query.
