@@ -7,7 +7,6 @@ errors are worth retrying.
 
 from __future__ import annotations
 
-import functools
 import sqlite3
 import weakref
 from pathlib import Path
@@ -20,6 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
+from store.checkpoint import Checkpointer
 from store.sqlite_inline import InlineConnection
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -58,7 +58,7 @@ def _sqlite_file(url: URL) -> Path | None:
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any, *,
-                       busy_timeout_ms: int | None = None) -> None:
+                       busy_timeout_ms: int | None = None, autocheckpoint: bool = True) -> None:
     """Apply the per-connection pragmas that make SQLite safe for a busy bot:
     WAL so readers never block the writer, a busy timeout so short lock
     contention waits instead of failing, enforced foreign keys, and
@@ -75,6 +75,8 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any, *,
         cursor.execute("PRAGMA foreign_keys = ON")
         # Erased rows and shredded keys are overwritten in the file, not just unlinked.
         cursor.execute("PRAGMA secure_delete = ON")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint = 0")
     finally:
         cursor.close()
 
@@ -116,8 +118,18 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             return InlineConnection.open(path, _busy_patience)
 
         engine = _create_async_engine(parsed, echo=echo, async_creator=connect, **pool)
-        event.listen(engine.sync_engine, "connect",
-                     functools.partial(_on_sqlite_connect, busy_timeout_ms=0))
+        checkpointer = Checkpointer(path)
+
+        def connected(dbapi_connection: Any, record: Any) -> None:
+            # No checkpoint inside a commit on the loop's thread: see `store.checkpoint`.
+            _on_sqlite_connect(dbapi_connection, record, busy_timeout_ms=0, autocheckpoint=False)
+            checkpointer.opened()
+
+        def closing(dbapi_connection: Any, record: Any) -> None:
+            checkpointer.closed()
+
+        event.listen(engine.sync_engine, "connect", connected)
+        event.listen(engine.sync_engine, "close", closing)
         _IN_PLACE.add(engine.sync_engine)
         return engine
     if backend == "postgresql":
