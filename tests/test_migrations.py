@@ -77,23 +77,8 @@ async def test_diff_detects_a_missing_migration(store_url: str) -> None:
 
 
 async def test_downgrade_to_base_removes_everything(store_url: str) -> None:
-    from alembic import command
-
-    from store.migrate import alembic_config
-
     await upgrade(store_url)
-    engine = create_engine(store_url)
-    try:
-        async with engine.begin() as conn:
-
-            def down(sync: Connection) -> None:
-                config = alembic_config()
-                config.attributes["connection"] = sync
-                command.downgrade(config, "base")
-
-            await conn.run_sync(down)
-    finally:
-        await engine.dispose()
+    await _downgrade(store_url, "base")
     assert await _tables(store_url) <= {"alembic_version"}
 
 
