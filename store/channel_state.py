@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,10 +34,10 @@ def _upsert(insert: Any) -> Any:
 
 _UPSERT = {"postgresql": _upsert(pg_insert), "sqlite": _upsert(sqlite_insert)}
 """Built once per dialect: the values come as parameters."""
-_UPSERT_SQLITE = ("INSERT INTO channel_state (channel, key, value_enc, data_key_id, updated_at) "
-                  "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, key) DO UPDATE SET "
-                  "value_enc = excluded.value_enc, data_key_id = excluded.data_key_id, "
-                  "updated_at = excluded.updated_at")
+_UPSERT_SQLITE = str(_UPSERT["sqlite"].compile(dialect=sqlite_dialect.dialect()))
+"""The same statement as SQLite's text, for `store.driver`'s plain path
+(parameters in table column order: channel, key, value_enc, data_key_id,
+updated_at)."""
 
 
 class ChannelStateRepo:

@@ -32,7 +32,7 @@ CHECKPOINT_EVERY = 1.0
 
 
 class Checkpointer:
-    """Checkpoints one SQLite file while `connections` of the bot are open."""
+    """Checkpoints one SQLite file while any of the bot's connections to it is open."""
 
     def __init__(self, path: Path, every: float = CHECKPOINT_EVERY) -> None:
         self._path = path

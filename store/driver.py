@@ -97,6 +97,11 @@ class Rows:
     """
 
     def __init__(self, *models: type[Base]) -> None:
+        for model in models:
+            # `adopt` finds a row's identity in its first column.
+            key = [col for col in model.__table__.columns if col.primary_key]
+            if len(key) != 1 or key[0] is not next(iter(model.__table__.columns)):
+                raise TypeError(f"{model.__name__}: Rows needs a one-column key, first")
         self.models = models
         self._columns = [
             [(model.__mapper__.get_property_by_column(col).key,
@@ -127,7 +132,7 @@ class Rows:
 def _adopt(session: Session, model: type[Base],
            columns: Sequence[tuple[str, Callable[[Any], Any] | None]],
            values: Sequence[Any]) -> Base:
-    key = identity_key(model, (values[0],))  # every table here has a one-column key
+    key = identity_key(model, (values[0],))  # a one-column key, first (see `Rows`)
     held = session.identity_map.get(key)
     if held is not None:
         return held
